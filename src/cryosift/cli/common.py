@@ -1,0 +1,58 @@
+"""What every command shares: one-line errors with exit code 2, and progress bars."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from cryosift.errors import InputError
+
+console = Console(stderr=True)
+
+
+def guarded(command: str) -> Callable:
+    """Decorate a command's ``main``: bad input ends in one line on stderr and exit code 2."""
+
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(*args, **kwargs)
+            except InputError as exc:
+                print(f"cryosift {command}: error: {exc.message}", file=sys.stderr)
+                raise typer.Exit(2) from None
+            except KeyboardInterrupt:
+                print(f"cryosift {command}: interrupted, nothing written", file=sys.stderr)
+                raise typer.Exit(130) from None
+
+        return inner
+
+    return wrap
+
+
+def progress_bar() -> Progress:
+    """A rich progress bar on stderr (hidden when stderr is not a terminal)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    )

@@ -1,0 +1,176 @@
+"""Clean a particle set: stream its images, run the detector, write inliers and outliers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cryosift.errors import InputError
+from cryosift.io.atomic import write_all_or_nothing
+from cryosift.io.particles import ParticleSet, write_cs_subset, write_particles_star
+from cryosift.outliers.detector import VERDICTS, Correlator, DetectorParams, detect
+from cryosift.outliers.rules import DEFAULT_PRESET, get_rules
+from cryosift.preprocess.fourier import phase_flip_and_crop
+
+#: Memory the image buffers of one chunk may take, bytes.
+CHUNK_BYTES = 256 * 2**20
+
+
+@dataclass
+class CleanConfig:
+    """Parameters of ``cryosift clean``.
+
+    Particle size: ``diameter_A`` (needs the pixel size) or ``radius_px`` (pixels of the input
+    images). ``size`` is the side the images are Fourier-cropped to (never up-sampled),
+    ``peaks`` the number A of correlation maxima, ``phase_flip`` ``None`` for automatic
+    (flip when the input has CTF parameters and is not marked as already flipped).
+    """
+
+    diameter_A: float | None = None
+    radius_px: float | None = None
+    size: int = 55
+    peaks: int = 10
+    rules: str = DEFAULT_PRESET
+    phase_flip: bool | None = None
+    chunk: int | None = None
+    workers: int = -1
+
+
+@dataclass
+class CleanResult:
+    """Per-particle table (one row per input particle, input order) and run statistics."""
+
+    table: pd.DataFrame
+    size: int
+    radius: float
+    seconds: float
+    phase_flipped: bool
+    stats: dict = field(default_factory=dict)
+
+    @property
+    def inliers(self) -> np.ndarray:
+        return np.flatnonzero(self.table["verdict"].to_numpy() == "inlier")
+
+    @property
+    def outliers(self) -> np.ndarray:
+        return np.flatnonzero(self.table["verdict"].to_numpy() != "inlier")
+
+    def counts(self) -> dict[str, int]:
+        v = self.table["verdict"].to_numpy()
+        return {name: int((v == name).sum()) for name in VERDICTS}
+
+
+def detector_geometry(pset: ParticleSet, cfg: CleanConfig) -> DetectorParams:
+    """Downsampled size d and radius r (px of the downsampled images) for this particle set."""
+    if cfg.peaks < 3:
+        raise InputError(None, f"--peaks must be at least 3 (got {cfg.peaks})")
+    if cfg.radius_px is not None:
+        radius = float(cfg.radius_px)
+    elif cfg.diameter_A is not None:
+        if not pset.angpix:
+            raise InputError(
+                pset.source, "pixel size unknown: pass --angpix, or give the size as --radius-px"
+            )
+        radius = cfg.diameter_A / 2 / pset.angpix
+    else:
+        raise InputError(None, "give the particle size as --diameter-A or --radius-px")
+    if not np.isfinite(radius) or radius <= 0:
+        raise InputError(None, f"particle radius must be positive (got {radius:g} px)")
+    if 2 * radius >= pset.box:
+        raise InputError(
+            pset.source,
+            f"particle radius {radius:.1f} px does not fit the {pset.box} px box "
+            f"(diameter must be smaller than the box)",
+        )
+    d = min(int(cfg.size), pset.box)
+    return DetectorParams(size=d, radius=radius * d / pset.box, peaks=cfg.peaks)
+
+
+def _check_finite(images: np.ndarray, pset: ParticleSet, start: int) -> None:
+    bad = ~np.isfinite(images).all(axis=(1, 2))
+    if bad.any():
+        rows = np.flatnonzero(bad) + start
+        stack = pset.stack_of(int(rows[0]))
+        same = [int(pset.image_index[r]) + 1 for r in rows if pset.stack_of(int(r)) == stack]
+        shown = ", ".join(map(str, same[:5])) + (", ..." if len(same) > 5 else "")
+        raise InputError(stack, f"NaN or Inf pixel values in image(s) {shown}")
+
+
+def clean_particles(
+    pset: ParticleSet,
+    cfg: CleanConfig,
+    on_progress: Callable[[int], None] | None = None,
+) -> CleanResult:
+    """Run the detector over every particle of ``pset`` in bounded-memory chunks.
+
+    ``on_progress(n)`` is called after each chunk with the number of images just done.
+    """
+    rules = get_rules(cfg.rules)
+    params = detector_geometry(pset, cfg)
+    flip = cfg.phase_flip
+    if flip is None:
+        flip = pset.ctf is not None and not pset.phase_flipped
+    if flip and pset.ctf is None:
+        raise InputError(pset.source, "--phase-flip needs CTF parameters, which this file lacks")
+    if flip and not pset.angpix:
+        raise InputError(pset.source, "phase flipping needs the pixel size: pass --angpix")
+    chunk = cfg.chunk or int(np.clip(CHUNK_BYTES // (pset.box * pset.box * 4 * 8), 64, 8192))
+
+    def prepared():
+        for start, raw in pset.iter_chunks(chunk):
+            _check_finite(raw, pset, start)
+            ctf = pset.ctf.take(np.arange(start, start + len(raw))) if flip else None
+            yield start, phase_flip_and_crop(raw, params.size, ctf, pset.angpix, cfg.workers)
+
+    t0 = time.perf_counter()
+    stack_mean = 0.0
+    if rules.normalise == "stack":
+        total, count = 0.0, 0
+        for _, images in prepared():
+            total += float(images.sum(dtype=np.float64))
+            count += images.size
+        stack_mean = total / max(count, 1)
+    correlator = Correlator(params.size, rules.correlation, rules.dtype, cfg.workers)
+    parts = []
+    for _start, images in prepared():
+        parts.append(
+            detect(images, params, rules, stack_mean=stack_mean, correlator=correlator).to_frame(
+                scale=pset.box / params.size
+            )
+        )
+        if on_progress:
+            on_progress(len(images))
+    seconds = time.perf_counter() - t0
+    table = pd.concat(parts, ignore_index=True)
+    table.insert(0, "image_name", pset.particles["rlnImageName"].astype(str).to_numpy())
+    table.insert(0, "particle", np.arange(1, len(table) + 1))
+    return CleanResult(
+        table=table,
+        size=params.size,
+        radius=params.radius,
+        seconds=seconds,
+        phase_flipped=bool(flip),
+        stats={"rules": rules.name, "peaks": params.peaks, "chunk": chunk},
+    )
+
+
+def write_clean_outputs(outdir: Path, pset: ParticleSet, result: CleanResult) -> list[Path]:
+    """Write ``inliers.star``, ``outliers.star``, ``scores.csv`` (and ``.cs`` subsets for a
+    cryoSPARC input) into ``outdir``, all or nothing. Returns the paths written."""
+    outdir = Path(outdir)
+    inl, outl = result.inliers, result.outliers
+    writers = {
+        outdir / "inliers.star": lambda p: write_particles_star(p, pset, inl),
+        outdir / "outliers.star": lambda p: write_particles_star(p, pset, outl),
+        outdir / "scores.csv": lambda p: result.table.to_csv(p, index=False, float_format="%.4f"),
+    }
+    if pset.cs_records is not None:
+        writers[outdir / "inliers.cs"] = lambda p: write_cs_subset(p, pset, inl)
+        writers[outdir / "outliers.cs"] = lambda p: write_cs_subset(p, pset, outl)
+    write_all_or_nothing(writers)
+    return list(writers)

@@ -1,0 +1,61 @@
+"""Rule presets of the radial-profile outlier detector."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How images are normalised, correlated and judged.
+
+    Attributes
+    ----------
+    name: preset name as given to ``--rules``.
+    normalise: ``"stack"`` (subtract the mean of the whole stack, divide each image by its own
+        maximum, as the reference code) or ``"image"`` (per-image zero mean, unit variance).
+    correlation: ``"circular"`` (FFT without padding, wraps around the borders) or
+        ``"linear"`` (zero-padded, nothing wraps).
+    multiple_is_outlier: whether two or more clusters make an image an outlier.
+    border_rule: ``"reference"`` (rounded centroid coordinate ``<= r`` or ``>= d - r``) or
+        ``"distance"`` (distance from the centroid to the nearest border, measured to the
+        pixel edge, ``<= r``).
+    dtype: floating type used for correlation (``float64`` for exact reference decisions).
+    """
+
+    name: str
+    normalise: str
+    correlation: str
+    multiple_is_outlier: bool
+    border_rule: str
+    dtype: str
+
+
+REFERENCE = Rules(
+    name="reference",
+    normalise="stack",
+    correlation="circular",
+    multiple_is_outlier=False,
+    border_rule="reference",
+    dtype="float64",
+)
+
+PAPER = Rules(
+    name="paper",
+    normalise="image",
+    correlation="linear",
+    multiple_is_outlier=True,
+    border_rule="distance",
+    dtype="float32",
+)
+
+PRESETS: dict[str, Rules] = {r.name: r for r in (REFERENCE, PAPER)}
+DEFAULT_PRESET = "paper"
+
+
+def get_rules(name: str) -> Rules:
+    """The preset called ``name``; raises ``KeyError`` listing the known presets."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise KeyError(f"unknown rules preset {name!r} (known: {', '.join(PRESETS)})") from None

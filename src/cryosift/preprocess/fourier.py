@@ -1,0 +1,90 @@
+"""Fourier-space operations on batches of square images: cropping (downsampling) and phase flips.
+
+Images are ``(B, n, n)`` real arrays; transforms use ``scipy.fft`` real FFTs with threads.
+Fourier cropping keeps the frequencies a ``d x d`` image can hold, so the image centre
+(pixel ``n // 2``) maps to pixel ``d // 2`` and the mean is preserved.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import fft as sfft
+
+from cryosift.io.particles import CtfParams
+
+
+def _crop_rfft(ft: np.ndarray, n: int, d: int) -> np.ndarray:
+    """Crop an ``rfft2`` spectrum ``(B, n, n//2+1)`` to that of a ``d x d`` image."""
+    if d == n:
+        return ft
+    lo, hi = (d + 1) // 2, d // 2
+    rows = np.concatenate([ft[:, :lo], ft[:, n - hi :]], axis=1) if hi else ft[:, :lo]
+    return rows[:, :, : d // 2 + 1]
+
+
+def fourier_crop(images: np.ndarray, size: int, workers: int = -1) -> np.ndarray:
+    """Downsample ``(B, n, n)`` images to ``(B, size, size)`` by cropping their spectra.
+
+    ``size`` must not exceed ``n``. Pixel values keep their scale (the mean is preserved).
+    """
+    return phase_flip_and_crop(images, size, None, None, workers)
+
+
+def ctf_signs(ctf: CtfParams, angpix: float, n: int) -> np.ndarray:
+    """Sign of the CTF, ``(B, n, n//2+1)`` in ``rfft2`` layout, for each particle's parameters.
+
+    Computed with ``torch-ctf``; the sign is oriented so that the zero frequency is positive,
+    so phase flipping keeps the image's low-frequency contrast.
+    """
+    import torch
+    from torch_ctf import calculate_ctf_2d
+
+    def t(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a, dtype=np.float64))
+
+    du, dv = t(ctf.defocus_u), t(ctf.defocus_v)
+    with torch.no_grad():
+        values = calculate_ctf_2d(
+            defocus=(du + dv) / 2 / 1e4,
+            astigmatism=(du - dv) / 2 / 1e4,
+            astigmatism_angle=t(ctf.angle),
+            voltage=t(ctf.voltage),
+            spherical_aberration=t(ctf.cs),
+            amplitude_contrast=t(ctf.amplitude_contrast),
+            phase_shift=t(ctf.phase_shift),
+            pixel_size=float(angpix),
+            image_shape=(n, n),
+            rfft=True,
+            fftshift=False,
+        ).numpy()
+    values = values.reshape(-1, n, n // 2 + 1)
+    signs = np.sign(values).astype(np.float32)
+    signs[signs == 0] = 1
+    dc = np.sign(values[:, :1, :1]).astype(np.float32)
+    dc[dc == 0] = 1
+    return signs * dc
+
+
+def phase_flip_and_crop(
+    images: np.ndarray,
+    size: int,
+    ctf: CtfParams | None,
+    angpix: float | None,
+    workers: int = -1,
+) -> np.ndarray:
+    """Phase flip ``(B, n, n)`` images with their CTFs (if ``ctf`` is given) and Fourier-crop
+    them to ``(B, size, size)``, in one pass through Fourier space."""
+    images = np.asarray(images, dtype=np.float32)
+    n = images.shape[-1]
+    if size > n:
+        raise ValueError(f"cannot Fourier-crop {n} px images up to {size} px")
+    if ctf is None and size == n:
+        return images
+    ft = sfft.rfft2(images, workers=workers)
+    if ctf is not None:
+        if angpix is None:
+            raise ValueError("phase flipping needs the pixel size")
+        ft *= ctf_signs(ctf, angpix, n)
+    small = _crop_rfft(ft, n, size)
+    out = sfft.irfft2(small, s=(size, size), workers=workers)
+    return (out * (size * size) / (n * n)).astype(np.float32)

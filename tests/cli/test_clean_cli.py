@@ -1,0 +1,119 @@
+"""``cryosift clean`` end to end: outputs on good input, one-line errors and no files on bad."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import starfile
+
+from conftest import run_cli, shared_path
+from cryosift.simulate.toy import write_toy_dataset
+
+BAD = [
+    ("truncated.mrcs", "truncated"),
+    ("empty.mrcs", "empty"),
+    ("not_an_mrc.mrcs", "not an MRC"),
+    ("bad_mode.mrcs", "mode 5"),
+    ("huge_header.mrcs", "header"),
+    ("nan_images.mrcs", "NaN"),
+    ("empty_particles.star", "zero particles"),
+    ("index_past_end.star", "past the end"),
+    ("missing_stack.star", "not found"),
+    ("no_image_name.star", "_rlnImageName"),
+    ("garbled.star", "garbled"),
+]
+GOOD = ["good.mrcs", "ok.star", "crlf.star", "constant_images.mrcs", "volume_not_stack.mrc"]
+
+
+@pytest.mark.parametrize("name, words", BAD)
+def test_bad_input_one_line_exit_2_no_output(tmp_path, name, words):
+    out = tmp_path / "out"
+    res = run_cli("clean", shared_path("bad_inputs", name), "--radius-px", "6", "-o", out)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0] and words in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("name", GOOD)
+def test_good_inputs_succeed(tmp_path, name):
+    out = tmp_path / "out"
+    res = run_cli("clean", shared_path("bad_inputs", name), "--radius-px", "6", "-o", out)
+    assert res.returncode == 0, res.stderr
+    scores = pd.read_csv(out / "scores.csv")
+    assert np.isfinite(scores.select_dtypes("number").to_numpy()).all()
+    n_in = (
+        len(starfile.read(out / "inliers.star", always_dict=True)["particles"])
+        if (scores["verdict"] == "inlier").any()
+        else 0
+    )
+    assert n_in == int((scores["verdict"] == "inlier").sum())
+    if name == "constant_images.mrcs":
+        assert (
+            scores.loc[scores["reason"].str.contains("blank", na=False), "verdict"] == "noise"
+        ).all()
+        assert scores["reason"].str.contains("blank", na=False).sum() == 2
+
+
+def test_radius_that_does_not_fit(tmp_path):
+    res = run_cli(
+        "clean", shared_path("bad_inputs", "good.mrcs"), "--radius-px", "20", "-o", tmp_path / "o"
+    )
+    assert res.returncode == 2 and "does not fit" in res.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_diameter_without_pixel_size(tmp_path):
+    res = run_cli(
+        "clean",
+        shared_path("bad_inputs", "constant_images.mrcs"),
+        "--diameter-A",
+        "50",
+        "-o",
+        tmp_path / "o",
+    )
+    assert res.returncode == 2 and "--angpix" in res.stderr
+
+
+def test_clean_toy_star_outputs_feed_relion(tmp_path):
+    star = write_toy_dataset(tmp_path / "toy", n_inliers=80, n_per_outlier_type=20, seed=1)
+    out = tmp_path / "clean"
+    res = run_cli("clean", star, "--diameter-A", "48", "-o", out)  # 12 px radius at 2 A/px
+    assert res.returncode == 0, res.stderr
+    assert "images/s" in res.stderr + res.stdout
+    scores = pd.read_csv(out / "scores.csv")
+    truth = pd.read_csv(tmp_path / "toy" / "truth.csv")
+    assert len(scores) == len(truth) == 140
+    inl = starfile.read(out / "inliers.star", always_dict=True)
+    outl = starfile.read(out / "outliers.star", always_dict=True)
+    # same optics block, disjoint image names that together cover the input
+    orig = starfile.read(star, always_dict=True)
+    pd.testing.assert_frame_equal(inl["optics"], orig["optics"])
+    names = set(inl["particles"]["rlnImageName"]) | set(outl["particles"]["rlnImageName"])
+    assert names == set(orig["particles"]["rlnImageName"])
+    assert not set(inl["particles"]["rlnImageName"]) & set(outl["particles"]["rlnImageName"])
+    kept_truth = truth.set_index("particle").loc[
+        scores.loc[scores.verdict == "inlier", "particle"], "truth"
+    ]
+    # far purer than the input (80 of 140 are true particles)
+    assert (kept_truth == "inlier").mean() > 0.7
+
+
+def test_cryosparc_input_writes_cs_subsets(tmp_path):
+    cs = shared_path("particle_stacks", "empiar_10076_7.cs")
+    res = run_cli("clean", cs, "--diameter-A", "250", "-o", tmp_path / "o")
+    assert res.returncode == 0, res.stderr
+    inl = np.load(tmp_path / "o" / "inliers.cs")
+    outl = np.load(tmp_path / "o" / "outliers.cs")
+    assert len(inl) + len(outl) == 7 and inl.dtype == outl.dtype
+    assert "phase flip on" in res.stderr + res.stdout
+
+
+def test_reference_preset_runs_on_relion30(tmp_path):
+    star = shared_path("particle_stacks", "sample_relion_data.star")
+    res = run_cli(
+        "clean", star, "--diameter-A", "150", "--rules", "reference", "-o", tmp_path / "o"
+    )
+    assert res.returncode == 0, res.stderr
+    out = starfile.read(tmp_path / "o" / "inliers.star", always_dict=True)
+    assert list(out) == ["model_class_1"]

@@ -1,0 +1,37 @@
+"""Shared fixtures: the real data beside the checkout, and a cryosift CLI runner."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ``../shared/data``; skips the test with a reason when it is absent."""
+    p = SHARED.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data not available: {p} is absent (CI provides ../shared/data)")
+    return p
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``cryosift ARGS`` in a fresh interpreter, capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "cryosift", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def disc_blob(d: int, centre: tuple[float, float], radius: float) -> np.ndarray:
+    """A smooth bright disc (Gaussian of sigma radius/2) at ``centre`` (row, col) in ``(d, d)``."""
+    yy, xx = np.mgrid[:d, :d]
+    return np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / (2 * (radius / 2) ** 2))
