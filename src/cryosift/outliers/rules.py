@@ -45,7 +45,7 @@ PAPER = Rules(
     normalise="image",
     correlation="linear",
     multiple_is_outlier=True,
-    border_rule="distance",
+    border_rule="reference",
     dtype="float32",
 )
 

@@ -1,8 +1,8 @@
 """Fourier-space operations on batches of square images: cropping (downsampling) and phase flips.
 
 Images are ``(B, n, n)`` real arrays; transforms use ``scipy.fft`` real FFTs with threads.
-Fourier cropping keeps the frequencies a ``d x d`` image can hold, so the image centre
-(pixel ``n // 2``) maps to pixel ``d // 2`` and the mean is preserved.
+Fourier cropping keeps the frequencies a ``d x d`` image can hold and preserves the mean; a
+sub-pixel phase ramp makes the box centre (pixel ``n // 2``) map exactly to pixel ``d // 2``.
 """
 
 from __future__ import annotations
@@ -14,12 +14,19 @@ from cryosift.io.particles import CtfParams
 
 
 def _crop_rfft(ft: np.ndarray, n: int, d: int) -> np.ndarray:
-    """Crop an ``rfft2`` spectrum ``(B, n, n//2+1)`` to that of a ``d x d`` image."""
+    """Crop an ``rfft2`` spectrum ``(B, n, n//2+1)`` to that of a ``d x d`` image, shifted by a
+    phase ramp so that the box centre ``n // 2`` lands exactly on pixel ``d // 2``."""
     if d == n:
         return ft
     lo, hi = (d + 1) // 2, d // 2
     rows = np.concatenate([ft[:, :lo], ft[:, n - hi :]], axis=1) if hi else ft[:, :lo]
-    return rows[:, :, : d // 2 + 1]
+    small = rows[:, :, : d // 2 + 1]
+    delta = d // 2 - (n // 2) * d / n  # px; 0 when both sizes are even
+    if delta:
+        ky = sfft.fftfreq(d)[:, None]
+        kx = sfft.rfftfreq(d)[None, :]
+        small = small * np.exp(-2j * np.pi * (ky + kx) * delta).astype(small.dtype)
+    return small
 
 
 def fourier_crop(images: np.ndarray, size: int, workers: int = -1) -> np.ndarray:
@@ -60,6 +67,11 @@ def ctf_signs(ctf: CtfParams, angpix: float, n: int) -> np.ndarray:
     values = values.reshape(-1, n, n // 2 + 1)
     signs = np.sign(values).astype(np.float32)
     signs[signs == 0] = 1
+    if n % 2 == 0:
+        # The Nyquist column stands for both +1/2 and -1/2: keep it Hermitian (row -ky takes
+        # the sign of row ky) so that flipping is exactly invertible.
+        mirror = signs[:, (-np.arange(n)) % n, -1]
+        signs[:, n // 2 + 1 :, -1] = mirror[:, n // 2 + 1 :]
     dc = np.sign(values[:, :1, :1]).astype(np.float32)
     dc[dc == 0] = 1
     return signs * dc
