@@ -1,5 +1,1 @@
-"""Accuracy of cryosift's decisions against ground truth."""
-
-from cryosift.evaluate.outliers import outlier_rates
-
-__all__ = ["outlier_rates"]
+"""Accuracy of cryosift's decisions against ground truth (:mod:`cryosift.evaluate.outliers`)."""

@@ -51,7 +51,6 @@ class ParticleSet:
     stacks: the open image stacks, in order of first use.
     stack_id: ``(n,)`` index into ``stacks`` for each particle.
     image_index: ``(n,)`` 0-based image index within its stack.
-    box: image side in pixels.
     angpix: pixel size of the images in Å (``None`` if unknown).
     ctf: CTF parameters, or ``None`` if the input has none.
     phase_flipped: the input says its images are already CTF phase flipped.
@@ -66,7 +65,6 @@ class ParticleSet:
     stacks: list[MrcStack]
     stack_id: np.ndarray
     image_index: np.ndarray
-    box: int
     angpix: float | None
     ctf: CtfParams | None
     phase_flipped: bool
@@ -77,6 +75,11 @@ class ParticleSet:
 
     def __len__(self) -> int:
         return len(self.stack_id)
+
+    @property
+    def box(self) -> int:
+        """Image side in pixels (all stacks are checked to share it)."""
+        return self.stacks[0].shape[0]
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Images of particles ``start:stop`` as float32 ``(stop - start, box, box)``."""
@@ -285,7 +288,6 @@ def _read_star(path: Path, datadir) -> ParticleSet:
         stacks=stacks,
         stack_id=sid,
         image_index=idx,
-        box=stacks[0].shape[0],
         angpix=angpix,
         ctf=ctf,
         phase_flipped=flipped,
@@ -308,7 +310,6 @@ def _read_bare_stack(path: Path) -> ParticleSet:
         stacks=[st],
         stack_id=np.zeros(n, dtype=np.int64),
         image_index=np.arange(n, dtype=np.int64),
-        box=st.shape[0],
         angpix=st.angpix,
         ctf=None,
         phase_flipped=False,
@@ -382,7 +383,6 @@ def _read_cs(path: Path, datadir) -> ParticleSet:
         stacks=stacks,
         stack_id=sid,
         image_index=idx,
-        box=stacks[0].shape[0],
         angpix=angpix,
         ctf=ctf,
         phase_flipped=False,
