@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cryosift import __version__
-from cryosift.cli import clean
+from cryosift.cli import clean, simulate
 
 app = typer.Typer(
     name="cryosift",
@@ -15,6 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("clean")(clean.main)
+app.add_typer(simulate.app, name="simulate")
 
 
 @app.callback(invoke_without_command=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import mmap
 import os
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -152,3 +153,35 @@ def write_stack(path: str | os.PathLike, images: np.ndarray, angpix: float | Non
             mrc.set_image_stack()
         if angpix:
             mrc.voxel_size = angpix
+        _label(mrc)
+
+
+def write_stack_chunks(
+    path: str | os.PathLike,
+    chunks: Iterable[np.ndarray],
+    n: int,
+    shape: tuple[int, int],
+    angpix: float | None,
+) -> None:
+    """Write a float32 MRC image stack of ``n`` images of ``shape`` from an iterable of
+    ``(b, h, w)`` chunks, memory-mapped, so the stack never has to fit in memory."""
+    with mrcfile.new_mmap(path, shape=(n, *shape), mrc_mode=2, overwrite=True) as mrc:
+        start = 0
+        for chunk in chunks:
+            mrc.data[start : start + len(chunk)] = chunk
+            start += len(chunk)
+        if start != n:
+            raise ValueError(f"expected {n} images, got {start}")
+        mrc.set_image_stack()
+        if angpix:
+            mrc.voxel_size = angpix
+        mrc.update_header_stats()
+        _label(mrc)
+
+
+def _label(mrc) -> None:
+    """Replace mrcfile's time-stamped label, so that the same data gives the same bytes."""
+    from cryosift import __version__
+
+    mrc.header.label[0] = f"Created by cryosift {__version__}".encode()
+    mrc.header.nlabl = 1

@@ -20,6 +20,7 @@ import starfile
 
 from cryosift.errors import InputError
 from cryosift.io.mrc import MrcStack, open_stack
+from cryosift.io.star import write_star
 
 _IMAGE_NAME = re.compile(r"^\s*(\d+)@(.+?)\s*$")
 
@@ -400,7 +401,7 @@ def write_particles_star(path: Path, pset: ParticleSet, rows: np.ndarray) -> Non
         blocks = {"optics": pset.optics, "particles": subset}
     else:
         blocks = {pset.block_name or "particles": subset}
-    starfile.write(blocks, path, overwrite=True)
+    write_star(blocks, path)
 
 
 def write_cs_subset(path: Path, pset: ParticleSet, rows: np.ndarray) -> None:

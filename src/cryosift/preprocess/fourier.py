@@ -37,11 +37,11 @@ def fourier_crop(images: np.ndarray, size: int, workers: int = -1) -> np.ndarray
     return phase_flip_and_crop(images, size, None, None, workers)
 
 
-def ctf_signs(ctf: CtfParams, angpix: float, n: int) -> np.ndarray:
-    """Sign of the CTF, ``(B, n, n//2+1)`` in ``rfft2`` layout, for each particle's parameters.
+def ctf_values(ctf: CtfParams, angpix: float, n: int) -> np.ndarray:
+    """The CTF of each particle, ``(B, n, n//2+1)`` float64 in ``rfft2`` layout (not shifted).
 
-    Computed with ``torch-ctf``; the sign is oriented so that the zero frequency is positive,
-    so phase flipping keeps the image's low-frequency contrast.
+    Computed with ``torch-ctf``; defoci are in Å (positive = underfocus), the astigmatism angle
+    in degrees from the x axis (column direction) to defocus U, as RELION writes them.
     """
     import torch
     from torch_ctf import calculate_ctf_2d
@@ -64,7 +64,16 @@ def ctf_signs(ctf: CtfParams, angpix: float, n: int) -> np.ndarray:
             rfft=True,
             fftshift=False,
         ).numpy()
-    values = values.reshape(-1, n, n // 2 + 1)
+    return values.reshape(-1, n, n // 2 + 1)
+
+
+def ctf_signs(ctf: CtfParams, angpix: float, n: int) -> np.ndarray:
+    """Sign of the CTF, ``(B, n, n//2+1)`` in ``rfft2`` layout, for each particle's parameters.
+
+    Oriented so that the zero frequency is positive: phase flipping keeps the image's
+    low-frequency contrast.
+    """
+    values = ctf_values(ctf, angpix, n)
     signs = np.sign(values).astype(np.float32)
     signs[signs == 0] = 1
     if n % 2 == 0:

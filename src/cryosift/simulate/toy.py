@@ -15,13 +15,8 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
-import starfile
 
-from cryosift.io.atomic import write_all_or_nothing
-from cryosift.io.mrc import write_stack
-
-TYPES = ("inlier", "noise", "partial", "multiple")
+from cryosift.simulate.dataset import TYPES, optics_table, write_labelled_stack
 
 
 def blob_particle(
@@ -81,34 +76,9 @@ def toy_stack(
 def write_toy_dataset(outdir: Path, angpix: float = 2.0, **kwargs) -> Path:
     """Write the toy stack, its RELION 3.1 STAR and ``truth.csv`` into ``outdir``.
     Returns the STAR path."""
-    outdir = Path(outdir)
     images, labels = toy_stack(**kwargs)
-    n, d = len(images), images.shape[-1]
-    optics = pd.DataFrame(
-        {
-            "rlnOpticsGroup": [1],
-            "rlnOpticsGroupName": ["opticsGroup1"],
-            "rlnImagePixelSize": [angpix],
-            "rlnImageSize": [d],
-            "rlnImageDimensionality": [2],
-            "rlnVoltage": [300.0],
-            "rlnSphericalAberration": [2.7],
-            "rlnAmplitudeContrast": [0.1],
-        }
-    )
-    particles = pd.DataFrame(
-        {"rlnImageName": [f"{i + 1:06d}@particles.mrcs" for i in range(n)], "rlnOpticsGroup": 1}
-    )
-    truth = pd.DataFrame({"particle": np.arange(1, n + 1), "truth": labels})
-    star = outdir / "particles.star"
-    write_all_or_nothing(
-        {
-            outdir / "particles.mrcs": lambda p: write_stack(p, images, angpix),
-            star: lambda p: starfile.write({"optics": optics, "particles": particles}, p),
-            outdir / "truth.csv": lambda p: truth.to_csv(p, index=False),
-        }
-    )
-    return star
+    d = images.shape[-1]
+    return write_labelled_stack(outdir, [images], labels, d, optics_table(angpix, d))
 
 
 def _main() -> None:
