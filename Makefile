@@ -16,10 +16,11 @@ install: $(STAMP)
 
 demo: install
 	rm -rf demo_out
-	$(PY) -m cryosift.simulate.toy demo_out/toy --seed 0
-	$(VENV)/bin/cryosift clean demo_out/toy/particles.star --radius-px 12 -o demo_out/clean
-	$(PY) -m cryosift.evaluate.outliers demo_out/clean/scores.csv demo_out/toy/truth.csv
-	@echo "outputs: demo_out/clean/{inliers.star,outliers.star,scores.csv}"
+	$(VENV)/bin/cryosift simulate micrographs -o demo_out/micrographs -n 4 --seed 0
+	$(VENV)/bin/cryosift simulate particles -o demo_out/particles --inliers 600 --outliers 600 --seed 0
+	$(VENV)/bin/cryosift clean demo_out/particles/particles.star --diameter-A 88 -o demo_out/clean
+	$(PY) -m cryosift.evaluate.outliers demo_out/clean/scores.csv demo_out/particles/truth.csv
+	@echo "outputs: demo_out/micrographs (MRC + ground-truth STAR), demo_out/clean/{inliers.star,outliers.star,scores.csv}"
 
 lint: install
 	$(VENV)/bin/ruff check .
@@ -31,6 +32,7 @@ test: install lint
 
 bench: install
 	$(PY) benchmarks/outlier_throughput.py
+	$(PY) benchmarks/synthetic_outliers.py
 
 clean:
 	rm -rf demo_out benchmarks/_work .pytest_cache .ruff_cache

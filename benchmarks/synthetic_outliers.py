@@ -92,46 +92,19 @@ def plot(df: pd.DataFrame) -> list[Path]:
 
     paths = []
     main = df[df.r == R]
-    styles = {"reference": "--", DEFAULT_PRESET: "-"}
-    # Figure 9: TPR and TNR against SNR
-    fig, axes = plt.subplots(1, len(VARIANTS), figsize=(6 * len(VARIANTS), 4.2), sharey=True)
-    for ax, variant in zip(np.atleast_1d(axes), VARIANTS, strict=True):
-        for preset in PRESETS:
-            sub = main[(main.variant == variant) & (main.preset == preset)]
-            for metric, colour in (("TPR", "tab:blue"), ("TNR", "tab:red")):
-                ax.plot(
-                    sub.snr_value,
-                    sub[metric],
-                    styles[preset],
-                    marker="o",
-                    color=colour,
-                    label=f"{metric} ({preset})",
-                )
-        _snr_axis(ax, f"{variant}")
-    np.atleast_1d(axes)[0].set_ylabel("rate")
-    np.atleast_1d(axes)[-1].legend(loc="lower left", fontsize=8)
-    fig.suptitle(f"Outlier removal on synthetic 70S ribosome images (d={D}, r={R}, A={A})")
-    paths.append(_save(fig, "synthetic_outliers_fig9.png"))
-    # Figure 10: TNR per outlier type
-    fig, axes = plt.subplots(1, len(VARIANTS), figsize=(6 * len(VARIANTS), 4.2), sharey=True)
-    colours = {"TNR_noise": "tab:gray", "TNR_partial": "tab:orange", "TNR_multiple": "tab:green"}
-    for ax, variant in zip(np.atleast_1d(axes), VARIANTS, strict=True):
-        for preset in PRESETS:
-            sub = main[(main.variant == variant) & (main.preset == preset)]
-            for metric, colour in colours.items():
-                ax.plot(
-                    sub.snr_value,
-                    sub[metric],
-                    styles[preset],
-                    marker="o",
-                    color=colour,
-                    label=f"{metric[4:]} ({preset})",
-                )
-        _snr_axis(ax, variant)
-    np.atleast_1d(axes)[0].set_ylabel("fraction of outliers removed")
-    np.atleast_1d(axes)[-1].legend(loc="lower left", fontsize=8)
-    fig.suptitle("True negative rate per outlier type")
-    paths.append(_save(fig, "synthetic_outliers_fig10.png"))
+    tnr_colours = {
+        "TNR_noise": "tab:gray",
+        "TNR_partial": "tab:orange",
+        "TNR_multiple": "tab:green",
+    }
+    figures = [
+        ({"TPR": "tab:blue", "TNR": "tab:red"}, "rate", "synthetic_outliers_fig9.png",
+         f"Outlier removal on synthetic 70S ribosome images (d={D}, r={R}, A={A})"),
+        (tnr_colours, "fraction of outliers removed", "synthetic_outliers_fig10.png",
+         "True negative rate per outlier type"),
+    ]  # fmt: skip
+    for colours, ylabel, name, title in figures:
+        paths.append(_rate_panels(plt, main, colours, ylabel, title, name))
     # radius at SNR 1/70
     at70 = df[df.snr == "1/70"]
     fig, ax = plt.subplots(figsize=(7, 4))
@@ -149,6 +122,25 @@ def plot(df: pd.DataFrame) -> list[Path]:
     ax.set_title("Particle radius r at SNR 1/70")
     paths.append(_save(fig, "synthetic_outliers_radius.png"))
     return paths
+
+
+def _rate_panels(plt, main: pd.DataFrame, colours: dict, ylabel: str, title: str, name: str):
+    """One panel per simulation variant: the rates in ``colours`` against SNR, both presets."""
+    styles = {"reference": "--", DEFAULT_PRESET: "-"}
+    fig, axes = plt.subplots(1, len(VARIANTS), figsize=(6 * len(VARIANTS), 4.2), sharey=True)
+    axes = np.atleast_1d(axes)
+    for ax, variant in zip(axes, VARIANTS, strict=True):
+        for preset in PRESETS:
+            sub = main[(main.variant == variant) & (main.preset == preset)]
+            for metric, colour in colours.items():
+                label = f"{metric.removeprefix('TNR_') if len(colours) > 2 else metric} ({preset})"
+                ax.plot(sub.snr_value, sub[metric], styles[preset], marker="o", color=colour,
+                        label=label)  # fmt: skip
+        _snr_axis(ax, variant)
+    axes[0].set_ylabel(ylabel)
+    axes[-1].legend(loc="lower left", fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, name)
 
 
 def _snr_axis(ax, title: str) -> None:

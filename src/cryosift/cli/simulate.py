@@ -38,6 +38,11 @@ app = typer.Typer(
 )
 
 PHANTOM_ANGPIX = 2.0  # Å/px of the built-in phantom
+OUTDIR = typer.Option(..., "-o", "--outdir", help="Output folder")
+VOLUME = typer.Option(None, "--volume", help="Map to project (.mrc or .npy)")
+ANGPIX = typer.Option(None, "--angpix", help="Voxel size of the map (and images) in Å")
+SEED = typer.Option(0, "--seed", help="Random seed")
+DEFOCUS = typer.Option("1.0-2.5", "--defocus-um", help="Defocus range, µm")
 
 
 def _range(text: str, what: str) -> tuple[float, float]:
@@ -63,9 +68,9 @@ def _volume(volume: Path | None, angpix: float | None, size: int) -> tuple:
 @app.command("particles")
 @guarded("simulate particles")
 def particles(
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder"),
-    volume: Path = typer.Option(None, "--volume", help="Map to project (.mrc or .npy)"),
-    angpix: float = typer.Option(None, "--angpix", help="Voxel size of the map in Å"),
+    outdir: Path = OUTDIR,
+    volume: Path = VOLUME,
+    angpix: float = ANGPIX,
     protocol: str = typer.Option(
         None, "--protocol", help=f"Reference protocol ({', '.join(PROTOCOLS)})"
     ),
@@ -82,9 +87,9 @@ def particles(
     size: int = typer.Option(None, "--size", help="Fourier-crop the images to this side, px"),
     pad: int = typer.Option(0, "--pad", help="Edge-pad the volume by this many voxels"),
     ctf: bool = typer.Option(None, "--ctf/--no-ctf", help="Apply a CTF, then phase flip"),
-    defocus: str = typer.Option("1.0-2.5", "--defocus-um", help="Defocus range, µm"),
+    defocus: str = DEFOCUS,
     offset_sigma: float = typer.Option(None, "--offset-sigma", help="Inlier offset std, px"),
-    seed: int = typer.Option(0, "--seed", help="Random seed"),
+    seed: int = SEED,
 ) -> None:
     """Simulate a labelled particle stack with inliers and outliers."""
     vol, vol_angpix = _volume(volume, angpix, 64)
@@ -138,9 +143,9 @@ def particles(
 @app.command("micrographs")
 @guarded("simulate micrographs")
 def micrographs(
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder"),
-    volume: Path = typer.Option(None, "--volume", help="Map to project (.mrc or .npy)"),
-    angpix: float = typer.Option(None, "--angpix", help="Pixel size in Å (of map and images)"),
+    outdir: Path = OUTDIR,
+    volume: Path = VOLUME,
+    angpix: float = ANGPIX,
     n: int = typer.Option(4, "-n", "--micrographs", help="Number of micrographs"),
     shape: str = typer.Option("1024x1024", "--shape", help="ROWSxCOLS in px"),
     particles_per: int = typer.Option(60, "--particles", help="Isolated particles each"),
@@ -151,8 +156,8 @@ def micrographs(
     carbon: bool = typer.Option(True, "--carbon-edge/--no-carbon-edge", help="Carbon edge"),
     snr: float = typer.Option(0.5, "--snr", help="Mean particle signal / noise std"),
     ctf: bool = typer.Option(True, "--ctf/--no-ctf", help="Apply a CTF"),
-    defocus: str = typer.Option("1.0-2.5", "--defocus-um", help="Defocus range, µm"),
-    seed: int = typer.Option(0, "--seed", help="Random seed"),
+    defocus: str = DEFOCUS,
+    seed: int = SEED,
 ) -> None:
     """Simulate micrographs with ground-truth particle coordinates."""
     vol, vol_angpix = _volume(volume, angpix, 64)
