@@ -31,6 +31,27 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     )
 
 
+def assert_input_error(call, name: str, words: str) -> None:
+    """``call(path)`` on ``bad_inputs/name`` raises one :class:`InputError` line naming the
+    file and containing ``words``."""
+    from cryosift.errors import InputError
+
+    with pytest.raises(InputError) as err:
+        call(shared_path("bad_inputs", name))
+    assert name in err.value.message and words in err.value.message
+    assert "\n" not in err.value.message
+
+
+def assert_cli_rejects(res: subprocess.CompletedProcess, name: str, words: str, out: Path):
+    """A CLI run on a bad input: exit 2, one stderr line naming ``name`` with ``words``, no
+    traceback and nothing written under ``out``."""
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and name in lines[0] and words in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
 def disc_blob(d: int, centre: tuple[float, float], radius: float) -> np.ndarray:
     """A smooth bright disc (Gaussian of sigma radius/2) at ``centre`` (row, col) in ``(d, d)``."""
     yy, xx = np.mgrid[:d, :d]

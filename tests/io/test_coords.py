@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import starfile
 
-from conftest import shared_path
+from conftest import assert_input_error, shared_path
 from cryosift.errors import InputError
 from cryosift.io.coords import (
     check_inside,
@@ -137,11 +137,7 @@ def test_real_cryoppp_coordinates():
     [("coords_nan.star", "NaN"), ("coords_bad.csv", "non-numeric")],
 )
 def test_broken_coordinates_fail_naming_the_file(name, words):
-    path = shared_path("bad_inputs", name)
-    with pytest.raises(InputError) as err:
-        read_coords(path)
-    assert name in err.value.message and words in err.value.message
-    assert "\n" not in err.value.message
+    assert_input_error(read_coords, name, words)
 
 
 def test_empty_coordinates_are_zero_picks():

@@ -4,8 +4,7 @@ import mrcfile
 import numpy as np
 import pytest
 
-from conftest import shared_path
-from cryosift.errors import InputError
+from conftest import assert_input_error, shared_path
 from cryosift.io.mrc import open_stack, write_stack
 
 
@@ -45,11 +44,7 @@ def test_write_stack_round_trip(tmp_path):
     ],
 )
 def test_broken_files(name, words):
-    path = shared_path("bad_inputs", name)
-    with pytest.raises(InputError) as err:
-        open_stack(path)
-    assert name in err.value.message and words in err.value.message
-    assert "\n" not in err.value.message
+    assert_input_error(open_stack, name, words)
 
 
 def test_volume_is_a_stack_of_sections():

@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import starfile
 
-from conftest import shared_path
-from cryosift.errors import InputError
+from conftest import assert_input_error, shared_path
 from cryosift.io.particles import read_particles, write_particles_star
 
 
@@ -63,9 +62,7 @@ def test_cryosparc_cs_matches_star():
     ],
 )
 def test_bad_star_files(name, words):
-    with pytest.raises(InputError) as err:
-        read_particles(shared_path("bad_inputs", name))
-    assert name in err.value.message and words in err.value.message
+    assert_input_error(read_particles, name, words)
 
 
 def test_crlf_star_reads():

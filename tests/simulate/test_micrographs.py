@@ -7,7 +7,7 @@ import numpy as np
 import starfile
 
 from conftest import run_cli
-from cryosift.simulate.micrographs import MicrographSimConfig, simulate_micrograph
+from cryosift.simulate.micrographs import CONTEXTS, MicrographSimConfig, simulate_micrograph
 from cryosift.simulate.volume import diameter_px, phantom_volume
 
 
@@ -44,9 +44,7 @@ def test_isolated_particles_keep_their_spacing_and_contexts_are_labelled():
     assert len(pairs) >= 2
     nearest = np.sort(np.hypot(*(pairs[:, None] - pairs[None]).transpose(2, 0, 1)), axis=1)[:, 1]
     assert np.all(nearest < 1.05 * d)  # touching
-    assert set(mic.coords.context) <= {
-        "isolated", "pair", "aggregate", "on_carbon", "under_contamination"
-    }  # fmt: skip
+    assert set(mic.coords.context) <= set(CONTEXTS)
 
 
 def test_cli_same_seed_same_files_and_ctf_star(tmp_path):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import starfile
 
-from conftest import run_cli, shared_path
+from conftest import assert_cli_rejects, run_cli, shared_path
 from cryosift.io.particles import read_particles
 from cryosift.simulate.particles import (
     ParticleSimConfig,
@@ -163,10 +163,7 @@ def test_bad_volumes_fail_in_one_line(tmp_path, name, words):
         "simulate", "particles", "--volume", shared_path("bad_inputs", name), "--angpix", "2",
         "-o", out,
     )  # fmt: skip
-    assert res.returncode == 2, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and name in lines[0] and words in lines[0], res.stderr
-    assert not out.exists() or not any(out.iterdir())
+    assert_cli_rejects(res, name, words, out)
 
 
 def test_npy_volume_needs_a_pixel_size(tmp_path):

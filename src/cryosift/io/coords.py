@@ -53,10 +53,15 @@ def _star_blocks(path: Path) -> dict[str, pd.DataFrame]:
 
 
 def _column(df: pd.DataFrame, name: str, path: Path) -> np.ndarray:
+    """Column ``name`` as float64 (non-numbers become NaN); an error if it is missing."""
     if name not in df.columns:
         raise InputError(path, f"no {name} column")
-    values = pd.to_numeric(df[name], errors="coerce").to_numpy(np.float64)
-    return values
+    return pd.to_numeric(df[name], errors="coerce").to_numpy(np.float64)
+
+
+def _optional(df: pd.DataFrame, name: str, path: Path) -> np.ndarray | float:
+    """Column ``name`` as float64, or NaN when the file does not have it."""
+    return _column(df, name, path) if name in df.columns else np.nan
 
 
 def read_relion(path: Path) -> pd.DataFrame:
@@ -67,11 +72,7 @@ def read_relion(path: Path) -> pd.DataFrame:
         if not blocks or all(len(b) == 0 for b in blocks.values()):
             return _table([], [], [])
         raise InputError(path, "no _rlnCoordinateX/_rlnCoordinateY columns")
-    score = (
-        _column(df, "rlnAutopickFigureOfMerit", path)
-        if "rlnAutopickFigureOfMerit" in df
-        else np.nan
-    )
+    score = _optional(df, "rlnAutopickFigureOfMerit", path)
     name = df["rlnMicrographName"] if "rlnMicrographName" in df else path.stem
     return _table(
         name, _column(df, "rlnCoordinateX", path), _column(df, "rlnCoordinateY", path), score
@@ -114,11 +115,7 @@ def read_particles_star(path: Path) -> pd.DataFrame:
         return _table([], [], [])
     if "rlnMicrographName" not in df:
         raise InputError(path, "no _rlnMicrographName column")
-    score = (
-        _column(df, "rlnAutopickFigureOfMerit", path)
-        if "rlnAutopickFigureOfMerit" in df
-        else np.nan
-    )
+    score = _optional(df, "rlnAutopickFigureOfMerit", path)
     x, y = _column(df, "rlnCoordinateX", path), _column(df, "rlnCoordinateY", path)
     return _table(df["rlnMicrographName"], x, y, score)
 
@@ -135,12 +132,12 @@ def write_particles_coords(path: Path, picks: pd.DataFrame) -> None:
     write_star({"particles": pd.DataFrame(table)}, path)
 
 
-def _read_numeric_text(path: Path, ncols: int, sep: str | None = None) -> np.ndarray:
+def _read_numeric_text(path: Path, ncols: int) -> np.ndarray:
     rows = []
     for lineno, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
-        fields = line.split(sep)
+        fields = line.split()
         try:
             rows.append([float(v) for v in fields[:ncols]])
         except ValueError:
@@ -174,7 +171,7 @@ def read_topaz(path: Path) -> pd.DataFrame:
     for col in ("image_name", "x_coord", "y_coord"):
         if col not in df:
             raise InputError(path, f"no {col} column")
-    score = _column(df, "score", path) if "score" in df else np.nan
+    score = _optional(df, "score", path)
     return _table(
         df["image_name"], _column(df, "x_coord", path), _column(df, "y_coord", path), score
     )
@@ -198,7 +195,7 @@ def read_cbox(path: Path) -> pd.DataFrame:
     w, h = _column(df, "Width", path), _column(df, "Height", path)
     x = _column(df, "CoordinateX", path) + w / 2
     y = _column(df, "CoordinateY", path) + h / 2
-    score = _column(df, "Confidence", path) if "Confidence" in df else np.nan
+    score = _optional(df, "Confidence", path)
     return _table(path.stem, x, y, score, w)
 
 
@@ -231,7 +228,7 @@ def read_cryoppp(path: Path) -> pd.DataFrame:
         if len(bad):
             raise InputError(path, f"row {bad[0] + 1}: non-numeric {col} {raw.iloc[bad[0]]!r}")
     x, y = _column(df, "X-Coordinate", path), _column(df, "Y-Coordinate", path)
-    d = _column(df, "Diameter", path) if "Diameter" in df else np.nan
+    d = _optional(df, "Diameter", path)
     return _table(path.stem, x, y, diameter=d)
 
 

@@ -31,6 +31,7 @@ from cryosift.io.mrc import write_stack
 from cryosift.io.particles import CtfParams
 from cryosift.io.star import write_star
 from cryosift.preprocess.fourier import ctf_values
+from cryosift.simulate.dataset import optics_table
 from cryosift.simulate.projection import project, random_rotations
 from cryosift.simulate.volume import diameter_px
 
@@ -148,9 +149,10 @@ def render_particles(
     return canvas
 
 
-def _smooth_field(shape: tuple[int, int], scale: float, rng) -> np.ndarray:
-    """A smooth random field in [0, 1]: a random plane plus a broad Gaussian bump."""
-    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
+def _smooth_field(yy: np.ndarray, xx: np.ndarray, scale: float, rng) -> np.ndarray:
+    """A smooth random field in [0, 1] on the pixel grid ``yy, xx`` ``(rows, cols)``: a random
+    plane plus a broad Gaussian bump."""
+    shape = yy.shape
     a, b = rng.normal(size=2)
     plane = a * yy / shape[0] + b * xx / shape[1]
     cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
@@ -212,7 +214,7 @@ def simulate_micrograph(
         du, dv, angle = mean + astig, mean - astig, rng.uniform(-180, 180)
         phase = _apply_micrograph_ctf(phase, du, dv, angle, cfg)
     # amplitude contrast from thickness: ice gradient, carbon film, contamination
-    thickness = cfg.ice_gradient * unit * _smooth_field(shape, 0.4, rng)
+    thickness = cfg.ice_gradient * unit * _smooth_field(yy, xx, 0.4, rng)
     thickness += carbon * unit * 1.5 + contam * unit * 6.0
     noise = rng.standard_normal(shape, dtype=np.float32) * (unit / cfg.snr)
     image = 1.0 - (phase + thickness + noise) / (10 * unit)
@@ -287,16 +289,7 @@ def write_simulated_micrographs(
         paths.append(mrc)
         if on_progress:
             on_progress(1)
-    optics = pd.DataFrame(
-        {
-            "rlnOpticsGroup": [1],
-            "rlnOpticsGroupName": ["opticsGroup1"],
-            "rlnMicrographPixelSize": [cfg.angpix],
-            "rlnVoltage": [cfg.voltage],
-            "rlnSphericalAberration": [cfg.cs],
-            "rlnAmplitudeContrast": [cfg.amplitude_contrast],
-        }
-    )
+    optics = optics_table(cfg.angpix, None, cfg.voltage, cfg.cs, cfg.amplitude_contrast)
     summary = {
         "config": asdict(cfg),
         "particle_diameter_px": round(diameter, 2),

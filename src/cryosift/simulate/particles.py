@@ -261,8 +261,8 @@ class ParticleSimulator:
         """The finished images ``(b, size, size)``, chunk by chunk; measures the SNRs on the
         noise actually drawn into :attr:`measured`."""
         sigma = self.sigma(snr)
-        cfg, p, m = self.cfg, self.plan, self.cfg.snr_margin
-        region_sum, region_n, var_sum, n_inliers = 0.0, 0, 0.0, 0
+        cfg, p = self.cfg, self.plan
+        var_sum, n_inliers = 0.0, 0
         noise_ss, noise_n = 0.0, 0
         for k, start, stop in self._bounds():
             pre = self.clean_chunk(start, stop)
@@ -273,16 +273,13 @@ class ParticleSimulator:
             noise_ss += float(np.square(noise, dtype=np.float64).sum())
             noise_n += noise.size
             inl = p.labels[start:stop] == "inlier"
-            region = pre[inl, m : self.box - m, m : self.box - m]
-            region_sum += float(region.sum(dtype=np.float64))
-            region_n += region.size
             var_sum += float(clean[inl].var(axis=(1, 2), dtype=np.float64).sum())
             n_inliers += int(inl.sum())
             yield phase_flip_and_crop(clean + noise, self.size, ctf, self.angpix)
         noise_var = noise_ss / noise_n
         self.measured = {
             "noise_sigma": sigma,
-            "snr_mean": region_sum / max(region_n, 1) / float(np.sqrt(noise_var)),
+            "snr_mean": self.region_mean() / float(np.sqrt(noise_var)),
             "snr_power": var_sum / max(n_inliers, 1) / noise_var,
         }
 
