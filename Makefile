@@ -17,10 +17,13 @@ install: $(STAMP)
 demo: install
 	rm -rf demo_out
 	$(VENV)/bin/cryosift simulate micrographs -o demo_out/micrographs -n 4 --seed 0
+	$(VENV)/bin/cryosift extract demo_out/micrographs/micrographs_ctf.star demo_out/micrographs/Coordinates \
+		--box-A 176 --bin 2 --phase-flip --invert --diameter-A 88 -o demo_out/extract
+	$(VENV)/bin/cryosift clean demo_out/extract/particles.star --diameter-A 88 -o demo_out/clean_extracted
 	$(VENV)/bin/cryosift simulate particles -o demo_out/particles --inliers 600 --outliers 600 --seed 0
 	$(VENV)/bin/cryosift clean demo_out/particles/particles.star --diameter-A 88 -o demo_out/clean
 	$(PY) -m cryosift.evaluate.outliers demo_out/clean/scores.csv demo_out/particles/truth.csv
-	@echo "outputs: demo_out/micrographs (MRC + ground-truth STAR), demo_out/clean/{inliers.star,outliers.star,scores.csv}"
+	@echo "outputs: demo_out/micrographs (MRC + ground-truth STAR), demo_out/extract (particles.star + Particles/*.mrcs), demo_out/clean/{inliers.star,outliers.star,scores.csv}"
 
 lint: install
 	$(VENV)/bin/ruff check .

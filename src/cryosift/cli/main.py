@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cryosift import __version__
-from cryosift.cli import clean, simulate
+from cryosift.cli import clean, extract, simulate
 
 app = typer.Typer(
     name="cryosift",
@@ -14,6 +14,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.command("extract")(extract.main)
 app.command("clean")(clean.main)
 app.add_typer(simulate.app, name="simulate")
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from cryosift.errors import InputError
-from cryosift.io.star import write_star
+from cryosift.io.star import read_star_blocks, write_star
 
 COLUMNS = ("micrograph", "x", "y", "score", "diameter")
 
@@ -40,16 +40,6 @@ def _table(micrograph, x, y, score=np.nan, diameter=np.nan) -> pd.DataFrame:
     df["diameter"] = np.asarray(diameter, np.float64) if np.ndim(diameter) else float(diameter)
     df["micrograph"] = df["micrograph"].astype(str)
     return df[list(COLUMNS)]
-
-
-def _star_blocks(path: Path) -> dict[str, pd.DataFrame]:
-    import starfile
-
-    try:
-        blocks = starfile.read(path, always_dict=True)
-    except Exception as exc:  # starfile raises many kinds on garbage
-        raise InputError(path, f"not a readable STAR file ({exc.__class__.__name__})") from None
-    return {k: v for k, v in blocks.items() if isinstance(v, pd.DataFrame)}
 
 
 def _column(df: pd.DataFrame, name: str, path: Path) -> np.ndarray:
@@ -66,7 +56,7 @@ def _optional(df: pd.DataFrame, name: str, path: Path) -> np.ndarray | float:
 
 def read_relion(path: Path) -> pd.DataFrame:
     """A RELION per-micrograph coordinate STAR (micrograph = the file's stem)."""
-    blocks = _star_blocks(path)
+    blocks = read_star_blocks(path)
     df = next((b for b in blocks.values() if "rlnCoordinateX" in b.columns), None)
     if df is None:
         if not blocks or all(len(b) == 0 for b in blocks.values()):
@@ -90,7 +80,7 @@ def write_relion(path: Path, picks: pd.DataFrame) -> None:
 def read_relion_list(path: Path) -> pd.DataFrame:
     """RELION 4/5 ``data_coordinate_files``: each row names a micrograph and its coordinate
     STAR (looked up as given, then beside the list)."""
-    blocks = _star_blocks(path)
+    blocks = read_star_blocks(path)
     df = blocks.get("coordinate_files")
     if df is None or "rlnMicrographCoordinates" not in df:
         raise InputError(path, "no data_coordinate_files block with _rlnMicrographCoordinates")
@@ -109,7 +99,7 @@ def read_relion_list(path: Path) -> pd.DataFrame:
 
 def read_particles_star(path: Path) -> pd.DataFrame:
     """Picks from a RELION particles STAR (``_rlnMicrographName`` + coordinates)."""
-    blocks = _star_blocks(path)
+    blocks = read_star_blocks(path)
     df = blocks.get("particles", next(iter(blocks.values()), None))
     if df is None or len(df) == 0:
         return _table([], [], [])
@@ -188,7 +178,7 @@ def write_topaz(path: Path, picks: pd.DataFrame) -> None:
 def read_cbox(path: Path) -> pd.DataFrame:
     """crYOLO ``.cbox`` (STAR; ``_CoordinateX/Y`` lower-left corner, ``_Width``, ``_Height``,
     ``_Confidence``)."""
-    blocks = _star_blocks(path)
+    blocks = read_star_blocks(path)
     df = blocks.get("cryolo", next(iter(blocks.values()), None))
     if df is None or len(df) == 0:
         return _table([], [], [])
@@ -280,7 +270,7 @@ def guess_format(path: Path) -> str:
     if suffix in by_suffix:
         return by_suffix[suffix]
     if suffix == ".star":
-        blocks = _star_blocks(path)
+        blocks = read_star_blocks(path)
         if "coordinate_files" in blocks:
             return "relion-list"
         if any("rlnMicrographName" in b.columns for b in blocks.values()):

@@ -16,11 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import starfile
 
 from cryosift.errors import InputError
 from cryosift.io.mrc import MrcStack, open_stack
-from cryosift.io.star import write_star
+from cryosift.io.star import float_column, read_star_blocks, write_star
 
 _IMAGE_NAME = re.compile(r"^\s*(\d+)@(.+?)\s*$")
 
@@ -203,31 +202,8 @@ def _parse_image_names(source: Path, names: pd.Series) -> tuple[np.ndarray, list
     return idx, files
 
 
-def _read_star_blocks(path: Path) -> dict[str, pd.DataFrame]:
-    raw = path.read_bytes()
-    if b"\x00" in raw:
-        bad = raw[: raw.index(b"\x00")].count(b"\n") + 1
-        raise InputError(path, f"garbled STAR file (binary data on line {bad})")
-    try:
-        blocks = starfile.read(path, always_dict=True)
-    except Exception as exc:  # starfile raises many kinds of errors on broken files
-        raise InputError(path, f"unreadable STAR file ({type(exc).__name__}: {exc})") from None
-    return {k: v for k, v in blocks.items() if isinstance(v, pd.DataFrame)}
-
-
-def _float_col(df: pd.DataFrame, col: str, path: Path) -> np.ndarray:
-    try:
-        values = pd.to_numeric(df[col], errors="raise").to_numpy(dtype=np.float64)
-    except (ValueError, TypeError):
-        raise InputError(path, f"column _{col} holds non-numeric values") from None
-    if not np.isfinite(values).all():
-        row = int(np.flatnonzero(~np.isfinite(values))[0]) + 1
-        raise InputError(path, f"column _{col} is missing or not finite in row {row}")
-    return values
-
-
 def _read_star(path: Path, datadir) -> ParticleSet:
-    blocks = _read_star_blocks(path)
+    blocks = read_star_blocks(path)
     block_name = next((k for k, v in blocks.items() if "rlnImageName" in v.columns), None)
     if block_name is None:
         raise InputError(path, "no _rlnImageName column: not a particles STAR file")
@@ -247,14 +223,14 @@ def _read_star(path: Path, datadir) -> ParticleSet:
     angpix = None
     for col in ("rlnImagePixelSize", "rlnPixelSize"):
         if col in merged.columns:
-            values = np.unique(_float_col(merged, col, path))
+            values = np.unique(float_column(merged, col, path))
             if len(values) > 1:
                 raise InputError(path, f"particles have different pixel sizes {values.tolist()}")
             angpix = float(values[0])
             break
     if angpix is None and {"rlnDetectorPixelSize", "rlnMagnification"} <= set(merged.columns):
-        det = _float_col(merged, "rlnDetectorPixelSize", path)
-        mag = _float_col(merged, "rlnMagnification", path)
+        det = float_column(merged, "rlnDetectorPixelSize", path)
+        mag = float_column(merged, "rlnMagnification", path)
         angpix = float(np.median(det * 1e4 / mag))
 
     ctf = None
@@ -263,10 +239,10 @@ def _read_star(path: Path, datadir) -> ParticleSet:
 
         def col(name: str, default: float) -> np.ndarray:
             if name in merged.columns:
-                return _float_col(merged, name, path)
+                return float_column(merged, name, path)
             return np.full(n, default)
 
-        du = _float_col(merged, "rlnDefocusU", path)
+        du = float_column(merged, "rlnDefocusU", path)
         ctf = CtfParams(
             defocus_u=du,
             defocus_v=col("rlnDefocusV", np.nan) if "rlnDefocusV" in merged.columns else du,

@@ -23,31 +23,6 @@ TYPES = ("inlier", "noise", "partial", "multiple")
 OUTLIER_TYPES = TYPES[1:]
 
 
-def optics_table(
-    angpix: float,
-    size: int | None,
-    voltage: float = 300.0,
-    cs: float = 2.7,
-    amplitude_contrast: float = 0.1,
-    phase_flipped: bool = False,
-) -> pd.DataFrame:
-    """A one-group RELION 3.1 optics table: for particle images of side ``size`` px, or for
-    micrographs when ``size`` is None (``rlnMicrographPixelSize`` instead of image fields)."""
-    table: dict[str, list] = {"rlnOpticsGroup": [1], "rlnOpticsGroupName": ["opticsGroup1"]}
-    if size is None:
-        table["rlnMicrographPixelSize"] = [float(angpix)]
-    else:
-        table["rlnImagePixelSize"] = [float(angpix)]
-        table["rlnImageSize"] = [int(size)]
-        table["rlnImageDimensionality"] = [2]
-    table["rlnVoltage"] = [float(voltage)]
-    table["rlnSphericalAberration"] = [float(cs)]
-    table["rlnAmplitudeContrast"] = [float(amplitude_contrast)]
-    if phase_flipped:
-        table["rlnCtfDataArePhaseFlipped"] = [1]
-    return pd.DataFrame(table)
-
-
 def write_labelled_stack(
     outdir: Path,
     chunks: Iterable[np.ndarray] | Callable[[], Iterable[np.ndarray]],

@@ -29,9 +29,8 @@ from scipy import ndimage, special
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.mrc import write_stack
 from cryosift.io.particles import CtfParams
-from cryosift.io.star import write_star
+from cryosift.io.star import optics_table, write_star
 from cryosift.preprocess.fourier import ctf_values
-from cryosift.simulate.dataset import optics_table
 from cryosift.simulate.projection import project, random_rotations
 from cryosift.simulate.volume import diameter_px
 

@@ -27,8 +27,9 @@ import numpy as np
 
 from cryosift.errors import InputError
 from cryosift.io.particles import CtfParams
+from cryosift.io.star import optics_table
 from cryosift.preprocess.fourier import phase_flip_and_crop
-from cryosift.simulate.dataset import OUTLIER_TYPES, TYPES, optics_table, write_labelled_stack
+from cryosift.simulate.dataset import OUTLIER_TYPES, TYPES, write_labelled_stack
 from cryosift.simulate.noise import gaussian_noise
 from cryosift.simulate.projection import (
     apply_ctf,

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cryosift.simulate.dataset import TYPES, optics_table, write_labelled_stack
+from cryosift.io.star import optics_table
+from cryosift.simulate.dataset import TYPES, write_labelled_stack
 
 
 def blob_particle(

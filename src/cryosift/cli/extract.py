@@ -1,0 +1,205 @@
+"""``cryosift extract``: cut particle boxes from micrographs at picked coordinates.
+
+Reads micrographs (a folder, a glob, one file or a micrographs STAR; MRC, TIFF, PNG, JPEG) and
+coordinates in any supported format (one file or a folder of per-micrograph files); cuts a box
+of ``--box-px`` (or ``--box-A``) around every pick; optionally phase flips with a CTF STAR,
+Fourier-crops (``--bin`` or ``--size``), normalises the background as RELION does and inverts
+the contrast. Writes ``OUTDIR/particles.star`` (RELION 3.1) with ``Particles/<mic>.mrcs``,
+which ``cryosift clean`` reads directly. Reruns skip micrographs already done.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cryosift.cli.common import console, guarded, progress_bar
+from cryosift.errors import InputError
+from cryosift.extract.run import ExtractSettings, plan_extraction, run_extraction
+from cryosift.io.coords import FORMATS
+
+#: RELION's default background circle: 75% of the box diameter.
+RELION_BG_FRACTION = 0.375
+
+
+def output_size(box: int, size: int | None, binning: float | None) -> int:
+    """Output side in px from ``--size`` or ``--bin`` (even when the box is even)."""
+    if size is not None and binning is not None:
+        raise typer.BadParameter("give --size or --bin, not both")
+    if size is None and binning is None:
+        return box
+    if size is None:
+        if binning < 1:
+            raise typer.BadParameter("--bin must be at least 1")
+        size = round(box / binning)
+        if box % 2 == 0 and size % 2:
+            size += 1
+    if not 4 <= size <= box:
+        raise typer.BadParameter(f"output size {size} px must lie between 4 and the box ({box})")
+    return size
+
+
+def box_pixels(box_px: int | None, box_A: float | None, angpix: float | None) -> int:
+    """The box side in micrograph px from ``--box-px`` or ``--box-A`` (rounded to even)."""
+    if (box_px is None) == (box_A is None):
+        raise typer.BadParameter("give exactly one of --box-px and --box-A")
+    if box_px is not None:
+        if box_px < 4:
+            raise typer.BadParameter("--box-px must be at least 4")
+        return int(box_px)
+    if not angpix:
+        raise InputError(
+            None, "--box-A needs a pixel size: the micrographs state none, give --angpix"
+        )
+    return max(4, 2 * round(box_A / angpix / 2))
+
+
+def summary_table(summary, outdir: Path) -> Table:
+    table = Table(title=f"cryosift extract -> {outdir}")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    table.add_row("micrographs", f"{len(summary):,}")
+    table.add_row("picks", f"{int(summary.picks.sum()):,}")
+    table.add_row("particles extracted", f"{int(summary.extracted.sum()):,}")
+    action = summary.off_edge_action.iloc[0] if len(summary) else "skipped"
+    table.add_row(f"boxes off the edge ({action})", f"{int(summary.off_edge.sum()):,}")
+    table.add_row("micrographs with zero picks", f"{int((summary.picks == 0).sum()):,}")
+    table.add_row("micrographs resumed", f"{int((summary.status == 'resumed').sum()):,}")
+    return table
+
+
+def _named(summary, mask, what: str, count_col: str | None = None) -> str | None:
+    rows = summary[mask]
+    if not len(rows):
+        return None
+    items = [
+        f"{Path(r.micrograph).name} ({getattr(r, count_col)})"
+        if count_col
+        else Path(r.micrograph).name
+        for r in rows.head(8).itertuples()
+    ]
+    more = f", and {len(rows) - 8} more" if len(rows) > 8 else ""
+    return f"{what}: {', '.join(items)}{more}"
+
+
+@guarded("extract")
+def main(
+    micrographs: Path = typer.Argument(
+        ..., help="Micrographs: folder, glob ('mics/*.mrc'), one file, or a micrographs STAR"
+    ),
+    coords: Path = typer.Argument(
+        ..., help="Coordinates: one file (STAR, .box, .cbox, .csv, topaz .txt, .cs) or a folder"
+    ),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder"),
+    box_px: int = typer.Option(None, "--box-px", help="Box side in micrograph pixels"),
+    box_A: float = typer.Option(None, "--box-A", help="Box side in Å (rounded to even px)"),
+    binning: float = typer.Option(None, "--bin", help="Downsample by this factor (Fourier crop)"),
+    size: int = typer.Option(None, "--size", help="Output box side in px (Fourier crop)"),
+    diameter_A: float = typer.Option(
+        None, "--diameter-A", help="Particle diameter in Å: background = outside this circle"
+    ),
+    bg_radius_px: float = typer.Option(
+        None,
+        "--bg-radius-px",
+        help="Background circle radius in output px (default: particle "
+        "radius, or RELION's 37.5% of the box)",
+    ),
+    normalise: bool = typer.Option(
+        True, "--normalise/--no-normalise", help="Background to mean 0, std 1 (RELION)"
+    ),
+    invert: bool = typer.Option(False, "--invert/--no-invert", help="Invert the contrast"),
+    pad: bool = typer.Option(
+        False,
+        "--pad/--skip-off-edge",
+        help="Pad boxes that leave the micrograph (default: skip them, reported by micrograph)",
+    ),
+    ctf: Path = typer.Option(None, "--ctf", help="Micrographs STAR with defocus U/V/angle"),
+    phase_flip: bool = typer.Option(False, "--phase-flip", help="Phase flip with the CTF"),
+    angpix: float = typer.Option(
+        None, "--angpix", help="Micrograph pixel size in Å (overrides headers)"
+    ),
+    scale: float = typer.Option(None, "--scale", help="Multiply coordinates by this factor"),
+    coords_angpix: float = typer.Option(
+        None, "--coords-angpix", help="Pixel size (Å) the coordinates were picked at"
+    ),
+    fmt: str = typer.Option(None, "--format", help=f"Coordinate format: {', '.join(FORMATS)}"),
+    voltage: float = typer.Option(300.0, "--voltage", help="kV, when no CTF STAR states it"),
+    cs: float = typer.Option(2.7, "--cs", help="Spherical aberration (mm), when not stated"),
+    amplitude_contrast: float = typer.Option(0.1, "--amplitude-contrast", help="When not stated"),
+    jobs: int = typer.Option(
+        min(4, os.cpu_count() or 1), "--jobs", "-j", help="Micrographs processed in parallel"
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Redo micrographs already done"),
+) -> None:
+    """Cut particle boxes from micrographs at picked coordinates (RELION 3.1 output)."""
+    if scale is not None and coords_angpix is not None:
+        raise typer.BadParameter("give --scale or --coords-angpix, not both")
+    if fmt is not None and fmt not in FORMATS:
+        raise typer.BadParameter(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    started = time.perf_counter()
+    plan, mic_angpix = plan_extraction(
+        micrographs,
+        coords,
+        fmt=fmt,
+        ctf_star=ctf,
+        angpix=angpix,
+        scale=scale,
+        coords_angpix=coords_angpix,
+    )
+    if phase_flip and not all(j.ctf for j in plan):
+        raise InputError(ctf or micrographs, "--phase-flip needs defoci: give --ctf STAR")
+    if phase_flip and not mic_angpix:
+        raise InputError(micrographs, "--phase-flip needs a pixel size: give --angpix")
+    box = box_pixels(box_px, box_A, mic_angpix)
+    out = output_size(box, size, binning)
+    if bg_radius_px is None:
+        if diameter_A is not None:
+            if not mic_angpix:
+                raise InputError(micrographs, "--diameter-A needs a pixel size: give --angpix")
+            bg_radius_px = diameter_A / 2 / mic_angpix * out / box
+        else:
+            bg_radius_px = RELION_BG_FRACTION * out
+    optics = next((j.ctf for j in plan if j.ctf), None) or {}
+    settings = ExtractSettings(
+        box=box,
+        size=out,
+        angpix=mic_angpix,
+        bg_radius=round(float(bg_radius_px), 3),
+        invert=invert,
+        normalise=normalise,
+        phase_flip=phase_flip,
+        pad=pad,
+        voltage=float(optics.get("rlnVoltage", voltage)),
+        cs=float(optics.get("rlnSphericalAberration", cs)),
+        amplitude_contrast=float(optics.get("rlnAmplitudeContrast", amplitude_contrast)),
+    )
+    with progress_bar() as bar:
+        task = bar.add_task("extracting", total=len(plan), rate="")
+        summary = run_extraction(
+            plan,
+            settings,
+            outdir,
+            n_jobs=jobs,
+            overwrite=overwrite,
+            on_progress=lambda n: bar.advance(task, n),
+        )
+    console.print(summary_table(summary, outdir))
+    for line in (
+        _named(summary, summary.off_edge > 0, "boxes off the edge", "off_edge"),
+        _named(summary, summary.picks == 0, "micrographs with zero picks"),
+    ):
+        if line:
+            console.print(line, highlight=False)
+    seconds = time.perf_counter() - started
+    console.print(
+        f"box {box} px -> {out} px"
+        + (f" ({settings.out_angpix:.3f} Å/px)" if settings.out_angpix else "")
+        + f", background radius {settings.bg_radius:g} px"
+        + f", phase flip {'on' if phase_flip else 'off'}, invert {'on' if invert else 'off'}"
+        + f"; {seconds:.1f} s",
+        highlight=False,
+    )

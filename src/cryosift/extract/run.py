@@ -1,0 +1,507 @@
+"""Extraction over many micrographs: find the inputs, check them all, then cut, write and resume.
+
+A run is planned before anything is written: every micrograph header is read, every pick is
+matched to its micrograph and checked to lie inside it, pixel sizes are compared. Only then
+does work start, one micrograph at a time (in parallel threads; the heavy work is in numpy and
+``scipy.fft``, which release the GIL). Each micrograph gives ``Particles/<key>.mrcs`` and
+``Particles/<key>.star`` (its particle rows), written together or not at all, so a rerun
+skips micrographs whose stack is complete and whose picks have not changed. The run ends by
+writing ``particles.star`` (RELION 3.1: optics + particles) and ``extract_summary.csv``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import json
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cryosift.errors import InputError
+from cryosift.extract.boxes import boxes_inside, crop_boxes, normalise_background
+from cryosift.io.atomic import write_all_or_nothing
+from cryosift.io.coords import check_inside, guess_format, read_coords, scale_coords
+from cryosift.io.micrographs import (
+    CTF_COLUMNS,
+    SUFFIXES,
+    micrograph_key,
+    probe_micrograph,
+    read_micrograph,
+    read_micrographs_star,
+)
+from cryosift.io.mrc import open_stack, write_stack_chunks
+from cryosift.io.particles import CtfParams
+from cryosift.io.star import optics_table, read_star_blocks, write_star
+from cryosift.preprocess.fourier import phase_flip_and_crop
+
+COORD_SUFFIXES = (".star", ".box", ".cbox", ".csv", ".txt", ".cs")
+#: Formats that hold the picks of one micrograph, named by the file.
+PER_MICROGRAPH_FORMATS = ("relion", "box", "cbox", "cryoppp")
+#: Boxes processed together (bounds memory for large boxes).
+CHUNK = 256
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """How boxes are cut. Sizes in px: ``box`` of the micrograph, ``size`` of the output,
+    ``bg_radius`` of the output; ``angpix`` is the micrograph pixel size in Å."""
+
+    box: int
+    size: int
+    angpix: float | None
+    bg_radius: float
+    invert: bool = False
+    normalise: bool = True
+    phase_flip: bool = False
+    pad: bool = False
+    voltage: float = 300.0
+    cs: float = 2.7
+    amplitude_contrast: float = 0.1
+
+    @property
+    def out_angpix(self) -> float | None:
+        return None if self.angpix is None else self.angpix * self.box / self.size
+
+    def describe(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class MicrographJob:
+    """One micrograph to extract: its picks (px of the micrograph) and CTF (or None)."""
+
+    key: str
+    name: str
+    path: Path
+    shape: tuple[int, int]
+    picks: pd.DataFrame
+    ctf: dict[str, float] | None = None
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _expand(spec: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """A folder (its files with ``suffixes``), a glob pattern, or one file."""
+    text = str(spec)
+    if any(ch in text for ch in "*?["):
+        return sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
+    if spec.is_dir():
+        return sorted(p for p in spec.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    return [spec]
+
+
+def find_micrographs(spec: str | os.PathLike) -> pd.DataFrame:
+    """Micrographs from a folder, a glob pattern, one file, or a micrographs STAR.
+
+    Returns ``name``, ``key``, ``path``, ``angpix`` (NaN unless a STAR gives it) and, for a
+    STAR with defoci, the CTF columns. Keys must be unique (they name the output stacks).
+    """
+    spec = Path(spec)
+    if spec.suffix.lower() == ".star" and spec.is_file():
+        table = read_micrographs_star(spec)
+    else:
+        paths = _expand(spec, SUFFIXES)
+        if not paths:
+            raise InputError(spec, "no micrographs found (.mrc, .tif, .png, .jpg)")
+        table = pd.DataFrame(
+            {
+                "name": [str(p) for p in paths],
+                "key": [micrograph_key(p) for p in paths],
+                "path": paths,
+                "angpix": np.nan,
+            }
+        )
+    dup = table.key[table.key.duplicated()]
+    if len(dup):
+        raise InputError(spec, f"two micrographs share the name {dup.iloc[0]!r}")
+    return table.reset_index(drop=True)
+
+
+def read_all_picks(spec: str | os.PathLike, fmt: str | None = None) -> pd.DataFrame:
+    """Picks from one coordinate file, a folder of them or a glob, with a ``source`` column
+    (the file each pick came from) and ``per_file`` (the format names the micrograph by
+    the file, so the file's stem is the micrograph)."""
+    spec = Path(spec)
+    files = _expand(spec, COORD_SUFFIXES)
+    if not files:
+        raise InputError(spec, "no coordinate files found")
+    parts = []
+    for f in files:
+        if not f.exists():
+            raise InputError(f, "coordinate file not found")
+        kind = fmt or guess_format(f)
+        picks = read_coords(f, kind)
+        picks["source"] = str(f)
+        picks["per_file"] = kind in PER_MICROGRAPH_FORMATS and not _names_micrographs(f, kind)
+        parts.append(picks)
+    return pd.concat(parts, ignore_index=True)
+
+
+def _names_micrographs(path: Path, kind: str) -> bool:
+    """A RELION coordinate STAR that carries ``_rlnMicrographName`` names its micrograph."""
+    if kind != "relion":
+        return False
+    return any("rlnMicrographName" in b.columns for b in read_star_blocks(path).values())
+
+
+def match_picks(mics: pd.DataFrame, picks: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Each micrograph's picks, ``{key: picks}``. A pick names its micrograph by file stem;
+    per-micrograph files may add a suffix (``mic_001_autopick.star``). With one micrograph
+    and one per-micrograph coordinate file, the two belong together whatever their names.
+    A pick whose micrograph is not among ``mics`` is an :class:`InputError` naming its file."""
+    keys = set(mics.key)
+    by_length = sorted(keys, key=len, reverse=True)
+    single = len(mics) == 1 and picks.source.nunique() == 1 and bool(picks.per_file.all())
+
+    def resolve(name: str) -> str | None:
+        k = micrograph_key(name)
+        if k in keys:
+            return k
+        return next((m for m in by_length if k.startswith(m + "_")), None)
+
+    out: dict[str, list[pd.DataFrame]] = {k: [] for k in mics.key}
+    for (source, name), group in picks.groupby(["source", "micrograph"], sort=False):
+        key = mics.key.iloc[0] if single else resolve(str(name))
+        if key is None:
+            raise InputError(
+                source,
+                f"micrograph {name!r} named in the coordinates is not among the "
+                f"{len(mics)} micrograph(s) given",
+            )
+        out[key].append(group)
+    return {
+        k: (pd.concat(v, ignore_index=True) if v else picks.iloc[:0]).reset_index(drop=True)
+        for k, v in out.items()
+    }
+
+
+def micrograph_angpix(mics: pd.DataFrame, infos: list, override: float | None) -> float | None:
+    """The one pixel size of all micrographs (Å): ``override``, else the headers (or the
+    STAR), which must agree within 1%; ``None`` when nothing states one."""
+    if override is not None:
+        return float(override)
+    stated = [
+        (info.path, a)
+        for info, star_a in zip(infos, mics.angpix, strict=True)
+        for a in [star_a if np.isfinite(star_a) else info.angpix]
+        if a
+    ]
+    if not stated:
+        return None
+    first_path, first = stated[0]
+    for path, a in stated[1:]:
+        if abs(a - first) > 0.01 * first:
+            raise InputError(
+                path,
+                f"pixel size {a:.4g} Å differs from {first:.4g} Å of {Path(first_path).name}; "
+                "give --angpix to set one",
+            )
+    return float(first)
+
+
+def check_ctf_angpix(ctf_star: Path, table: pd.DataFrame, angpix: float | None) -> None:
+    """A CTF STAR whose pixel size disagrees with the micrographs' is an error."""
+    stated = table.angpix[np.isfinite(table.angpix)]
+    if angpix and len(stated) and np.any(np.abs(stated - angpix) > 0.01 * angpix):
+        raise InputError(
+            ctf_star,
+            f"pixel size {float(stated.iloc[0]):.4g} Å differs from the micrographs' "
+            f"{angpix:.4g} Å; give --angpix to set one",
+        )
+
+
+def plan_extraction(
+    micrographs: str | os.PathLike,
+    coords: str | os.PathLike,
+    *,
+    fmt: str | None = None,
+    ctf_star: str | os.PathLike | None = None,
+    angpix: float | None = None,
+    scale: float | None = None,
+    coords_angpix: float | None = None,
+) -> tuple[list[MicrographJob], float | None]:
+    """Check every input and return the jobs and the micrograph pixel size (Å or None).
+
+    Coordinates are multiplied by ``scale``, or by ``coords_angpix / angpix`` when the picks
+    were made on micrographs of another pixel size; nothing is scaled otherwise.
+    """
+    mics = find_micrographs(micrographs)
+    infos = [probe_micrograph(p) for p in mics.path]
+    mic_angpix = micrograph_angpix(mics, infos, angpix)
+    ctf_table = mics
+    if ctf_star is not None:
+        ctf_table = read_micrographs_star(ctf_star)
+        check_ctf_angpix(Path(ctf_star), ctf_table, mic_angpix)
+    has_ctf = "rlnDefocusU" in ctf_table.columns
+    ctf_by_key = ctf_table.set_index("key") if has_ctf else None
+
+    picks = read_all_picks(coords, fmt)
+    if coords_angpix is not None:
+        if mic_angpix is None:
+            raise InputError(Path(micrographs), "no pixel size to scale coordinates to")
+        scale = coords_angpix / mic_angpix
+    if scale is not None:
+        picks = scale_coords(picks, scale)
+    by_key = match_picks(mics, picks)
+
+    jobs = []
+    for row, info in zip(mics.itertuples(), infos, strict=True):
+        mine = by_key[row.key]
+        for source, group in mine.groupby("source", sort=False):
+            check_inside(group, info.shape, Path(source))
+        ctf = None
+        if ctf_by_key is not None:
+            if row.key not in ctf_by_key.index:
+                raise InputError(Path(ctf_star or micrographs), f"no CTF for micrograph {row.key}")
+            ctf = ctf_by_key.loc[row.key, list(CTF_COLUMNS)].astype(float).to_dict()
+        jobs.append(MicrographJob(row.key, str(row.name), Path(row.path), info.shape, mine, ctf))
+    return jobs, mic_angpix
+
+
+# --------------------------------------------------------------------------- one micrograph
+
+
+def _ctf_params(ctf: dict[str, float]) -> CtfParams:
+    def a(col: str) -> np.ndarray:
+        return np.array([ctf[col]], dtype=np.float64)
+
+    return CtfParams(
+        defocus_u=a("rlnDefocusU"),
+        defocus_v=a("rlnDefocusV"),
+        angle=a("rlnDefocusAngle"),
+        voltage=a("rlnVoltage"),
+        cs=a("rlnSphericalAberration"),
+        amplitude_contrast=a("rlnAmplitudeContrast"),
+        phase_shift=a("rlnPhaseShift"),
+    )
+
+
+def selected_picks(job: MicrographJob, settings: ExtractSettings) -> tuple[np.ndarray, int]:
+    """Indices of the picks that will be extracted, and how many boxes leave the micrograph
+    (dropped, or padded when ``settings.pad``)."""
+    xy = job.picks[["x", "y"]].to_numpy()
+    inside = boxes_inside(xy, settings.box, job.shape) if len(xy) else np.ones(0, bool)
+    n_off = int((~inside).sum())
+    keep = np.arange(len(xy)) if settings.pad else np.flatnonzero(inside)
+    return keep, n_off
+
+
+def particle_boxes(
+    image: np.ndarray,
+    xy: np.ndarray,
+    settings: ExtractSettings,
+    ctf: dict[str, float] | None,
+    workers: int = 1,
+) -> Iterator[np.ndarray]:
+    """Yield the processed boxes for picks ``xy`` ``(n, 2)`` in chunks ``(b, size, size)``:
+    cut, phase flipped (with ``ctf`` when ``settings.phase_flip``), Fourier-cropped,
+    normalised and inverted as the settings say."""
+    params = _ctf_params(ctf) if settings.phase_flip and ctf is not None else None
+    for start in range(0, len(xy), CHUNK):
+        boxes = crop_boxes(image, xy[start : start + CHUNK], settings.box, pad=settings.pad)
+        boxes = phase_flip_and_crop(boxes, settings.size, params, settings.angpix, workers)
+        if settings.normalise:
+            boxes = normalise_background(boxes, settings.bg_radius)
+        if settings.invert:
+            boxes = -boxes
+        yield boxes
+
+
+def particle_rows(job: MicrographJob, keep: np.ndarray, stack_name: str) -> pd.DataFrame:
+    """The STAR rows of one micrograph's particles (RELION 3.1 particles block)."""
+    picks = job.picks.iloc[keep]
+    rows = pd.DataFrame(
+        {
+            "rlnCoordinateX": picks.x.to_numpy().round(2),
+            "rlnCoordinateY": picks.y.to_numpy().round(2),
+            "rlnImageName": [f"{i + 1:06d}@{stack_name}" for i in range(len(picks))],
+            "rlnMicrographName": job.name,
+            "rlnOpticsGroup": 1,
+        }
+    )
+    if picks.score.notna().any():
+        rows["rlnAutopickFigureOfMerit"] = picks.score.to_numpy()
+    if job.ctf is not None:
+        for col in ("rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle"):
+            rows[col] = job.ctf[col]
+        if job.ctf["rlnPhaseShift"]:
+            rows["rlnPhaseShift"] = job.ctf["rlnPhaseShift"]
+    return rows
+
+
+def _is_complete(stack: Path, sidecar: Path, rows: pd.DataFrame, size: int) -> bool:
+    """A previous run's output for this micrograph holds exactly these picks at this size."""
+    if not (stack.exists() and sidecar.exists()):
+        return False
+    try:
+        old = read_star_blocks(sidecar).get("particles")
+        st = open_stack(stack)
+    except InputError:
+        return False
+    try:
+        ok = st.n == len(rows) and st.shape == (size, size)
+    finally:
+        st.close()
+    if old is None or len(old) != len(rows) or not ok:
+        return False
+    cols = ["rlnCoordinateX", "rlnCoordinateY"]
+    return bool(np.allclose(old[cols].to_numpy(float), rows[cols].to_numpy(float), atol=0.01))
+
+
+def extract_micrograph(
+    job: MicrographJob,
+    settings: ExtractSettings,
+    outdir: Path,
+    resume: bool = True,
+    workers: int = 1,
+) -> dict:
+    """Extract one micrograph into ``outdir/Particles``; returns its summary row (with the
+    particle rows under ``"rows"`` and the files it wrote under ``"written"``)."""
+    keep, n_off = selected_picks(job, settings)
+    stack_rel = f"Particles/{job.key}.mrcs"
+    stack, sidecar = outdir / stack_rel, outdir / "Particles" / f"{job.key}.star"
+    rows = particle_rows(job, keep, stack_rel)
+    summary = {
+        "micrograph": job.name,
+        "picks": len(job.picks),
+        "extracted": len(keep),
+        "off_edge": n_off,
+        "off_edge_action": "padded" if settings.pad else "skipped",
+        "rows": rows,
+        "written": [],
+    }
+    if len(keep) == 0:
+        summary["status"] = "no picks" if len(job.picks) == 0 else "all off edge"
+        return summary
+    if resume and _is_complete(stack, sidecar, rows, settings.size):
+        summary["status"] = "resumed"
+        return summary
+    mic = read_micrograph(job.path, angpix=settings.angpix)
+    xy = job.picks[["x", "y"]].to_numpy()[keep]
+
+    def write_images(path: Path) -> None:
+        chunks = particle_boxes(mic.image, xy, settings, job.ctf, workers)
+        shape = (settings.size, settings.size)
+        write_stack_chunks(path, chunks, len(keep), shape, settings.out_angpix)
+
+    write_all_or_nothing(
+        {
+            stack: write_images,
+            sidecar: lambda p: write_star({"particles": rows}, p),
+        }
+    )
+    summary["status"] = "extracted"
+    summary["written"] = [stack, sidecar]
+    return summary
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _settings_file(outdir: Path, settings: ExtractSettings, overwrite: bool) -> Path | None:
+    """Check (or record) the settings of the extraction in ``outdir``; returns the file when
+    this run created it."""
+    path = outdir / "extract.json"
+    wanted = settings.describe()
+    if path.exists() and not overwrite:
+        try:
+            old = json.loads(path.read_text())
+        except ValueError:
+            old = None
+        if old != wanted:
+            diff = [k for k in wanted if old is None or old.get(k) != wanted[k]]
+            raise InputError(
+                path,
+                f"holds an extraction with other settings ({', '.join(diff)}); "
+                "choose another --outdir or pass --overwrite",
+            )
+        return None
+    write_all_or_nothing({path: lambda p: p.write_text(json.dumps(wanted, indent=2))})
+    return path
+
+
+def run_extraction(
+    jobs: list[MicrographJob],
+    settings: ExtractSettings,
+    outdir: str | os.PathLike,
+    *,
+    n_jobs: int = 1,
+    overwrite: bool = False,
+    on_progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Extract every job into ``outdir`` and write ``particles.star`` and
+    ``extract_summary.csv``; returns the summary (one row per micrograph).
+
+    Bad input met during the run (e.g. NaN pixels) removes what this run wrote and raises
+    :class:`InputError`; an interrupted run leaves its finished micrographs for a rerun.
+    """
+    outdir = Path(outdir)
+    created_dir = not outdir.exists()
+    outdir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    try:
+        settings_path = _settings_file(outdir, settings, overwrite)
+        if settings_path is not None:
+            written.append(settings_path)
+        workers = 1 if n_jobs > 1 else -1
+
+        def work(job: MicrographJob) -> dict:
+            return extract_micrograph(job, settings, outdir, not overwrite, workers)
+
+        results = []
+        with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
+            for res in pool.map(work, jobs):
+                written += res["written"]
+                results.append(res)
+                if on_progress:
+                    on_progress(1)
+        rows = [r["rows"] for r in results if len(r["rows"]) and r["extracted"]]
+        particles = pd.concat(rows, ignore_index=True) if rows else particle_rows_empty()
+        optics = optics_table(
+            settings.out_angpix or 1.0,
+            settings.size,
+            settings.voltage,
+            settings.cs,
+            settings.amplitude_contrast,
+            phase_flipped=settings.phase_flip,
+            original_angpix=settings.angpix,
+        )
+        summary = pd.DataFrame(
+            [{k: v for k, v in r.items() if k not in ("rows", "written")} for r in results]
+        )
+        write_all_or_nothing(
+            {
+                outdir / "particles.star": lambda p: write_star(
+                    {"optics": optics, "particles": particles}, p
+                ),
+                outdir / "extract_summary.csv": lambda p: summary.to_csv(p, index=False),
+            }
+        )
+    except InputError:
+        for p in written:
+            p.unlink(missing_ok=True)
+        if created_dir:
+            for d in (outdir / "Particles", outdir):
+                if d.exists() and not any(d.iterdir()):
+                    d.rmdir()
+        raise
+    return summary
+
+
+def particle_rows_empty() -> pd.DataFrame:
+    return pd.DataFrame(
+        columns=[
+            "rlnCoordinateX",
+            "rlnCoordinateY",
+            "rlnImageName",
+            "rlnMicrographName",
+            "rlnOpticsGroup",
+        ]
+    )

@@ -1,0 +1,262 @@
+"""Micrographs from MRC, TIFF, PNG and JPEG, read into one convention.
+
+Whatever the file, a micrograph is a float32 array ``(rows, cols)`` indexed ``[row, col]``:
+the first row is the top of the image as written in the file, so a pick at ``(x, y)`` in px
+is the pixel ``[y, x]`` (origin top-left, x = column, y = row). The pixel size comes from the
+MRC header (or, when that says 0, from an FEI/EPU extended header), and can always be
+overridden; TIFF/PNG/JPEG carry no trustworthy pixel size, so they need one from the user
+when a command works in Å.
+
+:func:`probe_micrograph` reads only the header (shape and pixel size), so a run can check
+every input before it writes anything; :func:`read_micrograph` reads the pixels and rejects
+NaN or infinite values.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cryosift.errors import InputError
+from cryosift.io.mrc import open_stack
+
+MRC_SUFFIXES = (".mrc", ".mrcs", ".map")
+TIFF_SUFFIXES = (".tif", ".tiff")
+PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
+SUFFIXES = MRC_SUFFIXES + TIFF_SUFFIXES + PIL_SUFFIXES
+
+
+@dataclass(frozen=True)
+class MicrographInfo:
+    """What the header says: ``shape`` is ``(rows, cols)``; ``angpix`` in Å or ``None``."""
+
+    path: Path
+    shape: tuple[int, int]
+    angpix: float | None
+
+
+def _fei_angpix(mrc) -> float | None:
+    """Pixel size in Å from an FEI1/FEI2 extended header (stored in metres), if any."""
+    try:
+        ext = mrc.indexed_extended_header
+    except Exception:  # mrcfile raises on malformed extended headers; the main header wins
+        return None
+    if ext is None or ext.dtype.names is None or "Pixel size X" not in ext.dtype.names:
+        return None
+    value = float(np.ravel(ext["Pixel size X"])[0]) * 1e10
+    return value if np.isfinite(value) and value > 0 else None
+
+
+def _one_image(path: Path, n: int) -> None:
+    if n != 1:
+        raise InputError(
+            path, f"holds {n} images, not one micrograph (motion-correct or sum the movie first)"
+        )
+
+
+def _probe_mrc(path: Path) -> MicrographInfo:
+    stack = open_stack(path)
+    try:
+        _one_image(path, stack.n)
+        angpix = stack.angpix or _fei_angpix(stack._mrc)
+        return MicrographInfo(path, stack.shape, angpix)
+    finally:
+        stack.close()
+
+
+def _probe_tiff(path: Path) -> MicrographInfo:
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            shape = tuple(int(s) for s in series.shape)
+    except Exception as exc:  # tifffile raises many kinds on broken files
+        raise InputError(path, f"not a readable TIFF file ({exc.__class__.__name__})") from None
+    if len(shape) == 3 and shape[0] != 1:
+        _one_image(path, shape[0])
+    shape = shape[-2:]
+    return MicrographInfo(path, (shape[0], shape[1]), None)
+
+
+def _probe_pil(path: Path) -> MicrographInfo:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            cols, rows = im.size
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(path, f"not a readable image ({exc.__class__.__name__})") from None
+    return MicrographInfo(path, (rows, cols), None)
+
+
+def _check_file(path: Path) -> str:
+    if not path.exists():
+        raise InputError(path, "micrograph not found")
+    if path.is_dir():
+        raise InputError(path, "is a directory, not a micrograph")
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty (0 bytes)")
+    suffix = path.suffix.lower()
+    if suffix not in SUFFIXES:
+        raise InputError(
+            path, f"unknown micrograph type {suffix!r} (cryosift reads {', '.join(SUFFIXES)})"
+        )
+    return suffix
+
+
+def probe_micrograph(path: str | os.PathLike) -> MicrographInfo:
+    """Shape and pixel size from the header alone; an :class:`InputError` for a file that
+    is missing, empty, not an image, truncated, of an unsupported MRC mode or a movie."""
+    path = Path(path)
+    suffix = _check_file(path)
+    if suffix in MRC_SUFFIXES:
+        return _probe_mrc(path)
+    if suffix in TIFF_SUFFIXES:
+        return _probe_tiff(path)
+    return _probe_pil(path)
+
+
+def _pixels(path: Path, suffix: str) -> np.ndarray:
+    if suffix in MRC_SUFFIXES:
+        stack = open_stack(path)
+        try:
+            _one_image(path, stack.n)
+            return stack.read(np.array([0]))[0]
+        finally:
+            stack.close()
+    if suffix in TIFF_SUFFIXES:
+        import tifffile
+
+        try:
+            data = tifffile.imread(path)
+        except Exception as exc:
+            raise InputError(path, f"not a readable TIFF file ({exc.__class__.__name__})") from None
+        if data.ndim == 3 and data.shape[0] != 1 and data.shape[-1] not in (3, 4):
+            _one_image(path, data.shape[0])
+        return _to_grey(path, data)
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            data = np.asarray(im)
+    except (UnidentifiedImageError, OSError) as exc:
+        raise InputError(path, f"not a readable image ({exc.__class__.__name__})") from None
+    return _to_grey(path, data)
+
+
+def _to_grey(path: Path, data: np.ndarray) -> np.ndarray:
+    """``(rows, cols)`` float32 from a grey image, a single page, or RGB(A) with equal
+    channels (a grey micrograph saved as colour)."""
+    data = np.asarray(data)
+    if data.ndim == 3 and data.shape[0] == 1:
+        data = data[0]
+    if data.ndim == 3 and data.shape[-1] in (3, 4):
+        rgb = data[..., :3].astype(np.float32)
+        data = rgb.mean(axis=-1)
+    if data.ndim != 2:
+        raise InputError(path, f"not a 2D image (array of shape {data.shape})")
+    return np.asarray(data, dtype=np.float32)
+
+
+@dataclass
+class Micrograph:
+    """A micrograph in memory: ``image`` float32 ``(rows, cols)``, ``angpix`` in Å or None."""
+
+    path: Path
+    image: np.ndarray
+    angpix: float | None
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.image.shape[0]), int(self.image.shape[1])
+
+
+def read_micrograph(path: str | os.PathLike, angpix: float | None = None) -> Micrograph:
+    """Read a micrograph as float32 ``(rows, cols)``; ``angpix`` overrides the header.
+
+    MRC modes 0, 1, 2, 6 and 12, FEI extended headers, non-square images; TIFF (one page);
+    8- and 16-bit PNG/JPEG. NaN or infinite pixels are an :class:`InputError`.
+    """
+    path = Path(path)
+    info = probe_micrograph(path)
+    image = _pixels(path, path.suffix.lower())
+    bad = ~np.isfinite(image)
+    if bad.any():
+        r, c = np.argwhere(bad)[0]
+        raise InputError(
+            path, f"{int(bad.sum())} NaN or infinite pixels (first at row {r}, column {c})"
+        )
+    return Micrograph(path, image, float(angpix) if angpix else info.angpix)
+
+
+def micrograph_key(name: str | os.PathLike) -> str:
+    """The name a micrograph is matched by: its file name without folders and extension."""
+    return Path(str(name)).stem
+
+
+#: CTF columns of a micrographs STAR (RELION units) and their defaults when absent.
+CTF_COLUMNS = {
+    "rlnDefocusU": None,
+    "rlnDefocusV": None,
+    "rlnDefocusAngle": 0.0,
+    "rlnVoltage": 300.0,
+    "rlnSphericalAberration": 2.7,
+    "rlnAmplitudeContrast": 0.1,
+    "rlnPhaseShift": 0.0,
+}
+
+
+def read_micrographs_star(path: str | os.PathLike) -> pd.DataFrame:
+    """A RELION micrographs STAR (e.g. ``micrographs_ctf.star``), optics merged in.
+
+    Returns one row per micrograph: ``name`` (as written), ``path`` (resolved beside the
+    STAR, then from the working folder), ``key`` (:func:`micrograph_key`), ``angpix`` (Å,
+    NaN when the file has none) and, when the file has defoci, the :data:`CTF_COLUMNS`.
+    """
+    from cryosift.io.star import float_column, read_star_blocks
+
+    path = Path(path)
+    blocks = read_star_blocks(path)
+    table = next((b for b in blocks.values() if "rlnMicrographName" in b.columns), None)
+    if table is None:
+        raise InputError(path, "no _rlnMicrographName column: not a micrographs STAR file")
+    if len(table) == 0:
+        raise InputError(path, "lists zero micrographs")
+    optics = blocks.get("optics")
+    if optics is not None and "rlnOpticsGroup" in table.columns:
+        extra = [c for c in optics.columns if c not in table.columns or c == "rlnOpticsGroup"]
+        table = table.merge(optics[extra], on="rlnOpticsGroup", how="left")
+    names = table["rlnMicrographName"].astype(str)
+    out = pd.DataFrame({"name": names, "key": [micrograph_key(n) for n in names]})
+    out["path"] = [_resolve_beside(path, n) for n in names]
+    angpix = np.full(len(table), np.nan)
+    for col in ("rlnMicrographPixelSize", "rlnImagePixelSize", "rlnPixelSize"):
+        if col in table.columns:
+            angpix = float_column(table, col, path)
+            break
+    out["angpix"] = angpix
+    if "rlnDefocusU" in table.columns:
+        for col, default in CTF_COLUMNS.items():
+            if col in table.columns:
+                out[col] = float_column(table, col, path)
+            elif col == "rlnDefocusV":
+                out[col] = out["rlnDefocusU"]
+            else:
+                out[col] = default
+    return out
+
+
+def _resolve_beside(star: Path, name: str) -> Path:
+    p = Path(name)
+    if p.is_absolute():
+        return p
+    for candidate in (star.parent / p, Path.cwd() / p):
+        if candidate.exists():
+            return candidate
+    return star.parent / p
