@@ -12,6 +12,20 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+#: Broken files from ``bad_inputs/`` that no command may take as a micrograph, and the words
+#: their one-line error must contain.
+BAD_MICROGRAPHS = [
+    ("truncated.mrcs", "truncated"),
+    ("empty.mrcs", "empty"),
+    ("not_an_mrc.mrcs", "not an MRC"),
+    ("bad_mode.mrcs", "mode 5"),
+    ("huge_header.mrcs", "truncated"),
+    ("good.mrcs", "not one micrograph"),
+    ("nan_images.mrcs", "not one micrograph"),
+    ("volume_not_stack.mrc", "not one micrograph"),
+]
+
+
 def shared_path(*parts: str) -> Path:
     """A path under ``../shared/data``; skips the test with a reason when it is absent."""
     p = SHARED.joinpath(*parts)

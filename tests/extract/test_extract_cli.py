@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import starfile
 
-from conftest import assert_cli_rejects, run_cli, shared_path
+from conftest import BAD_MICROGRAPHS, assert_cli_rejects, run_cli, shared_path
 from cryosift.io.coords import write_relion
 from cryosift.io.mrc import write_stack
 from cryosift.io.particles import read_particles
@@ -111,14 +111,7 @@ def test_relion31_output_feeds_clean(tmp_path):
         sim / "Coordinates",
         "-o",
         out,
-        "--box-A",
-        "176",
-        "--size",
-        "44",
-        "--phase-flip",
-        "--invert",
-        "--diameter-A",
-        "88",
+        *"--box-A 176 --size 44 --phase-flip --invert --diameter-A 88".split(),
     )
     assert res.returncode == 0, res.stderr
     blocks = starfile.read(out / "particles.star")
@@ -275,18 +268,7 @@ def test_zero_picks_is_not_an_error(tmp_path):
     assert not (root / "out" / "Particles" / "mic_1.mrcs").exists()
 
 
-@pytest.mark.parametrize(
-    ("name", "words"),
-    [
-        ("truncated.mrcs", "truncated"),
-        ("empty.mrcs", "empty"),
-        ("not_an_mrc.mrcs", "not an MRC"),
-        ("bad_mode.mrcs", "mode 5"),
-        ("huge_header.mrcs", "truncated"),
-        ("good.mrcs", "not one micrograph"),
-        ("nan_images.mrcs", "not one micrograph"),
-    ],
-)
+@pytest.mark.parametrize(("name", "words"), BAD_MICROGRAPHS)
 def test_bad_micrographs(tmp_path, name, words):
     coords = tmp_path / "c.star"
     _coords(coords, np.array([[10.0, 10.0]]))
@@ -355,15 +337,7 @@ def test_empiar10017_extract_then_clean(tmp_path):
         data / "coords",
         "-o",
         out,
-        "--angpix",
-        "1.77",
-        "--box-px",
-        "160",
-        "--size",
-        "64",
-        "--diameter-A",
-        "191",
-        "--invert",
+        *"--angpix 1.77 --box-px 160 --size 64 --diameter-A 191 --invert".split(),
     )
     assert res.returncode == 0, res.stderr
     summary = pd.read_csv(out / "extract_summary.csv")

@@ -6,7 +6,7 @@ import mrcfile
 import numpy as np
 import pytest
 
-from conftest import assert_input_error, shared_path
+from conftest import BAD_MICROGRAPHS, assert_input_error, shared_path
 from cryosift.errors import InputError
 from cryosift.io.micrographs import (
     _fei_angpix,
@@ -117,18 +117,7 @@ def test_empiar_jpeg_labels_sit_on_particles():
     assert at_labels < mirrored - 5 and at_labels < swapped - 5
 
 
-@pytest.mark.parametrize(
-    ("name", "words"),
-    [
-        ("truncated.mrcs", "truncated"),
-        ("empty.mrcs", "empty"),
-        ("not_an_mrc.mrcs", "not an MRC"),
-        ("bad_mode.mrcs", "mode 5"),
-        ("huge_header.mrcs", "truncated"),
-        ("good.mrcs", "not one micrograph"),
-        ("volume_not_stack.mrc", "not one micrograph"),
-    ],
-)
+@pytest.mark.parametrize(("name", "words"), BAD_MICROGRAPHS)
 def test_broken_micrographs(name, words):
     assert_input_error(read_micrograph, name, words)
 
