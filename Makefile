@@ -36,6 +36,7 @@ test: install lint
 bench: install
 	$(PY) benchmarks/outlier_throughput.py
 	$(PY) benchmarks/synthetic_outliers.py
+	$(PY) benchmarks/real_outliers.py
 
 clean:
 	rm -rf demo_out benchmarks/_work .pytest_cache .ruff_cache
