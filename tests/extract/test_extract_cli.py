@@ -347,3 +347,5 @@ def test_empiar10017_extract_then_clean(tmp_path):
     assert res.returncode == 0, res.stderr
     scores = pd.read_csv(tmp_path / "clean" / "scores.csv")
     assert len(scores) == summary.extracted.sum()
+    # Every box holds a labelled particle: nearly all match the stack's radial profile.
+    assert (scores.profile_z > 1).mean() > 0.9

@@ -14,11 +14,14 @@ from cryosift.errors import InputError
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.particles import ParticleSet, write_cs_subset, write_particles_star
 from cryosift.outliers.detector import VERDICTS, Correlator, DetectorParams, detect
+from cryosift.outliers.profile import ProfileStats
 from cryosift.outliers.rules import DEFAULT_PRESET, get_rules
 from cryosift.preprocess.fourier import phase_flip_and_crop
 
 #: Memory the image buffers of one chunk may take, bytes.
 CHUNK_BYTES = 256 * 2**20
+#: Prepared (cropped) images kept between the two passes when they fit, bytes.
+CACHE_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -128,21 +131,28 @@ def clean_particles(
             yield start, phase_flip_and_crop(raw, params.size, ctf, pset.angpix, cfg.workers)
 
     t0 = time.perf_counter()
-    stack_mean = 0.0
-    if rules.normalise == "stack":
-        total, count = 0.0, 0
-        for _, images in prepared():
-            total += float(images.sum(dtype=np.float64))
-            count += images.size
-        stack_mean = total / max(count, 1)
+    # First pass: the stack's mean (reference normalisation) and its typical radial profile.
+    # Prepared images are kept for the second pass while they fit in CACHE_BYTES.
+    total, count = 0.0, 0
+    profile = ProfileStats(params.size)
+    cache: list[tuple[int, np.ndarray]] | None = []
+    for start, images in prepared():
+        total += float(images.sum(dtype=np.float64))
+        count += images.size
+        profile.add(images, cfg.workers)
+        if cache is not None:
+            cache.append((start, images))
+            if count * 4 > CACHE_BYTES:
+                cache = None
+    stack_mean = total / max(count, 1) if rules.normalise == "stack" else 0.0
+    profile_z = profile.scorer()
     correlator = Correlator(params.size, rules.correlation, rules.dtype, cfg.workers)
     parts = []
-    for _start, images in prepared():
-        parts.append(
-            detect(images, params, rules, stack_mean=stack_mean, correlator=correlator).to_frame(
-                scale=pset.box / params.size
-            )
-        )
+    for _start, images in cache if cache is not None else prepared():
+        det = detect(images, params, rules, stack_mean=stack_mean, correlator=correlator)
+        frame = det.to_frame(scale=pset.box / params.size)
+        frame["profile_z"] = profile_z(images)
+        parts.append(frame)
         if on_progress:
             on_progress(len(images))
     seconds = time.perf_counter() - t0

@@ -1,0 +1,115 @@
+"""The radial-profile score: how much of each image looks like the stack's typical particle.
+
+The stack's typical particle is the rotational average of the mean of its (per-image
+standardised) images: a radial profile, the same for every in-plane angle. Each image is
+projected on that profile (zero mean, unit norm) and the projection divided by the standard
+deviation it would have for pure noise with the stack's own power spectrum, so that
+
+- pure noise scores about N(0, 1) (slightly less: the spectrum includes the particles' power),
+- a centred particle scores high, a partial or off-centre one lower,
+
+whatever the contrast polarity (a dark particle gives a dark profile) and without any label.
+Images are ``(B, n, n)`` with the centre at pixel ``n // 2``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import fft as sfft
+
+
+def ring_index(size: int) -> np.ndarray:
+    """``(size, size)`` int: the rounded distance of each pixel from the centre ``size // 2``."""
+    yy, xx = np.indices((size, size)) - size // 2
+    return np.rint(np.hypot(yy, xx)).astype(np.int64)
+
+
+def radial_template(mean_image: np.ndarray) -> np.ndarray:
+    """The rotational average of ``mean_image`` ``(n, n)``, zero mean and unit norm
+    (all zeros when the average is flat)."""
+    n = mean_image.shape[-1]
+    rings = ring_index(n)
+    counts = np.bincount(rings.ravel())
+    profile = np.bincount(rings.ravel(), weights=mean_image.ravel()) / np.maximum(counts, 1)
+    t = profile[rings]
+    t = t - t.mean()
+    norm = np.linalg.norm(t)
+    return t / norm if norm > 0 else t
+
+
+def _moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image mean and standard deviation ``(B,)`` (blank images get sd 1)."""
+    mean = images.mean(axis=(-2, -1), dtype=np.float64)
+    sd = images.std(axis=(-2, -1), dtype=np.float64)
+    return mean, np.where(sd > 0, sd, 1.0)
+
+
+def _hermitian_weights(n: int) -> np.ndarray:
+    """``(n//2 + 1,)`` weights that turn a sum over an ``rfft2`` half-spectrum into the sum
+    over the full spectrum."""
+    w = np.full(n // 2 + 1, 2.0)
+    w[0] = 1.0
+    if n % 2 == 0:
+        w[-1] = 1.0
+    return w
+
+
+@dataclass
+class ProfileStats:
+    """Accumulates, over a stream of ``(B, n, n)`` chunks, the mean standardised image and
+    the mean power spectrum of the standardised images (``rfft2`` half, per pixel:
+    ``|FFT|^2 / n^2``), then scores images against them."""
+
+    size: int
+    count: int = 0
+    _sum: np.ndarray = field(init=False, repr=False)
+    _power: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._sum = np.zeros((self.size, self.size))
+        self._power = np.zeros((self.size, self.size // 2 + 1))
+
+    def add(self, images: np.ndarray, workers: int = -1) -> None:
+        x = np.asarray(images, dtype=np.float32)
+        mean, sd = _moments(x)
+        w = 1.0 / sd
+        self._sum += np.tensordot(w, x, axes=(0, 0)) - float((mean * w).sum())
+        power = np.abs(sfft.rfft2(x, workers=workers)) ** 2
+        power[:, 0, 0] = 0.0  # the mean is removed by standardising
+        self._power += np.tensordot(w**2, power, axes=(0, 0)) / self.size**2
+        self.count += len(x)
+
+    @property
+    def template(self) -> np.ndarray:
+        return radial_template(self._sum / max(self.count, 1))
+
+    def noise_sd(self, template: np.ndarray) -> float:
+        """Standard deviation of ``<noise, template>`` for noise with the mean spectrum."""
+        power = self._power / max(self.count, 1)
+        t2 = np.abs(sfft.rfft2(template)) ** 2
+        var = float((t2 * power * _hermitian_weights(self.size)).sum() / self.size**2)
+        return float(np.sqrt(var)) if var > 0 else 1.0
+
+    def scorer(self) -> ProfileScorer:
+        t = self.template
+        return ProfileScorer(t, self.noise_sd(t))
+
+
+@dataclass(frozen=True)
+class ProfileScorer:
+    """``template`` ``(n, n)`` (zero mean, unit norm) and the noise ``sd`` of a projection on
+    it."""
+
+    template: np.ndarray
+    sd: float
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Radial-profile z-score of each ``(B, n, n)`` image, ``(B,)`` float64. The template
+        has zero mean, so projecting the raw image equals projecting the standardised one
+        times its standard deviation."""
+        x = np.asarray(images, dtype=np.float32)
+        _, sd = _moments(x)
+        proj = np.tensordot(x, self.template.astype(np.float32), axes=((1, 2), (0, 1)))
+        return proj.astype(np.float64) / sd / self.sd
