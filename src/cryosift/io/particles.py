@@ -83,8 +83,13 @@ class ParticleSet:
 
     def read(self, start: int, stop: int) -> np.ndarray:
         """Images of particles ``start:stop`` as float32 ``(stop - start, box, box)``."""
-        sid = self.stack_id[start:stop]
-        idx = self.image_index[start:stop]
+        return self.read_rows(np.arange(start, min(stop, len(self))))
+
+    def read_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Images of the particles ``rows`` (0-based, any order) as float32 ``(len, box, box)``."""
+        rows = np.asarray(rows, dtype=np.int64)
+        sid = self.stack_id[rows]
+        idx = self.image_index[rows]
         out = np.empty((len(sid), self.box, self.box), dtype=np.float32)
         for s in np.unique(sid):
             sel = np.flatnonzero(sid == s)
@@ -96,9 +101,13 @@ class ParticleSet:
         memory-mapped pages of each chunk once it is read."""
         for start in range(0, len(self), chunk):
             images = self.read(start, min(start + chunk, len(self)))
-            for st in self.stacks:
-                st.release_pages()
+            self.release_pages()
             yield start, images
+
+    def release_pages(self) -> None:
+        """Drop the memory-mapped pages read so far from resident memory."""
+        for st in self.stacks:
+            st.release_pages()
 
     def stack_of(self, i: int) -> Path:
         return self.stacks[self.stack_id[i]].path

@@ -20,8 +20,8 @@ from cryosift.preprocess.fourier import phase_flip_and_crop
 
 #: Memory the image buffers of one chunk may take, bytes.
 CHUNK_BYTES = 256 * 2**20
-#: Prepared (cropped) images kept between the two passes when they fit, bytes.
-CACHE_BYTES = 256 * 2**20
+#: Images the stack's typical radial profile is estimated from (evenly spaced).
+PROFILE_SAMPLE = 4096
 
 
 @dataclass
@@ -94,10 +94,12 @@ def detector_geometry(pset: ParticleSet, cfg: CleanConfig) -> DetectorParams:
     return DetectorParams(size=d, radius=radius * d / pset.box, peaks=cfg.peaks)
 
 
-def _check_finite(images: np.ndarray, pset: ParticleSet, start: int) -> None:
+def _check_finite(images: np.ndarray, pset: ParticleSet, rows: np.ndarray) -> None:
+    """An :class:`InputError` naming the stack and image numbers of non-finite images among
+    ``images``, the particles ``rows``."""
     bad = ~np.isfinite(images).all(axis=(1, 2))
     if bad.any():
-        rows = np.flatnonzero(bad) + start
+        rows = np.asarray(rows)[bad]
         stack = pset.stack_of(int(rows[0]))
         same = [int(pset.image_index[r]) + 1 for r in rows if pset.stack_of(int(r)) == stack]
         shown = ", ".join(map(str, same[:5])) + (", ..." if len(same) > 5 else "")
@@ -126,29 +128,32 @@ def clean_particles(
 
     def prepared():
         for start, raw in pset.iter_chunks(chunk):
-            _check_finite(raw, pset, start)
+            _check_finite(raw, pset, np.arange(start, start + len(raw)))
             ctf = pset.ctf.take(np.arange(start, start + len(raw))) if flip else None
             yield start, phase_flip_and_crop(raw, params.size, ctf, pset.angpix, cfg.workers)
 
     t0 = time.perf_counter()
-    # First pass: the stack's mean (reference normalisation) and its typical radial profile.
-    # Prepared images are kept for the second pass while they fit in CACHE_BYTES.
-    total, count = 0.0, 0
+    # The typical radial profile, from an evenly spaced sample of the stack.
+    sample = np.unique(np.linspace(0, len(pset) - 1, min(len(pset), PROFILE_SAMPLE)).astype(int))
     profile = ProfileStats(params.size)
-    cache: list[tuple[int, np.ndarray]] | None = []
-    for start, images in prepared():
-        total += float(images.sum(dtype=np.float64))
-        count += images.size
-        profile.add(images, cfg.workers)
-        if cache is not None:
-            cache.append((start, images))
-            if count * 4 > CACHE_BYTES:
-                cache = None
-    stack_mean = total / max(count, 1) if rules.normalise == "stack" else 0.0
+    for start in range(0, len(sample), 256):  # scattered reads fault in whole read-ahead
+        rows = sample[start : start + 256]  # windows: release them every 256 images
+        raw = pset.read_rows(rows)
+        pset.release_pages()
+        _check_finite(raw, pset, rows)
+        ctf = pset.ctf.take(rows) if flip else None
+        profile.add(phase_flip_and_crop(raw, params.size, ctf, pset.angpix, cfg.workers))
     profile_z = profile.scorer()
+    stack_mean = 0.0
+    if rules.normalise == "stack":
+        total, count = 0.0, 0
+        for _, images in prepared():
+            total += float(images.sum(dtype=np.float64))
+            count += images.size
+        stack_mean = total / max(count, 1)
     correlator = Correlator(params.size, rules.correlation, rules.dtype, cfg.workers)
     parts = []
-    for _start, images in cache if cache is not None else prepared():
+    for _start, images in prepared():
         det = detect(images, params, rules, stack_mean=stack_mean, correlator=correlator)
         frame = det.to_frame(scale=pset.box / params.size)
         frame["profile_z"] = profile_z(images)
