@@ -57,8 +57,8 @@ def _even(x: float) -> int:
 
 
 def candidates(picks: np.ndarray, shape: tuple[int, int], rng: np.random.Generator) -> dict:
-    """Per-type candidate centres ``(n, 2)`` (x, y) in one micrograph (partials are made
-    later, per box size, from the ``partial_source`` particles)."""
+    """Candidate centres ``(n, 2)`` (x, y) in one micrograph for inliers, noise and multiples.
+    Partials are drawn from the inlier candidates and moved to a box edge per box size."""
     largest = _even(max(FACTORS) * DIAMETER)
     tree = cKDTree(picks)
     inside = boxes_inside(picks, largest, shape)
@@ -73,7 +73,6 @@ def candidates(picks: np.ndarray, shape: tuple[int, int], rng: np.random.Generat
     noise = trial[far & boxes_inside(trial, largest, shape)]
     return {
         "inlier": picks[inside],
-        "partial_source": picks[inside],
         "noise": noise,
         "multiple": mids,
     }
@@ -92,24 +91,18 @@ def partial_centres(particles: np.ndarray, box: int, rng: np.random.Generator) -
 
 
 def build(seed: int = 0) -> pd.DataFrame:
-    """The sampled boxes: ``micrograph`` (path), ``type``, and ``x``, ``y`` per box size for
-    partials (``source_x``/``source_y``: the particle made partial)."""
+    """The sampled boxes: ``micrograph`` (path), ``type``, ``x``, ``y`` (for partials: the
+    particle that :func:`cut` puts at a box edge) and ``partial_seed``."""
     rng = np.random.default_rng(seed)
     pools: dict[str, list[pd.DataFrame]] = {k: [] for k in ("inlier", "noise", "multiple")}
-    pools["partial"] = []
     for path in sorted((DATA / "images").glob("*.jpg")):
         picks = read_coords(DATA / "coords" / f"{path.stem}.csv")[["x", "y"]].to_numpy()
         cands = candidates(picks, (4096, 4096), rng)
-        for kind in ("inlier", "noise", "multiple"):
+        for kind, centres in cands.items():
             pools[kind].append(
-                pd.DataFrame(
-                    {"micrograph": str(path), "x": cands[kind][:, 0], "y": cands[kind][:, 1]}
-                )
+                pd.DataFrame({"micrograph": str(path), "x": centres[:, 0], "y": centres[:, 1]})
             )
-        src = cands["partial_source"]
-        pools["partial"].append(
-            pd.DataFrame({"micrograph": str(path), "x": src[:, 0], "y": src[:, 1]})
-        )
+    pools["partial"] = pools["inlier"]
     rows = []
     for kind, n in COUNTS.items():
         pool = pd.concat(pools[kind], ignore_index=True)

@@ -139,16 +139,12 @@ def read_all_picks(spec: str | os.PathLike, fmt: str | None = None) -> pd.DataFr
         kind = fmt or guess_format(f)
         picks = read_coords(f, kind)
         picks["source"] = str(f)
-        picks["per_file"] = kind in PER_MICROGRAPH_FORMATS and not _names_micrographs(f, kind)
+        # A per-micrograph file names its micrograph by its own stem, unless (RELION STAR
+        # with _rlnMicrographName) the picks carry the name themselves.
+        named_by_file = bool((picks.micrograph == f.stem).all())
+        picks["per_file"] = kind in PER_MICROGRAPH_FORMATS and named_by_file
         parts.append(picks)
     return pd.concat(parts, ignore_index=True)
-
-
-def _names_micrographs(path: Path, kind: str) -> bool:
-    """A RELION coordinate STAR that carries ``_rlnMicrographName`` names its micrograph."""
-    if kind != "relion":
-        return False
-    return any("rlnMicrographName" in b.columns for b in read_star_blocks(path).values())
 
 
 def match_picks(mics: pd.DataFrame, picks: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -462,8 +458,9 @@ def run_extraction(
                 results.append(res)
                 if on_progress:
                     on_progress(1)
-        rows = [r["rows"] for r in results if len(r["rows"]) and r["extracted"]]
-        particles = pd.concat(rows, ignore_index=True) if rows else particle_rows_empty()
+        rows = [r["rows"] for r in results if len(r["rows"])]
+        # With no particle at all, the first micrograph's empty table gives the columns.
+        particles = pd.concat(rows, ignore_index=True) if rows else results[0]["rows"]
         optics = optics_table(
             settings.out_angpix or 1.0,
             settings.size,
@@ -493,15 +490,3 @@ def run_extraction(
                     d.rmdir()
         raise
     return summary
-
-
-def particle_rows_empty() -> pd.DataFrame:
-    return pd.DataFrame(
-        columns=[
-            "rlnCoordinateX",
-            "rlnCoordinateY",
-            "rlnImageName",
-            "rlnMicrographName",
-            "rlnOpticsGroup",
-        ]
-    )

@@ -58,11 +58,20 @@ def _one_image(path: Path, n: int) -> None:
         )
 
 
-def _probe_mrc(path: Path) -> MicrographInfo:
+def _open_mrc(path: Path):
+    """The MRC as a checked one-image stack and its pixel size (header, else FEI header)."""
     stack = open_stack(path)
     try:
         _one_image(path, stack.n)
-        angpix = stack.angpix or _fei_angpix(stack._mrc)
+    except InputError:
+        stack.close()
+        raise
+    return stack, stack.angpix or _fei_angpix(stack._mrc)
+
+
+def _probe_mrc(path: Path) -> MicrographInfo:
+    stack, angpix = _open_mrc(path)
+    try:
         return MicrographInfo(path, stack.shape, angpix)
     finally:
         stack.close()
@@ -121,12 +130,12 @@ def probe_micrograph(path: str | os.PathLike) -> MicrographInfo:
     return _probe_pil(path)
 
 
-def _pixels(path: Path, suffix: str) -> np.ndarray:
+def _pixels(path: Path, suffix: str) -> tuple[np.ndarray, float | None]:
+    """The image of a checked file and the pixel size its header states (MRC only)."""
     if suffix in MRC_SUFFIXES:
-        stack = open_stack(path)
+        stack, angpix = _open_mrc(path)
         try:
-            _one_image(path, stack.n)
-            return stack.read(np.array([0]))[0]
+            return stack.read(np.array([0]))[0], angpix
         finally:
             stack.close()
     if suffix in TIFF_SUFFIXES:
@@ -138,7 +147,7 @@ def _pixels(path: Path, suffix: str) -> np.ndarray:
             raise InputError(path, f"not a readable TIFF file ({exc.__class__.__name__})") from None
         if data.ndim == 3 and data.shape[0] != 1 and data.shape[-1] not in (3, 4):
             _one_image(path, data.shape[0])
-        return _to_grey(path, data)
+        return _to_grey(path, data), None
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -147,7 +156,7 @@ def _pixels(path: Path, suffix: str) -> np.ndarray:
             data = np.asarray(im)
     except (UnidentifiedImageError, OSError) as exc:
         raise InputError(path, f"not a readable image ({exc.__class__.__name__})") from None
-    return _to_grey(path, data)
+    return _to_grey(path, data), None
 
 
 def _to_grey(path: Path, data: np.ndarray) -> np.ndarray:
@@ -184,15 +193,14 @@ def read_micrograph(path: str | os.PathLike, angpix: float | None = None) -> Mic
     8- and 16-bit PNG/JPEG. NaN or infinite pixels are an :class:`InputError`.
     """
     path = Path(path)
-    info = probe_micrograph(path)
-    image = _pixels(path, path.suffix.lower())
+    image, header_angpix = _pixels(path, _check_file(path))
     bad = ~np.isfinite(image)
     if bad.any():
         r, c = np.argwhere(bad)[0]
         raise InputError(
             path, f"{int(bad.sum())} NaN or infinite pixels (first at row {r}, column {c})"
         )
-    return Micrograph(path, image, float(angpix) if angpix else info.angpix)
+    return Micrograph(path, image, float(angpix) if angpix else header_angpix)
 
 
 def micrograph_key(name: str | os.PathLike) -> str:
@@ -219,7 +227,7 @@ def read_micrographs_star(path: str | os.PathLike) -> pd.DataFrame:
     STAR, then from the working folder), ``key`` (:func:`micrograph_key`), ``angpix`` (Å,
     NaN when the file has none) and, when the file has defoci, the :data:`CTF_COLUMNS`.
     """
-    from cryosift.io.star import float_column, read_star_blocks
+    from cryosift.io.star import float_column, merge_optics, read_star_blocks
 
     path = Path(path)
     blocks = read_star_blocks(path)
@@ -228,10 +236,7 @@ def read_micrographs_star(path: str | os.PathLike) -> pd.DataFrame:
         raise InputError(path, "no _rlnMicrographName column: not a micrographs STAR file")
     if len(table) == 0:
         raise InputError(path, "lists zero micrographs")
-    optics = blocks.get("optics")
-    if optics is not None and "rlnOpticsGroup" in table.columns:
-        extra = [c for c in optics.columns if c not in table.columns or c == "rlnOpticsGroup"]
-        table = table.merge(optics[extra], on="rlnOpticsGroup", how="left")
+    table = merge_optics(table, blocks.get("optics"), path)
     names = table["rlnMicrographName"].astype(str)
     out = pd.DataFrame({"name": names, "key": [micrograph_key(n) for n in names]})
     out["path"] = [_resolve_beside(path, n) for n in names]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import pandas as pd
 
 from cryosift.errors import InputError
 from cryosift.io.mrc import MrcStack, open_stack
-from cryosift.io.star import float_column, read_star_blocks, write_star
+from cryosift.io.star import float_column, merge_optics, read_star_blocks, write_star
 
 _IMAGE_NAME = re.compile(r"^\s*(\d+)@(.+?)\s*$")
 
@@ -95,14 +94,6 @@ class ParticleSet:
             sel = np.flatnonzero(sid == s)
             out[sel] = self.stacks[s].read(idx[sel])
         return out
-
-    def iter_chunks(self, chunk: int) -> Iterator[tuple[int, np.ndarray]]:
-        """Yield ``(start, images)`` over all particles, ``chunk`` at a time, releasing the
-        memory-mapped pages of each chunk once it is read."""
-        for start in range(0, len(self), chunk):
-            images = self.read(start, min(start + chunk, len(self)))
-            self.release_pages()
-            yield start, images
 
     def release_pages(self) -> None:
         """Drop the memory-mapped pages read so far from resident memory."""
@@ -223,12 +214,7 @@ def _read_star(path: Path, datadir) -> ParticleSet:
     idx, files = _parse_image_names(path, particles["rlnImageName"])
 
     # Per-particle view with optics-group values merged in (RELION 3.1+).
-    merged = particles
-    if optics is not None and "rlnOpticsGroup" in particles.columns:
-        extra = [c for c in optics.columns if c not in particles.columns or c == "rlnOpticsGroup"]
-        merged = particles.merge(optics[extra], on="rlnOpticsGroup", how="left")
-        if len(merged) != len(particles):
-            raise InputError(path, "optics groups are not unique")
+    merged = merge_optics(particles, optics, path)
     angpix = None
     for col in ("rlnImagePixelSize", "rlnPixelSize"):
         if col in merged.columns:

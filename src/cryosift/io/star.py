@@ -41,6 +41,22 @@ def float_column(df: pd.DataFrame, col: str, path: str | os.PathLike) -> np.ndar
     return values
 
 
+def merge_optics(
+    table: pd.DataFrame, optics: pd.DataFrame | None, path: str | os.PathLike
+) -> pd.DataFrame:
+    """``table`` (particles or micrographs) with its optics group's values merged into every
+    row (RELION 3.1+); columns the table already has win. Unchanged when there is no optics
+    block or no ``_rlnOpticsGroup``. An :class:`InputError` naming ``path`` when optics groups
+    repeat."""
+    if optics is None or "rlnOpticsGroup" not in table.columns:
+        return table
+    extra = [c for c in optics.columns if c not in table.columns or c == "rlnOpticsGroup"]
+    merged = table.merge(optics[extra], on="rlnOpticsGroup", how="left")
+    if len(merged) != len(table):
+        raise InputError(path, "optics groups are not unique")
+    return merged
+
+
 def optics_table(
     angpix: float,
     size: int | None,

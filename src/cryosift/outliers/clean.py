@@ -126,34 +126,36 @@ def clean_particles(
         raise InputError(pset.source, "phase flipping needs the pixel size: pass --angpix")
     chunk = cfg.chunk or int(np.clip(CHUNK_BYTES // (pset.box * pset.box * 4 * 8), 64, 8192))
 
-    def prepared():
-        for start, raw in pset.iter_chunks(chunk):
-            _check_finite(raw, pset, np.arange(start, start + len(raw)))
-            ctf = pset.ctf.take(np.arange(start, start + len(raw))) if flip else None
-            yield start, phase_flip_and_crop(raw, params.size, ctf, pset.angpix, cfg.workers)
-
-    t0 = time.perf_counter()
-    # The typical radial profile, from an evenly spaced sample of the stack.
-    sample = np.unique(np.linspace(0, len(pset) - 1, min(len(pset), PROFILE_SAMPLE)).astype(int))
-    profile = ProfileStats(params.size)
-    for start in range(0, len(sample), 256):  # scattered reads fault in whole read-ahead
-        rows = sample[start : start + 256]  # windows: release them every 256 images
+    def prepare(rows: np.ndarray) -> np.ndarray:
+        """The particles ``rows``, checked, phase flipped if asked, cropped to ``d``."""
         raw = pset.read_rows(rows)
-        pset.release_pages()
+        pset.release_pages()  # read-ahead pages of the memory map would otherwise stay
         _check_finite(raw, pset, rows)
         ctf = pset.ctf.take(rows) if flip else None
-        profile.add(phase_flip_and_crop(raw, params.size, ctf, pset.angpix, cfg.workers))
+        return phase_flip_and_crop(raw, params.size, ctf, pset.angpix, cfg.workers)
+
+    def prepared():
+        for start in range(0, len(pset), chunk):
+            yield prepare(np.arange(start, min(start + chunk, len(pset))))
+
+    t0 = time.perf_counter()
+    # The typical radial profile, from an evenly spaced sample of the stack; scattered reads
+    # fault in whole read-ahead windows, so they go 256 at a time.
+    sample = np.unique(np.linspace(0, len(pset) - 1, min(len(pset), PROFILE_SAMPLE)).astype(int))
+    profile = ProfileStats(params.size)
+    for start in range(0, len(sample), 256):
+        profile.add(prepare(sample[start : start + 256]), cfg.workers)
     profile_z = profile.scorer()
     stack_mean = 0.0
     if rules.normalise == "stack":
         total, count = 0.0, 0
-        for _, images in prepared():
+        for images in prepared():
             total += float(images.sum(dtype=np.float64))
             count += images.size
         stack_mean = total / max(count, 1)
     correlator = Correlator(params.size, rules.correlation, rules.dtype, cfg.workers)
     parts = []
-    for _start, images in prepared():
+    for images in prepared():
         det = detect(images, params, rules, stack_mean=stack_mean, correlator=correlator)
         frame = det.to_frame(scale=pset.box / params.size)
         frame["profile_z"] = profile_z(images)
