@@ -2,11 +2,15 @@
 
 The ``kapnulin2024`` protocol on the 70S ribosome (``../shared/data/ribosome70s/vol_65.npy``):
 1000 inliers + 1000 outliers (noise / partial / multiple), d = 33, r = 5, A = 10, for
-SNR in {1/10, 1/20, 1/40, 1/70, 1/100, 1/150}, with the ``reference`` and default rule
-presets, and r in {3, 5, 9} at SNR 1/70. Two simulation variants run side by side:
+SNR in {1/10, 1/20, 1/40, 1/70, 1/100, 1/150}, with the ``reference``, ``paper`` and default
+(``radial``) presets, and r in {3, 5, 9} at SNR 1/70 for the first two. The default preset
+takes the particle radius from the volume's diameter (11 px at d = 33), as a user would give
+``--diameter-A``; the paper's r = 5 is a clustering radius, about half of it. Three simulation
+variants run side by side:
 
 - ``protocol``: the protocol as specified (the paper's coloured noise; partial and multiple
   outliers displaced by a length in a uniformly random direction);
+- ``protocol-white``: the same with white noise;
 - ``published-code``: what the paper's published script does (its noise spectrum
   ``(1 + |w|^2 / L^2) / 2`` is white to within 0.3%; outliers rolled by an integer drawn
   independently per axis, on top of the inlier offsets).
@@ -29,19 +33,19 @@ import numpy as np
 import pandas as pd
 
 from cryosift.evaluate.outliers import outlier_rates
-from cryosift.outliers.detector import DetectorParams, detect
-from cryosift.outliers.rules import DEFAULT_PRESET, get_rules
+from cryosift.outliers.clean import clean_images
+from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS
 from cryosift.simulate.particles import ParticleSimulator, protocol_config
-from cryosift.simulate.volume import load_volume, pad_and_scale
+from cryosift.simulate.volume import diameter_px, load_volume, pad_and_scale
 
 ROOT = Path(__file__).resolve().parents[1]
 VOLUME = ROOT.parent / "shared" / "data" / "ribosome70s" / "vol_65.npy"
 RESULTS = ROOT / "benchmarks" / "results"
 SNRS = (1 / 10, 1 / 20, 1 / 40, 1 / 70, 1 / 100, 1 / 150)
 RADII = (3, 5, 9)
-PRESETS = ("reference", DEFAULT_PRESET)
 VARIANTS = {
     "protocol": {},
+    "protocol-white": {"noise": "white"},
     "published-code": {"noise": "white", "shift_model": "per-axis"},
 }
 D, R, A = 33, 5, 10
@@ -51,6 +55,8 @@ ANGPIX = 5.0  # Å/voxel of vol_65 (README of the shared data)
 def run(seed: int = 1) -> pd.DataFrame:
     vol, _ = load_volume(VOLUME)
     vol = pad_and_scale(vol, 10)
+    # The default preset takes the particle's own radius (from its diameter), not the paper's r.
+    particle_r = diameter_px(vol) / 2 * D / vol.shape[0]
     rows = []
     for variant, overrides in VARIANTS.items():
         sim = ParticleSimulator(
@@ -61,11 +67,8 @@ def run(seed: int = 1) -> pd.DataFrame:
             images = np.concatenate(list(sim.images(snr=snr)))
             radii = RADII if np.isclose(snr, 1 / 70) else (R,)
             for preset in PRESETS:
-                rules = get_rules(preset)
-                for r in radii:
-                    det = detect(
-                        images, DetectorParams(D, r, A), rules, stack_mean=float(images.mean())
-                    )
+                for r in radii if preset != DEFAULT_PRESET else (round(particle_r, 2),):
+                    det = clean_images(images, r, preset, peaks=A)
                     rates = outlier_rates(det.verdict, truth)
                     rows.append(
                         {
@@ -91,7 +94,7 @@ def plot(df: pd.DataFrame) -> list[Path]:
     import matplotlib.pyplot as plt
 
     paths = []
-    main = df[df.r == R]
+    main = df[(df.r == R) | (df.preset == DEFAULT_PRESET)]
     tnr_colours = {
         "TNR_noise": "tab:gray",
         "TNR_partial": "tab:orange",
@@ -126,7 +129,7 @@ def plot(df: pd.DataFrame) -> list[Path]:
 
 def _rate_panels(plt, main: pd.DataFrame, colours: dict, ylabel: str, title: str, name: str):
     """One panel per simulation variant: the rates in ``colours`` against SNR, both presets."""
-    styles = {"reference": "--", DEFAULT_PRESET: "-"}
+    styles = {"reference": ":", "paper": "--", DEFAULT_PRESET: "-"}
     fig, axes = plt.subplots(1, len(VARIANTS), figsize=(6 * len(VARIANTS), 4.2), sharey=True)
     axes = np.atleast_1d(axes)
     for ax, variant in zip(axes, VARIANTS, strict=True):
@@ -173,15 +176,17 @@ def main() -> None:
     cols += ["TNR_noise", "TNR_partial", "TNR_multiple"]
     with pd.option_context("display.width", 200, "display.max_rows", 200):
         print(df[cols].to_string(index=False))
-    target = df[(df.snr == "1/70") & (df.r == R) & (df.preset == DEFAULT_PRESET)]
+    target = df[(df.snr == "1/70") & (df.preset == DEFAULT_PRESET)]
     for _, row in target.iterrows():
-        ok = row.TPR >= 0.95 and row.TNR >= 0.85
+        tnr = 0.90 if row.noise == "white" else 0.85
+        ok = row.TPR >= 0.95 and row.TNR >= tnr
         print(
             f"target at 1/70 ({row.variant}): TPR {row.TPR:.3f} >= 0.95 and TNR {row.TNR:.3f}"
-            f" >= 0.85: {'met' if ok else 'NOT met'}"
+            f" >= {tnr:.2f}: {'met' if ok else 'NOT met'}"
         )
+    main = df[(df.r == R) | (df.preset == DEFAULT_PRESET)]
     for variant in VARIANTS:
-        sub = df[(df.variant == variant) & (df.r == R)].pivot(index="snr", columns="preset")
+        sub = main[main.variant == variant].pivot(index="snr", columns="preset")
         worse = sub[
             (sub.TPR[DEFAULT_PRESET] < sub.TPR["reference"] - 0.01)
             | (sub.TNR[DEFAULT_PRESET] < sub.TNR["reference"] - 0.01)

@@ -113,3 +113,22 @@ def test_reference_preset_runs_on_relion30(tmp_path):
     assert res.returncode == 0, res.stderr
     out = starfile.read(tmp_path / "o" / "inliers.star", always_dict=True)
     assert list(out) == ["model_class_1"]
+
+
+def test_polarity_option(tmp_path):
+    """Dark particles (an inverted toy stack) are found dark and cleaned like bright ones;
+    a polarity that is not auto, bright or dark is refused before anything is written."""
+    star = write_toy_dataset(tmp_path / "toy", n_inliers=80, n_per_outlier_type=20, seed=2)
+    bright = run_cli("clean", star, "--diameter-A", "48", "-o", tmp_path / "bright")
+    assert bright.returncode == 0, bright.stderr
+    assert "particles bright" in bright.stdout + bright.stderr
+    forced = run_cli(
+        "clean", star, "--diameter-A", "48", "--polarity", "dark", "-o", tmp_path / "dark"
+    )
+    assert forced.returncode == 0 and "particles dark" in forced.stdout + forced.stderr
+    a = pd.read_csv(tmp_path / "bright" / "scores.csv")
+    b = pd.read_csv(tmp_path / "dark" / "scores.csv")
+    assert (a.n_clusters != b.n_clusters).any()  # the peak rules saw the other contrast
+    bad = run_cli("clean", star, "--diameter-A", "48", "--polarity", "up", "-o", tmp_path / "x")
+    assert bad.returncode == 2 and "--polarity" in bad.stderr
+    assert not (tmp_path / "x").exists()

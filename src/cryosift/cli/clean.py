@@ -37,9 +37,12 @@ def summary_table(result, n_total: int, outdir: Path) -> Table:
 def summary_line(result, n_total: int) -> str:
     """Parameters and throughput, one line under the table."""
     rate = n_total / max(result.seconds, 1e-9)
+    st = result.stats
     return (
-        f"rules {result.stats['rules']}, d = {result.size} px, r = {result.radius:.2f} px, "
-        f"A = {result.stats['peaks']}, phase flip {'on' if result.phase_flipped else 'off'}; "
+        f"rules {st['rules']}, d = {result.size} px, r = {result.radius:.2f} px, "
+        f"window {st['window']} px, A = {st['peaks']}, "
+        f"particles {'bright' if st['polarity'] > 0 else 'dark'}, "
+        f"phase flip {'on' if result.phase_flipped else 'off'}; "
         f"{result.seconds:.2f} s, {rate:,.0f} images/s"
     )
 
@@ -58,6 +61,12 @@ def main(
     size: int = typer.Option(55, "--size", help="Side d the images are Fourier-cropped to, px"),
     peaks: int = typer.Option(10, "--peaks", help="Number A of correlation peaks (about d/5)"),
     rules: str = typer.Option(DEFAULT_PRESET, "--rules", help=f"Rule preset: {', '.join(PRESETS)}"),
+    polarity: str = typer.Option(
+        None,
+        "--polarity",
+        help="Particle contrast: auto (from the stack), bright, or dark (default: the preset's;"
+        " radial: auto, paper/reference: bright)",
+    ),
     phase_flip: bool = typer.Option(
         None,
         "--phase-flip/--no-phase-flip",
@@ -69,6 +78,8 @@ def main(
     """Remove noise, partial and multiple-particle images (radial-profile outlier removal)."""
     if rules not in PRESETS:
         raise typer.BadParameter(f"unknown preset {rules!r}; choose from {', '.join(PRESETS)}")
+    if polarity not in (None, "auto", "bright", "dark"):
+        raise typer.BadParameter(f"--polarity must be auto, bright or dark (got {polarity!r})")
     pset = read_particles(particles, datadir=datadir, angpix=angpix)
     try:
         cfg = CleanConfig(
@@ -77,6 +88,7 @@ def main(
             size=size,
             peaks=peaks,
             rules=rules,
+            polarity=polarity,
             phase_flip=phase_flip,
             chunk=chunk,
         )

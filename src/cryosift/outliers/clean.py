@@ -15,7 +15,14 @@ from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.particles import ParticleSet, write_cs_subset, write_particles_star
 from cryosift.outliers.detector import VERDICTS, Correlator, DetectorParams, detect
 from cryosift.outliers.profile import ProfileStats
-from cryosift.outliers.rules import DEFAULT_PRESET, get_rules
+from cryosift.outliers.radial import (
+    RingProfiles,
+    central_window,
+    polarity,
+    radial_decision,
+    window_size,
+)
+from cryosift.outliers.rules import DEFAULT_PRESET, Rules, get_rules
 from cryosift.preprocess.fourier import phase_flip_and_crop
 
 #: Memory the image buffers of one chunk may take, bytes.
@@ -31,7 +38,8 @@ class CleanConfig:
     Particle size: ``diameter_A`` (needs the pixel size) or ``radius_px`` (pixels of the input
     images). ``size`` is the side the images are Fourier-cropped to (never up-sampled),
     ``peaks`` the number A of correlation maxima, ``phase_flip`` ``None`` for automatic
-    (flip when the input has CTF parameters and is not marked as already flipped).
+    (flip when the input has CTF parameters and is not marked as already flipped),
+    ``polarity`` ``"auto"``, ``"bright"`` or ``"dark"`` (``None``: the preset's).
     """
 
     diameter_A: float | None = None
@@ -39,6 +47,7 @@ class CleanConfig:
     size: int = 55
     peaks: int = 10
     rules: str = DEFAULT_PRESET
+    polarity: str | None = None
     phase_flip: bool | None = None
     chunk: int | None = None
     workers: int = -1
@@ -106,6 +115,108 @@ def _check_finite(images: np.ndarray, pset: ParticleSet, rows: np.ndarray) -> No
         raise InputError(stack, f"NaN or Inf pixel values in image(s) {shown}")
 
 
+def _polarity_of(choice: str | None, rules: Rules, template: np.ndarray, radius: float) -> int:
+    """+1 (particles bright) or -1 (dark) from ``--polarity`` or, when automatic, the stack."""
+    choice = choice or rules.polarity
+    if choice == "auto":
+        return polarity(template, radius)
+    if choice not in ("bright", "dark"):
+        raise InputError(None, f"--polarity must be auto, bright or dark (got {choice!r})")
+    return 1 if choice == "bright" else -1
+
+
+def judge_stack(
+    prepare: Callable[[np.ndarray], np.ndarray],
+    n: int,
+    params: DetectorParams,
+    rules: Rules,
+    *,
+    chunk: int = 4096,
+    polarity_choice: str | None = None,
+    workers: int = -1,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[pd.DataFrame, dict]:
+    """Judge ``n`` images read through ``prepare(rows) -> (len(rows), d, d)``.
+
+    ``params`` holds the image side d and the particle radius r (px of the prepared images);
+    the preset decides the detection window, the polarity and who decides (peak rules or
+    radial profiles). Returns the per-image table (offsets in prepared px) and run facts.
+    """
+    d, radius = params.size, params.radius
+    w = window_size(d, radius, rules.window) if rules.window else d
+    det_params = DetectorParams(size=w, radius=radius * rules.radius_scale, peaks=params.peaks)
+
+    def windowed(rows: np.ndarray) -> np.ndarray:
+        return central_window(prepare(rows), w)
+
+    def chunks():
+        for start in range(0, n, chunk):
+            yield windowed(np.arange(start, min(start + chunk, n)))
+
+    # The typical radial profile, from an evenly spaced sample of the stack; scattered reads
+    # fault in whole read-ahead windows, so they go 256 at a time.
+    sample = np.unique(np.linspace(0, n - 1, min(n, PROFILE_SAMPLE)).astype(int))
+    stats = ProfileStats(w)
+    for start in range(0, len(sample), 256):
+        stats.add(windowed(sample[start : start + 256]), workers)
+    profile_z = stats.scorer()
+    sign = _polarity_of(polarity_choice, rules, profile_z.template, radius)
+    stack_mean = 0.0
+    if rules.normalise == "stack":
+        total, count = 0.0, 0
+        for images in chunks():
+            total += float(images.sum(dtype=np.float64))
+            count += images.size
+        stack_mean = total / max(count, 1)
+    correlator = Correlator(w, rules.correlation, rules.dtype, workers)
+    rings = RingProfiles(w) if rules.decision == "profile" else None
+    parts, profiles = [], []
+    for images in chunks():
+        oriented = images if sign == 1 else -images
+        det = detect(oriented, det_params, rules, stack_mean=stack_mean, correlator=correlator)
+        frame = det.to_frame()
+        frame["profile_z"] = profile_z(images)
+        parts.append(frame)
+        if rings is not None:
+            profiles.append(rings(images))
+        if on_progress:
+            on_progress(len(images))
+    table = pd.concat(parts, ignore_index=True)
+    facts = {"window": w, "rules_radius": det_params.radius, "polarity": sign}
+    if rings is not None:
+        decision = radial_decision(np.concatenate(profiles), table["profile_z"].to_numpy())
+        _apply_radial(table, decision)
+        facts["radial_threshold"] = decision.threshold
+    return table, facts
+
+
+def _apply_radial(table: pd.DataFrame, decision) -> None:
+    """Verdicts from the radial decision; the peak rules name the type of each outlier
+    (partial or multiple when they say so, noise otherwise) and their own finding is kept
+    in the reason."""
+    rules_verdict = table["verdict"].to_numpy().astype(object)
+    rules_reason = table["reason"].to_numpy().astype(object)
+    kept = decision.kept
+    verdict = np.where(kept, "inlier", rules_verdict).astype(object)
+    verdict[~kept & (rules_verdict == "inlier")] = "noise"
+    reason = np.empty(len(table), dtype=object)
+    t = decision.threshold
+    for i in range(len(table)):
+        score = decision.score[i]
+        if kept[i]:
+            reason[i] = (
+                ""
+                if rules_verdict[i] == "inlier"
+                else (f"kept: radial profile {score:.2f} > {t:.2f} (peaks: {rules_reason[i]})")
+            )
+        else:
+            peaks = f"; peaks: {rules_reason[i]}" if rules_reason[i] else ""
+            reason[i] = f"radial profile {score:.2f} <= {t:.2f}{peaks}"
+    table["verdict"] = verdict.astype(str)
+    table["reason"] = reason.astype(str)
+    table["radial_score"] = decision.score
+
+
 def clean_particles(
     pset: ParticleSet,
     cfg: CleanConfig,
@@ -134,36 +245,21 @@ def clean_particles(
         ctf = pset.ctf.take(rows) if flip else None
         return phase_flip_and_crop(raw, params.size, ctf, pset.angpix, cfg.workers)
 
-    def prepared():
-        for start in range(0, len(pset), chunk):
-            yield prepare(np.arange(start, min(start + chunk, len(pset))))
-
     t0 = time.perf_counter()
-    # The typical radial profile, from an evenly spaced sample of the stack; scattered reads
-    # fault in whole read-ahead windows, so they go 256 at a time.
-    sample = np.unique(np.linspace(0, len(pset) - 1, min(len(pset), PROFILE_SAMPLE)).astype(int))
-    profile = ProfileStats(params.size)
-    for start in range(0, len(sample), 256):
-        profile.add(prepare(sample[start : start + 256]), cfg.workers)
-    profile_z = profile.scorer()
-    stack_mean = 0.0
-    if rules.normalise == "stack":
-        total, count = 0.0, 0
-        for images in prepared():
-            total += float(images.sum(dtype=np.float64))
-            count += images.size
-        stack_mean = total / max(count, 1)
-    correlator = Correlator(params.size, rules.correlation, rules.dtype, cfg.workers)
-    parts = []
-    for images in prepared():
-        det = detect(images, params, rules, stack_mean=stack_mean, correlator=correlator)
-        frame = det.to_frame(scale=pset.box / params.size)
-        frame["profile_z"] = profile_z(images)
-        parts.append(frame)
-        if on_progress:
-            on_progress(len(images))
+    table, facts = judge_stack(
+        prepare,
+        len(pset),
+        params,
+        rules,
+        chunk=chunk,
+        polarity_choice=cfg.polarity,
+        workers=cfg.workers,
+        on_progress=on_progress,
+    )
     seconds = time.perf_counter() - t0
-    table = pd.concat(parts, ignore_index=True)
+    scale = pset.box / params.size
+    table["offset_x_px"] *= scale
+    table["offset_y_px"] *= scale
     table.insert(0, "image_name", pset.particles["rlnImageName"].astype(str).to_numpy())
     table.insert(0, "particle", np.arange(1, len(table) + 1))
     return CleanResult(
@@ -172,8 +268,29 @@ def clean_particles(
         radius=params.radius,
         seconds=seconds,
         phase_flipped=bool(flip),
-        stats={"rules": rules.name, "peaks": params.peaks, "chunk": chunk},
+        stats={"rules": rules.name, "peaks": params.peaks, "chunk": chunk, **facts},
     )
+
+
+def clean_images(
+    images: np.ndarray,
+    radius: float,
+    rules: str = DEFAULT_PRESET,
+    *,
+    peaks: int = 10,
+    polarity_choice: str | None = None,
+) -> pd.DataFrame:
+    """Judge an in-memory stack ``(B, d, d)`` (already phase flipped and cropped) with
+    particle radius ``radius`` px: the per-image table of :func:`judge_stack`."""
+    images = np.asarray(images)
+    table, _ = judge_stack(
+        lambda rows: images[rows],
+        len(images),
+        DetectorParams(size=images.shape[-1], radius=radius, peaks=peaks),
+        get_rules(rules),
+        polarity_choice=polarity_choice,
+    )
+    return table
 
 
 def write_clean_outputs(outdir: Path, pset: ParticleSet, result: CleanResult) -> list[Path]:

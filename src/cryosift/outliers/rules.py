@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,14 @@ class Rules:
         ``"distance"`` (distance from the centroid to the nearest border, measured to the
         pixel edge, ``<= r``).
     dtype: floating type used for correlation (``float64`` for exact reference decisions).
+    window: side of the central detection window in particle diameters (``None``: the whole
+        image); the output stacks keep the user's box.
+    radius_scale: DBSCAN eps and border margin of the peak rules, in particle radii.
+    polarity: ``"bright"`` (images are used as given: particles must be bright) or
+        ``"auto"`` (found from the stack's typical radial profile).
+    decision: ``"rules"`` (the peak rules decide) or ``"profile"`` (the radial-profile
+        decision of :mod:`cryosift.outliers.radial` decides; the peak rules only name the
+        outlier type).
     """
 
     name: str
@@ -29,6 +37,10 @@ class Rules:
     multiple_is_outlier: bool
     border_rule: str
     dtype: str
+    window: float | None = None
+    radius_scale: float = 1.0
+    polarity: str = "bright"
+    decision: str = "rules"
 
 
 REFERENCE = Rules(
@@ -49,8 +61,18 @@ PAPER = Rules(
     dtype="float32",
 )
 
-PRESETS: dict[str, Rules] = {r.name: r for r in (REFERENCE, PAPER)}
-DEFAULT_PRESET = "paper"
+#: The paper's rules on a 1.5-diameter window, judged by the stack's radial profiles.
+RADIAL = replace(
+    PAPER,
+    name="radial",
+    window=1.5,
+    radius_scale=0.5,
+    polarity="auto",
+    decision="profile",
+)
+
+PRESETS: dict[str, Rules] = {r.name: r for r in (RADIAL, PAPER, REFERENCE)}
+DEFAULT_PRESET = "radial"
 
 
 def get_rules(name: str) -> Rules:

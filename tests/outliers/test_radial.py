@@ -1,0 +1,160 @@
+"""The ``radial`` preset on constructed stacks: window geometry, polarity, rotation-invariant
+profiles, a threshold that does not depend on the share of outliers, every verdict with its
+reason, and the ``reference`` preset untouched."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import disc_blob
+from cryosift.evaluate.outliers import outlier_rates
+from cryosift.outliers import DetectorParams, detect, get_rules
+from cryosift.outliers.clean import clean_images
+from cryosift.outliers.profile import ProfileStats
+from cryosift.outliers.radial import (
+    NOISE_Z,
+    RingProfiles,
+    central_window,
+    polarity,
+    radial_decision,
+    window_size,
+)
+
+N, R = 41, 8.0  # image side, particle radius (px)
+
+
+def _stack(n_in: int, n_out: int, sigma: float = 1.2, seed: int = 0):
+    """Centred discs plus equal numbers of noise, partial (centre 1-3 px inside an edge) and
+    two-disc images (each disc 1.0-1.3 R from the centre), with white noise of ``sigma``;
+    returns images ``(B, N, N)`` and the truth labels."""
+    rng = np.random.default_rng(seed)
+    c = N // 2
+    images, truth = [], []
+    for _ in range(n_in):
+        dy, dx = rng.normal(0, 1, 2)
+        images.append(disc_blob(N, (c + dy, c + dx), R))
+        truth.append("inlier")
+    for i in range(n_out):
+        kind = ("noise", "partial", "multiple")[i % 3]
+        if kind == "noise":
+            img = np.zeros((N, N))
+        elif kind == "partial":
+            edge = rng.uniform(1, 3)
+            img = disc_blob(N, (c + rng.uniform(-8, 8), edge), R)
+            img = np.rot90(img, rng.integers(4))
+        else:
+            a = rng.uniform(0, 2 * np.pi)
+            off = rng.uniform(1.0, 1.3) * R * np.array([np.sin(a), np.cos(a)])
+            img = (disc_blob(N, (c + off[0], c + off[1]), R)
+                   + disc_blob(N, (c - off[0], c - off[1]), R))  # fmt: skip
+        images.append(img)
+        truth.append(kind)
+    images = np.array(images) + rng.normal(scale=sigma, size=(len(images), N, N))
+    return images.astype(np.float32), np.array(truth)
+
+
+def test_window_is_sized_from_the_diameter_and_keeps_the_centre():
+    assert window_size(55, 13.75, 1.5) == 41  # 1.5 x 27.5 = 41.25 -> 41 (odd like 55)
+    assert window_size(64, 10, 1.5) == 30
+    assert window_size(33, 11, 1.5) == 33  # never larger than the image
+    for n, w in [(55, 41), (64, 30), (33, 33)]:
+        img = np.zeros((2, n, n))
+        img[:, n // 2, n // 2] = 1
+        win = central_window(img, w)
+        assert win.shape == (2, w, w) and win[:, w // 2, w // 2].all()
+    with pytest.raises(ValueError):
+        central_window(np.zeros((1, 55, 55)), 40)
+
+
+def test_polarity_found_from_the_stack():
+    images, _ = _stack(200, 100)
+    for sign in (1, -1):
+        stats = ProfileStats(N)
+        stats.add(sign * images)
+        assert polarity(stats.template, R) == sign
+
+
+def test_ring_profiles_are_rotation_invariant_and_match_a_loop():
+    rng = np.random.default_rng(3)
+    images = rng.normal(size=(4, 15, 15)).astype(np.float32)
+    rings = RingProfiles(15)
+    f = rings(images)
+    assert f.shape == (4, 2 * rings.n_rings)
+    np.testing.assert_allclose(rings(np.rot90(images, 1, axes=(1, 2)).copy()), f, atol=1e-5)
+    np.testing.assert_allclose(rings(images[:, ::-1].copy()), f, atol=1e-5)
+    from cryosift.outliers.profile import ring_index
+
+    idx = ring_index(15)
+    x = (images[1] - images[1].mean()) / images[1].std()
+    for k in (0, 3, rings.n_rings - 1):
+        assert f[1, k] == pytest.approx(x[idx == k].mean(), abs=1e-5)
+        assert f[1, rings.n_rings + k] == pytest.approx(x[idx == k].var(), abs=1e-5)
+    assert np.all(rings(np.zeros((1, 15, 15))) == 0)  # blank: no NaN
+
+
+@pytest.mark.parametrize("n_out", [30, 300, 1000])
+def test_threshold_does_not_depend_on_the_share_of_outliers(n_out):
+    """5 %, 33 % and 62 % outliers: particles are kept and junk removed at every share."""
+    images, truth = _stack(600, n_out, seed=n_out)
+    table = clean_images(images, R)
+    rates = outlier_rates(table.verdict, truth)
+    assert rates["TPR"] >= 0.9, rates
+    assert rates["TNR"] >= 0.85, rates
+    assert rates["TNR_noise"] >= 0.8, rates
+
+
+def test_decision_keeps_as_many_as_the_noise_null_lets_through():
+    images, _ = _stack(400, 300, seed=5)
+    table = clean_images(images, R)
+    z = table.profile_z.to_numpy()
+    assert (table.verdict == "inlier").sum() == (z >= NOISE_Z).sum()
+    # Outliers get a verdict and a reason that names the radial profile; kept images whose
+    # peaks looked wrong say so.
+    out = table[table.verdict != "inlier"]
+    assert out.reason.str.startswith("radial profile").all()
+    assert set(out.verdict) <= {"noise", "partial", "multiple"}
+    kept_odd = table[(table.verdict == "inlier") & (table.reason != "")]
+    assert kept_odd.reason.str.startswith("kept: radial profile").all()
+
+
+def test_outlier_types_are_named_by_the_peak_rules():
+    images, truth = _stack(300, 300, sigma=0.3, seed=7)
+    table = clean_images(images, R)
+    named = table.verdict.to_numpy()
+    removed = named != "inlier"
+    assert np.mean(named[(truth == "partial") & removed] == "partial") > 0.7
+    # removed images whose peaks looked like a particle are called noise
+    peaks_fine = ~table.reason.str.contains("peaks:").to_numpy()
+    assert (named[removed & peaks_fine] == "noise").all()
+    assert (removed & peaks_fine).any()
+
+
+def test_polarity_does_not_change_the_verdicts():
+    images, _ = _stack(300, 150, seed=9)
+    bright = clean_images(images, R)
+    dark = clean_images(-images, R)
+    assert (bright.verdict == dark.verdict).all()
+    # forcing the wrong polarity changes what the peak rules see
+    wrong = clean_images(images, R, polarity_choice="dark")
+    assert (wrong.n_clusters != bright.n_clusters).any()
+
+
+def test_degenerate_first_guess_falls_back_to_the_z_score():
+    z = np.array([5.0, 6.0, 7.0, 8.0])
+    decision = radial_decision(np.zeros((4, 6)), z)
+    assert decision.kept.all() and decision.threshold == pytest.approx(NOISE_Z)
+
+
+@pytest.mark.parametrize("preset", ["reference", "paper"])
+def test_rule_presets_are_unchanged_by_the_stack_code(preset):
+    images, _ = _stack(120, 60, seed=11)
+    table = clean_images(images, R, preset)
+    direct = detect(
+        images,
+        DetectorParams(N, R, 10),
+        get_rules(preset),
+        stack_mean=float(images.astype(np.float64).mean()),
+    )
+    assert (table.verdict.to_numpy() == direct.verdict).all()
+    assert "radial_score" not in table
