@@ -18,7 +18,7 @@ from cryosift.cli.common import console, guarded, progress_bar
 from cryosift.io.particles import read_particles
 from cryosift.outliers.clean import CleanConfig, clean_particles, write_clean_outputs
 from cryosift.outliers.detector import VERDICTS
-from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS
+from cryosift.outliers.rules import DEFAULT_PRESET, POLARITIES, PRESETS
 
 
 def summary_table(result, n_total: int, outdir: Path) -> Table:
@@ -78,8 +78,10 @@ def main(
     """Remove noise, partial and multiple-particle images (radial-profile outlier removal)."""
     if rules not in PRESETS:
         raise typer.BadParameter(f"unknown preset {rules!r}; choose from {', '.join(PRESETS)}")
-    if polarity not in (None, "auto", "bright", "dark"):
-        raise typer.BadParameter(f"--polarity must be auto, bright or dark (got {polarity!r})")
+    if polarity is not None and polarity not in POLARITIES:
+        raise typer.BadParameter(
+            f"--polarity must be one of {', '.join(POLARITIES)} (got {polarity!r})"
+        )
     pset = read_particles(particles, datadir=datadir, angpix=angpix)
     try:
         cfg = CleanConfig(

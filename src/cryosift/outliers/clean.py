@@ -16,13 +16,14 @@ from cryosift.io.particles import ParticleSet, write_cs_subset, write_particles_
 from cryosift.outliers.detector import VERDICTS, Correlator, DetectorParams, detect
 from cryosift.outliers.profile import ProfileStats
 from cryosift.outliers.radial import (
+    RadialDecision,
     RingProfiles,
     central_window,
     polarity,
     radial_decision,
     window_size,
 )
-from cryosift.outliers.rules import DEFAULT_PRESET, Rules, get_rules
+from cryosift.outliers.rules import DEFAULT_PRESET, POLARITIES, Rules, get_rules
 from cryosift.preprocess.fourier import phase_flip_and_crop
 
 #: Memory the image buffers of one chunk may take, bytes.
@@ -120,8 +121,10 @@ def _polarity_of(choice: str | None, rules: Rules, template: np.ndarray, radius:
     choice = choice or rules.polarity
     if choice == "auto":
         return polarity(template, radius)
-    if choice not in ("bright", "dark"):
-        raise InputError(None, f"--polarity must be auto, bright or dark (got {choice!r})")
+    if choice not in POLARITIES:
+        raise InputError(
+            None, f"--polarity must be one of {', '.join(POLARITIES)} (got {choice!r})"
+        )
     return 1 if choice == "bright" else -1
 
 
@@ -182,7 +185,7 @@ def judge_stack(
         if on_progress:
             on_progress(len(images))
     table = pd.concat(parts, ignore_index=True)
-    facts = {"window": w, "rules_radius": det_params.radius, "polarity": sign}
+    facts = {"window": w, "polarity": sign}
     if rings is not None:
         decision = radial_decision(np.concatenate(profiles), table["profile_z"].to_numpy())
         _apply_radial(table, decision)
@@ -190,31 +193,26 @@ def judge_stack(
     return table, facts
 
 
-def _apply_radial(table: pd.DataFrame, decision) -> None:
+def _apply_radial(table: pd.DataFrame, decision: RadialDecision) -> None:
     """Verdicts from the radial decision; the peak rules name the type of each outlier
     (partial or multiple when they say so, noise otherwise) and their own finding is kept
     in the reason."""
     rules_verdict = table["verdict"].to_numpy().astype(object)
     rules_reason = table["reason"].to_numpy().astype(object)
-    kept = decision.kept
+    kept, score, t = decision.kept, decision.score, decision.threshold
     verdict = np.where(kept, "inlier", rules_verdict).astype(object)
     verdict[~kept & (rules_verdict == "inlier")] = "noise"
-    reason = np.empty(len(table), dtype=object)
-    t = decision.threshold
-    for i in range(len(table)):
-        score = decision.score[i]
+    reason = np.full(len(table), "", dtype=object)
+    # particles both judges keep need no reason; only the others are formatted
+    for i in np.flatnonzero(~kept | (rules_verdict != "inlier")):
         if kept[i]:
-            reason[i] = (
-                ""
-                if rules_verdict[i] == "inlier"
-                else (f"kept: radial profile {score:.2f} > {t:.2f} (peaks: {rules_reason[i]})")
-            )
+            reason[i] = f"kept: radial profile {score[i]:.2f} > {t:.2f} (peaks: {rules_reason[i]})"
         else:
             peaks = f"; peaks: {rules_reason[i]}" if rules_reason[i] else ""
-            reason[i] = f"radial profile {score:.2f} <= {t:.2f}{peaks}"
+            reason[i] = f"radial profile {score[i]:.2f} <= {t:.2f}{peaks}"
     table["verdict"] = verdict.astype(str)
     table["reason"] = reason.astype(str)
-    table["radial_score"] = decision.score
+    table["radial_score"] = score
 
 
 def clean_particles(

@@ -39,7 +39,7 @@ def radial_template(mean_image: np.ndarray) -> np.ndarray:
     return t / norm if norm > 0 else t
 
 
-def _moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def image_moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-image mean and standard deviation ``(B,)`` (blank images get sd 1)."""
     mean = images.mean(axis=(-2, -1), dtype=np.float64)
     sd = images.std(axis=(-2, -1), dtype=np.float64)
@@ -73,7 +73,7 @@ class ProfileStats:
 
     def add(self, images: np.ndarray, workers: int = -1) -> None:
         x = np.asarray(images, dtype=np.float32)
-        mean, sd = _moments(x)
+        mean, sd = image_moments(x)
         w = 1.0 / sd
         self._sum += np.tensordot(w, x, axes=(0, 0)) - float((mean * w).sum())
         power = np.abs(sfft.rfft2(x, workers=workers)) ** 2
@@ -110,6 +110,6 @@ class ProfileScorer:
         has zero mean, so projecting the raw image equals projecting the standardised one
         times its standard deviation."""
         x = np.asarray(images, dtype=np.float32)
-        _, sd = _moments(x)
+        _, sd = image_moments(x)
         proj = np.tensordot(x, self.template.astype(np.float32), axes=((1, 2), (0, 1)))
         return proj.astype(np.float64) / sd / self.sd

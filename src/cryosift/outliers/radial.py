@@ -27,7 +27,7 @@ import numpy as np
 from scipy import sparse
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from cryosift.outliers.profile import ring_index
+from cryosift.outliers.profile import image_moments, ring_index
 
 #: z-score above which pure noise falls with probability 10 % (the standard normal's 0.9
 #: quantile): the first guess lets through one noise image in ten.
@@ -84,10 +84,9 @@ class RingProfiles:
         )
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
-        x = np.asarray(images, dtype=np.float32).reshape(len(images), -1)
-        mean = x.mean(axis=1, keepdims=True)
-        sd = x.std(axis=1, keepdims=True)
-        x = (x - mean) / np.where(sd > 0, sd, 1)
+        x = np.asarray(images, dtype=np.float32)
+        mean, sd = (m.astype(np.float32)[:, None] for m in image_moments(x))
+        x = (x.reshape(len(x), -1) - mean) / sd
         ring_mean = np.asarray(x @ self._avg)
         ring_sq = np.asarray((x * x) @ self._avg)
         return np.hstack([ring_mean, np.maximum(ring_sq - ring_mean**2, 0)])

@@ -71,6 +71,9 @@ RADIAL = replace(
     decision="profile",
 )
 
+#: Choices of ``--polarity``.
+POLARITIES = ("auto", "bright", "dark")
+
 PRESETS: dict[str, Rules] = {r.name: r for r in (RADIAL, PAPER, REFERENCE)}
 DEFAULT_PRESET = "radial"
 
