@@ -37,6 +37,7 @@ bench: install
 	$(PY) benchmarks/outlier_throughput.py
 	$(PY) benchmarks/synthetic_outliers.py
 	$(PY) benchmarks/real_outliers.py
+	$(PY) benchmarks/picking_empiar10017.py
 
 clean:
 	rm -rf demo_out benchmarks/_work .pytest_cache .ruff_cache

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cryosift import __version__
-from cryosift.cli import clean, extract, simulate
+from cryosift.cli import clean, evaluate, extract, pick, simulate, train
 
 app = typer.Typer(
     name="cryosift",
@@ -16,7 +16,10 @@ app = typer.Typer(
 )
 app.command("extract")(extract.main)
 app.command("clean")(clean.main)
+app.command("train")(train.main)
+app.command("pick")(pick.main)
 app.add_typer(simulate.app, name="simulate")
+app.add_typer(evaluate.app, name="evaluate")
 
 
 @app.callback(invoke_without_command=True)

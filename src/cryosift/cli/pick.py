@@ -1,0 +1,137 @@
+"""``cryosift pick``: find particles in micrographs with the self-supervised MAE picker.
+
+Reads micrographs (folder, glob, one file or a micrographs STAR), preprocesses each to 1024 px
+on the long side, embeds it with the picker model (the shipped one unless ``--model``),
+clusters the token embeddings and writes per-micrograph RELION coordinate STAR files with
+``_rlnAutopickFigureOfMerit`` under ``OUTDIR/Coordinates``, the RELION 4/5 ``autopick.star``
+list and ``pick_summary.csv``. Reruns skip micrographs already picked with the same settings.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from cryosift.cli.common import console, guarded, progress_bar
+from cryosift.errors import InputError
+from cryosift.extract.run import find_micrographs, micrograph_angpix
+from cryosift.io.coords import read_coords
+from cryosift.io.micrographs import probe_micrograph
+from cryosift.picking.model import load_model, pick_device
+from cryosift.picking.run import PickJob, choose_cluster, diameter_pixels, run_picking
+
+
+def summary_table(summary, outdir: Path, cluster: int) -> Table:
+    table = Table(title=f"cryosift pick -> {outdir}")
+    table.add_column("")
+    table.add_column("value", justify="right")
+    table.add_row("micrographs", f"{len(summary):,}")
+    table.add_row("picks", f"{int(summary.picks.sum()):,}")
+    table.add_row("picks per micrograph (median)", f"{float(np.median(summary.picks)):.0f}")
+    table.add_row("micrographs with zero picks", f"{int((summary.picks == 0).sum()):,}")
+    table.add_row("micrographs resumed", f"{int((summary.status == 'resumed').sum()):,}")
+    done = summary[summary.status == "picked"]
+    if len(done):
+        table.add_row("seconds per micrograph", f"{done.seconds.mean():.2f}")
+    table.add_row("particle cluster", str(cluster))
+    return table
+
+
+@guarded("pick")
+def main(
+    micrographs: Path = typer.Argument(
+        ..., help="Micrographs: folder, glob ('mics/*.mrc'), one file, or a micrographs STAR"
+    ),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder"),
+    diameter_A: float = typer.Option(None, "--diameter-A", help="Particle diameter in Å"),
+    diameter_px: float = typer.Option(
+        None, "--diameter-px", help="Particle diameter in micrograph px (instead of Å)"
+    ),
+    angpix: float = typer.Option(None, "--angpix", help="Pixel size in Å (overrides headers)"),
+    model: Path = typer.Option(
+        None, "--model", help="Model folder from cryosift train (default: the shipped model)"
+    ),
+    example_coords: Path = typer.Option(
+        None,
+        "--example-coords",
+        help="Annotated picks of one micrograph: choose the particle cluster from them (paper)",
+    ),
+    threshold: float = typer.Option(
+        None, "--threshold", help="Keep picks with score >= this [default: set per micrograph]"
+    ),
+    sequential: bool = typer.Option(
+        False, "--sequential/--no-sequential", help="Per-micrograph k-means 3-4-5 (paper)"
+    ),
+    area_fraction: float = typer.Option(
+        None, "--area-fraction", help="Cover this share of the micrograph (paper: 0.04)"
+    ),
+    edge_px: float = typer.Option(
+        None, "--edge-px", help="Drop picks closer than this to the edge (default: radius)"
+    ),
+    device: str = typer.Option(None, "--device", help="cpu or cuda (default: cuda if present)"),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the k-means"),
+) -> None:
+    """Pick particles with the self-supervised MAE picker (RELION coordinate STAR output)."""
+    started = time.perf_counter()
+    mics = find_micrographs(micrographs)
+    infos = [probe_micrograph(p) for p in mics.path]
+    mic_angpix = micrograph_angpix(mics, infos, angpix)
+    diameter = diameter_pixels(diameter_A, diameter_px, mic_angpix)
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise typer.BadParameter("--threshold is a score in [0, 1]")
+    if area_fraction is not None and not 0 < area_fraction < 1:
+        raise typer.BadParameter("--area-fraction must lie in (0, 1)")
+    if area_fraction is not None and threshold is not None:
+        raise typer.BadParameter("give --threshold or --area-fraction, not both")
+    picker = load_model(model, pick_device(device))
+    example = None
+    if example_coords is not None:
+        picks = read_coords(example_coords)
+        if not len(picks):
+            raise InputError(example_coords, "holds zero picks: cannot choose the cluster")
+        key = Path(str(picks.micrograph.iloc[0])).stem
+        match = mics[mics.key == key]
+        if not len(match):
+            match = mics[[key.startswith(k + "_") for k in mics.key]]
+        if not len(match):
+            raise InputError(example_coords, f"micrograph {key!r} is not among those given")
+        example = (Path(match.path.iloc[0]), picks)
+    cluster, how = choose_cluster(picker, list(mics.path), diameter, example)
+    job = PickJob(
+        diameter=diameter,
+        cluster=cluster,
+        edge=edge_px,
+        area_fraction=area_fraction,
+        threshold=threshold,
+        sequential=sequential,
+        seed=seed,
+    )
+    settings = {
+        "job": job.__dict__,
+        "model": str(model) if model else "shipped",
+        "model_info": {k: v for k, v in picker.info.items() if k != "loss_history"},
+        "angpix": mic_angpix,
+        "cluster_choice": how,
+    }
+    with progress_bar() as bar:
+        task = bar.add_task("picking", total=len(mics), rate="")
+        summary = run_picking(
+            mics,
+            picker,
+            job,
+            outdir,
+            settings,
+            on_progress=lambda n: bar.advance(task, n),
+            angpix=angpix,
+        )
+    console.print(summary_table(summary, outdir, cluster))
+    console.print(
+        f"diameter {diameter:.1f} px"
+        + (f" ({mic_angpix:.3f} Å/px)" if mic_angpix else "")
+        + f"; {time.perf_counter() - started:.1f} s; coordinates in {outdir / 'Coordinates'}",
+        highlight=False,
+    )

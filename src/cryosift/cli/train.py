@@ -1,0 +1,104 @@
+"""``cryosift train``: adapt (or train from scratch) the picker's masked autoencoder.
+
+Self-supervised: needs only micrographs, the particle diameter and the pixel size. Each
+micrograph is preprocessed as ``cryosift pick`` does; the MAE learns to fill in hidden tokens
+of random tiles; a 4-cluster k-means on its embeddings is stored with it in
+``OUTDIR/model.pt``. By default training starts from the shipped model; ``--from-scratch``
+starts from random weights with ``--preset`` (``small``, the default, or ``paper``). An
+interrupted run resumes from its last finished epoch when run again with the same settings.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+
+from cryosift.cli.common import console, guarded, progress_bar
+from cryosift.extract.run import find_micrographs, micrograph_angpix
+from cryosift.io.micrographs import probe_micrograph, read_micrograph
+from cryosift.picking.mae import DEFAULT_PRESET, PRESETS
+from cryosift.picking.model import load_model, pick_device
+from cryosift.picking.run import diameter_pixels
+from cryosift.picking.train import TrainSettings, tiles_per_epoch, train
+from cryosift.preprocess.micrograph import preprocess
+
+
+@guarded("train")
+def main(
+    micrographs: Path = typer.Argument(
+        ..., help="Micrographs: folder, glob ('mics/*.mrc'), one file, or a micrographs STAR"
+    ),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Model folder to write"),
+    diameter_A: float = typer.Option(None, "--diameter-A", help="Particle diameter in Å"),
+    diameter_px: float = typer.Option(
+        None, "--diameter-px", help="Particle diameter in micrograph px (instead of Å)"
+    ),
+    angpix: float = typer.Option(None, "--angpix", help="Pixel size in Å (overrides headers)"),
+    epochs: int = typer.Option(20, "--epochs", help="Training epochs"),
+    warmup: int = typer.Option(5, "--warmup", help="Warm-up epochs (linear), then cosine"),
+    batch: int = typer.Option(64, "--batch", help="Tiles per step"),
+    lr: float = typer.Option(1e-3, "--lr", help="Base learning rate (scaled by batch / 256)"),
+    from_scratch: bool = typer.Option(
+        False, "--from-scratch", help="Random initial weights instead of the shipped model"
+    ),
+    preset: str = typer.Option(
+        DEFAULT_PRESET, "--preset", help=f"Architecture from scratch: {', '.join(PRESETS)}"
+    ),
+    init: Path = typer.Option(None, "--init", help="Start from this model folder"),
+    device: str = typer.Option(None, "--device", help="cpu or cuda (default: cuda if present)"),
+    seed: int = typer.Option(0, "--seed", help="Random seed"),
+) -> None:
+    """Train the picker's masked autoencoder on unlabelled micrographs."""
+    if preset not in PRESETS:
+        raise typer.BadParameter(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    if epochs < 1 or batch < 1 or not 0 <= warmup <= epochs:
+        raise typer.BadParameter("need epochs >= 1, batch >= 1 and 0 <= warmup <= epochs")
+    started = time.perf_counter()
+    mics = find_micrographs(micrographs)
+    infos = [probe_micrograph(p) for p in mics.path]
+    mic_angpix = micrograph_angpix(mics, infos, angpix)
+    diameter = diameter_pixels(diameter_A, diameter_px, mic_angpix)
+    dev = pick_device(device)
+    start = None if from_scratch else load_model(init, dev)
+    config = PRESETS[preset] if start is None else start.mae.config
+    images = []
+    with progress_bar() as bar:
+        task = bar.add_task("preprocessing", total=len(mics), rate="")
+        for path in mics.path:
+            image = read_micrograph(path, angpix).image
+            images.append(preprocess(image, diameter)[0])
+            bar.advance(task)
+    small = [p for p, im in zip(mics.path, images, strict=True) if min(im.shape) < config.tile]
+    if small:
+        raise typer.BadParameter(f"{Path(small[0]).name} is smaller than one {config.tile}-px tile")
+    settings = TrainSettings(epochs=epochs, warmup=warmup, batch=batch, lr=lr, seed=seed)
+    steps = tiles_per_epoch(images, config.tile, batch) // batch
+    with progress_bar() as bar:
+        task = bar.add_task("training", total=epochs * steps, rate="")
+        model = train(
+            images,
+            config,
+            settings,
+            outdir,
+            device=dev,
+            init=start,
+            info={
+                "micrographs": [str(p) for p in mics.path],
+                "diameter_px": diameter,
+                "angpix": mic_angpix,
+                "init": "scratch" if start is None else str(init or "shipped"),
+            },
+            on_epoch=lambda e, loss, dt: (
+                bar.update(task, completed=e * steps, rate=f"loss {loss:.4f}"),
+                console.print(f"epoch {e}/{epochs}: loss {loss:.4f} ({dt:.0f} s)"),
+            ),
+            on_step=lambda: bar.advance(task),
+        )
+    hist = model.info["loss_history"]
+    console.print(
+        f"model -> {outdir / 'model.pt'}; loss {hist[0]:.4f} -> {hist[-1]:.4f} over "
+        f"{len(hist)} epochs on {dev}; {time.perf_counter() - started:.0f} s",
+        highlight=False,
+    )

@@ -1,0 +1,1 @@
+"""Self-supervised particle picking (Cryo-EMMAE): MAE model, training, embedding, picks."""

@@ -1,0 +1,60 @@
+"""Token embeddings over a whole preprocessed micrograph, stitched from overlapping tiles.
+
+The encoder sees ``tile x tile`` px windows placed every ``tile - 2 * margin`` px; from each
+window only the central ``tile - 2 * margin`` px are kept, so every kept token had at least
+``margin`` px of context on every side and neighbouring windows meet without a seam. The
+micrograph is reflected at its borders to give the outermost tokens the same context.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from cryosift.picking.mae import MaskedAutoencoder
+
+#: Context kept on each side of a window's central region, px (two 4-px tokens).
+MARGIN = 8
+
+
+def _device(model: torch.nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def embed_micrograph(
+    model: MaskedAutoencoder,
+    image: np.ndarray,
+    mean: float = 0.0,
+    std: float = 1.0,
+    margin: int = MARGIN,
+    batch: int = 128,
+) -> np.ndarray:
+    """Embeddings ``(ceil(rows / p), ceil(cols / p), width)`` float32 of a preprocessed
+    ``(rows, cols)`` image, standardised by the training ``mean`` and ``std`` first."""
+    c = model.config
+    p, t = c.patch, c.tile
+    step = t - 2 * margin
+    if step <= 0 or margin % p or step % p:
+        raise ValueError("margin must be a multiple of the patch and leave a central region")
+    rows, cols = image.shape
+    h, w = -(-rows // p), -(-cols // p)
+    ny, nx = -(-h * p // step), -(-w * p // step)
+    pad_r, pad_c = ny * step + 2 * margin - rows, nx * step + 2 * margin - cols
+    x = (image.astype(np.float32) - mean) / std
+    x = np.pad(x, ((margin, pad_r - margin), (margin, pad_c - margin)), mode="reflect")
+    origins = [(i * step, j * step) for i in range(ny) for j in range(nx)]
+    k, s = margin // p, step // p
+    out = np.zeros((ny * s, nx * s, c.width), np.float32)
+    device = _device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(origins), batch):
+            chunk = origins[start : start + batch]
+            tiles = np.stack([x[r : r + t, q : q + t] for r, q in chunk])[:, None]
+            emb = model.embed(torch.from_numpy(tiles).to(device)).cpu().numpy()
+            for (r, q), e in zip(chunk, emb, strict=True):
+                out[r // p : r // p + s, q // p : q // p + s] = e[k : k + s, k : k + s]
+    finally:
+        model.train(was_training)
+    return out[:h, :w]

@@ -1,0 +1,231 @@
+"""Picking over many micrographs: one pure job per micrograph, resumable, written atomically.
+
+:func:`pick_micrograph` does everything for one micrograph (read, preprocess, embed, cluster,
+find picks, map back to original px) and returns a table; it needs only the model, the
+particle cluster and the settings, so a local pool or a Dask worker can run it. The driver
+(:func:`run_picking`) writes ``Coordinates/<key>_autopick.star`` per micrograph (RELION
+coordinate STAR with ``_rlnAutopickFigureOfMerit``) as each finishes, then the RELION 4/5
+``autopick.star`` list and ``pick_summary.csv``. A rerun with the same settings skips
+micrographs whose coordinate file exists; ``pick_settings.json`` records the settings.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cryosift.errors import InputError
+from cryosift.io.atomic import write_all_or_nothing
+from cryosift.io.coords import read_coords, write_relion
+from cryosift.io.micrographs import read_micrograph
+from cryosift.io.star import write_star
+from cryosift.picking.embed import embed_micrograph
+from cryosift.picking.model import PickerModel
+from cryosift.picking.pick import (
+    PickSettings,
+    choose_particle_cluster,
+    nearest_centroid,
+    picks_from_mask,
+    sequential_mask,
+)
+from cryosift.preprocess.micrograph import preprocess
+
+SETTINGS_FILE = "pick_settings.json"
+#: Micrographs looked at to choose the particle cluster.
+CHOOSE_FROM = 4
+
+
+@dataclass(frozen=True)
+class PickJob:
+    """What picking one micrograph needs besides the model. ``diameter`` in original px,
+    ``edge`` in original px (None: half a diameter), ``cluster``: the particle cluster."""
+
+    diameter: float
+    cluster: int
+    edge: float | None = None
+    area_fraction: float | None = None
+    threshold: float | None = None
+    sequential: bool = False
+    seed: int = 0
+
+
+def _embed_labels(model: PickerModel, image: np.ndarray, diameter: float):
+    pre, plan = preprocess(image, diameter, **model.preprocess)
+    emb = embed_micrograph(model.mae, pre, model.mean, model.std)
+    return pre, plan, emb, nearest_centroid(emb, model.centroids)
+
+
+def pick_image(model: PickerModel, image: np.ndarray, job: PickJob) -> pd.DataFrame:
+    """Picks of one micrograph ``(rows, cols)``: ``x``, ``y`` (original px, x = column),
+    ``score`` in [0, 1], ``keep`` (passes the threshold and filters)."""
+    pre, plan, emb, labels = _embed_labels(model, image, job.diameter)
+    mask = labels == job.cluster
+    if job.sequential:
+        mask = sequential_mask(emb, mask, seed=job.seed)
+    settings = PickSettings(
+        diameter=job.diameter / plan.scale,
+        edge=None if job.edge is None else job.edge / plan.scale,
+        area_fraction=job.area_fraction,
+        threshold=job.threshold,
+        seed=job.seed,
+    )
+    df, _ = picks_from_mask(mask, model.mae.config.patch, pre.shape, settings)
+    x, y = plan.to_original(df.x.to_numpy(), df.y.to_numpy())
+    return df.assign(x=x, y=y)
+
+
+def pick_micrograph(model: PickerModel, path: Path, job: PickJob, angpix=None) -> pd.DataFrame:
+    """:func:`pick_image` on the micrograph file at ``path``."""
+    return pick_image(model, read_micrograph(path, angpix).image, job)
+
+
+def choose_cluster(
+    model: PickerModel,
+    paths: list[Path],
+    diameter: float,
+    example: tuple[Path, pd.DataFrame] | None = None,
+) -> tuple[int, dict]:
+    """The particle cluster of the model's k-means for these micrographs.
+
+    Without ``example``: the cluster whose strongest blobs on the first :data:`CHOOSE_FROM`
+    micrographs average to the most particle-like box (dark centre, brighter ring). With
+    ``example`` (a micrograph and its annotated picks, the paper's mode): the cluster
+    covering most of the annotated discs."""
+    n = model.centroids.shape[0]
+    p = model.mae.config.patch
+    if example is not None:
+        path, picks = example
+        image = read_micrograph(path).image
+        _, plan, _, labels = _embed_labels(model, image, diameter)
+        x, y = plan.to_preprocessed(picks.x.to_numpy(), picks.y.to_numpy())
+        r = diameter / plan.scale / 2
+        rows, cols = np.mgrid[: labels.shape[0], : labels.shape[1]]
+        ty, tx = (rows + 0.5) * p - 0.5, (cols + 0.5) * p - 0.5
+        inside = np.zeros(labels.shape, bool)
+        for cx, cy in zip(x, y, strict=True):
+            inside |= (tx - cx) ** 2 + (ty - cy) ** 2 <= r * r
+        share = [
+            float(((labels == c) & inside).sum() / max(1, (labels == c).sum())) for c in range(n)
+        ]
+        return int(np.argmax(share)), {"mode": "example", "share_in_particles": share}
+    labels, images = [], []
+    d_pre = diameter
+    for path in paths[:CHOOSE_FROM]:
+        image = read_micrograph(path).image
+        pre, plan, _, lab = _embed_labels(model, image, diameter)
+        labels.append(lab)
+        images.append(pre)
+        d_pre = diameter / plan.scale
+    cluster, scores = choose_particle_cluster(labels, images, p, d_pre, n)
+    return cluster, {"mode": "mean-box contrast", "contrast": [round(v, 3) for v in scores]}
+
+
+def _coord_name(key: str) -> str:
+    return f"{key}_autopick.star"
+
+
+def write_autopick_list(path: Path, rows: list[tuple[str, str]]) -> None:
+    """RELION 4/5 ``autopick.star``: ``data_coordinate_files`` with micrograph and coordinate
+    file names."""
+    table = pd.DataFrame(rows, columns=["rlnMicrographName", "rlnMicrographCoordinates"])
+    write_star({"coordinate_files": table}, path)
+
+
+def _settings_match(outdir: Path, settings: dict) -> bool:
+    f = outdir / SETTINGS_FILE
+    if not f.exists():
+        return False
+    try:
+        return json.loads(f.read_text()) == settings
+    except ValueError:
+        return False
+
+
+def run_picking(
+    mics: pd.DataFrame,
+    model: PickerModel,
+    job: PickJob,
+    outdir: Path,
+    settings: dict,
+    on_progress: Callable[[int], None] | None = None,
+    angpix: float | None = None,
+) -> pd.DataFrame:
+    """Pick every micrograph of ``mics`` (``key``, ``path``, ``name``) into ``outdir``.
+    Returns the per-micrograph summary (``micrograph``, ``picks``, ``candidates``,
+    ``seconds``, ``status``: picked or resumed)."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    coords = outdir / "Coordinates"
+    resume = _settings_match(outdir, settings)
+    if not resume:
+        for old in coords.glob("*_autopick.star"):
+            old.unlink()
+    write_all_or_nothing(
+        {outdir / SETTINGS_FILE: lambda p: p.write_text(json.dumps(settings, indent=2))}
+    )
+    rows = []
+    for mic in mics.itertuples():
+        target = coords / _coord_name(mic.key)
+        if resume and target.exists():
+            done = read_coords(target, "relion")
+            rows.append(
+                {
+                    "micrograph": mic.key,
+                    "picks": len(done),
+                    "candidates": np.nan,
+                    "seconds": 0.0,
+                    "status": "resumed",
+                }
+            )
+        else:
+            t0 = time.time()
+            df = pick_micrograph(model, Path(mic.path), job, angpix)
+            kept = df[df.keep].assign(micrograph=mic.key, diameter=job.diameter)
+            write_all_or_nothing({target: lambda p, k=kept: write_relion(p, k)})
+            rows.append(
+                {
+                    "micrograph": mic.key,
+                    "picks": len(kept),
+                    "candidates": len(df),
+                    "seconds": round(time.time() - t0, 3),
+                    "status": "picked",
+                }
+            )
+        if on_progress:
+            on_progress(1)
+    summary = pd.DataFrame(rows)
+    listing = [
+        (str(m.name), str(Path("Coordinates") / _coord_name(m.key))) for m in mics.itertuples()
+    ]
+    write_all_or_nothing(
+        {
+            outdir / "autopick.star": lambda p: write_autopick_list(p, listing),
+            outdir / "pick_summary.csv": lambda p: summary.to_csv(p, index=False),
+        }
+    )
+    return summary
+
+
+def diameter_pixels(diameter_A: float | None, diameter_px: float | None, angpix) -> float:
+    """The particle diameter in micrograph px from ``--diameter-A`` or ``--diameter-px``."""
+    if (diameter_A is None) == (diameter_px is None):
+        raise InputError(None, "give exactly one of --diameter-A and --diameter-px")
+    if diameter_px is not None:
+        if diameter_px <= 2:
+            raise InputError(None, f"--diameter-px {diameter_px} is too small (at least 3 px)")
+        return float(diameter_px)
+    if not angpix:
+        raise InputError(
+            None, "--diameter-A needs a pixel size: the micrographs state none, give --angpix"
+        )
+    d = diameter_A / angpix
+    if d <= 2:
+        raise InputError(
+            None, f"particle diameter {diameter_A} Å is {d:.2f} px at {angpix} Å/px: too small"
+        )
+    return float(d)

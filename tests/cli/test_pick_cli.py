@@ -1,0 +1,140 @@
+"""``cryosift train``, ``pick`` and ``evaluate picks`` from the command line."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from conftest import BAD_MICROGRAPHS, assert_cli_rejects, run_cli, shared_path
+from cryosift.io.coords import read_coords
+from cryosift.io.star import read_star_blocks
+from cryosift.simulate.micrographs import MicrographSimConfig, write_simulated_micrographs
+from cryosift.simulate.volume import phantom_volume
+
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim")
+    cfg = MicrographSimConfig(n_micrographs=2, shape=(768, 1024), snr=3.0, seed=5)
+    write_simulated_micrographs(phantom_volume(64), cfg, out)
+    return out
+
+
+def test_pick_writes_relion_outputs_and_resumes(sim, tmp_path):
+    out = tmp_path / "picks"
+    res = run_cli("pick", sim / "Micrographs", "--diameter-A", "88", "-o", out)
+    assert res.returncode == 0, res.stderr
+    files = sorted((out / "Coordinates").glob("*_autopick.star"))
+    assert [f.name for f in files] == ["mic_001_autopick.star", "mic_002_autopick.star"]
+    picks = read_coords(files[0])
+    assert len(picks) > 10 and picks.score.between(0, 1).all()
+    assert picks.x.between(0, 1023).all() and picks.y.between(0, 767).all()
+    listing = read_star_blocks(out / "autopick.star")["coordinate_files"]
+    assert list(listing.columns) == ["rlnMicrographName", "rlnMicrographCoordinates"]
+    assert len(listing) == 2
+    summary = pd.read_csv(out / "pick_summary.csv")
+    assert set(summary.status) == {"picked"}
+    # a rerun skips both micrographs and leaves the picks unchanged
+    before = files[0].read_bytes()
+    again = run_cli("pick", sim / "Micrographs", "--diameter-A", "88", "-o", out)
+    assert again.returncode == 0, again.stderr
+    assert set(pd.read_csv(out / "pick_summary.csv").status) == {"resumed"}
+    assert files[0].read_bytes() == before
+    # evaluation against the simulation's truth
+    ev = run_cli(
+        "evaluate",
+        "picks",
+        out / "Coordinates",
+        sim / "Coordinates",
+        "--diameter-px",
+        "44",
+        "-o",
+        tmp_path / "ev",
+    )
+    assert ev.returncode == 0, ev.stderr
+    table = pd.read_csv(tmp_path / "ev" / "pick_metrics.csv")
+    assert list(table.micrograph) == ["mic_001", "mic_002", "pooled"]
+    assert (tmp_path / "ev" / "pr_curve.png").stat().st_size > 1000
+
+
+def test_pick_threshold_keeps_fewer(sim, tmp_path):
+    loose = run_cli(
+        "pick",
+        sim / "Micrographs" / "mic_001.mrc",
+        "--diameter-px",
+        "44",
+        "--threshold",
+        "0",
+        "-o",
+        tmp_path / "a",
+    )
+    strict = run_cli(
+        "pick",
+        sim / "Micrographs" / "mic_001.mrc",
+        "--diameter-px",
+        "44",
+        "--threshold",
+        "0.9",
+        "-o",
+        tmp_path / "b",
+    )
+    assert loose.returncode == 0 and strict.returncode == 0, loose.stderr + strict.stderr
+    a = read_coords(tmp_path / "a" / "Coordinates" / "mic_001_autopick.star")
+    b = read_coords(tmp_path / "b" / "Coordinates" / "mic_001_autopick.star")
+    assert len(b) < len(a) and (b.score >= 0.9).all()
+
+
+def test_train_from_shipped_model_then_pick(sim, tmp_path):
+    model = tmp_path / "model"
+    res = run_cli(
+        "train",
+        sim / "Micrographs",
+        "--diameter-A",
+        "88",
+        "-o",
+        model,
+        "--epochs",
+        "2",
+        "--warmup",
+        "1",
+        "--batch",
+        "32",
+    )
+    assert res.returncode == 0, res.stderr
+    assert (model / "model.pt").exists() and (model / "train_state.pt").exists()
+    assert "loss" in res.stderr
+    out = tmp_path / "picks"
+    res = run_cli("pick", sim / "Micrographs", "--diameter-A", "88", "--model", model, "-o", out)
+    assert res.returncode == 0, res.stderr
+    assert len(list((out / "Coordinates").glob("*.star"))) == 2
+
+
+@pytest.mark.parametrize(("name", "words"), BAD_MICROGRAPHS)
+def test_pick_rejects_bad_micrographs(tmp_path, name, words):
+    out = tmp_path / "out"
+    res = run_cli("pick", shared_path("bad_inputs", name), "--diameter-px", "20", "-o", out)
+    assert_cli_rejects(res, name, words, out)
+
+
+def test_pick_needs_a_pixel_size_for_angstroms(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    png = tmp_path / "mic.png"
+    Image.fromarray((np.random.default_rng(0).random((256, 256)) * 255).astype(np.uint8)).save(png)
+    out = tmp_path / "out"
+    res = run_cli("pick", png, "--diameter-A", "150", "-o", out)
+    assert res.returncode == 2 and "--angpix" in res.stderr
+    assert not out.exists()
+
+
+def test_pick_missing_micrograph_and_bad_model(tmp_path):
+    out = tmp_path / "out"
+    res = run_cli("pick", tmp_path / "nope.mrc", "--diameter-px", "20", "-o", out)
+    assert res.returncode == 2 and "nope.mrc" in res.stderr and not out.exists()
+    bad = tmp_path / "model"
+    bad.mkdir()
+    (bad / "model.pt").write_bytes(b"not a model")
+    good = shared_path("real_micrographs", "fei-extended.mrc")
+    res = run_cli("pick", good, "--diameter-A", "150", "--model", bad, "-o", out)
+    assert res.returncode == 2 and "model.pt" in res.stderr and not out.exists()

@@ -1,0 +1,122 @@
+"""The masked autoencoder: shapes, position embedding, masking loss, training and stitching."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from cryosift.picking.embed import embed_micrograph
+from cryosift.picking.mae import MaeConfig, MaskedAutoencoder, patchify, sincos_2d
+from cryosift.picking.model import PickerModel, load_model, save_model
+from cryosift.picking.train import TrainSettings, learning_rate, train
+
+TINY = MaeConfig(tile=32, patch=4, width=32, depth=2, heads=2, decoder_width=32, decoder_depth=1)
+
+
+def test_patchify_orders_rows_then_columns():
+    tiles = torch.arange(64.0).reshape(1, 1, 8, 8)
+    tok = patchify(tiles, 4)
+    assert tok.shape == (1, 4, 16)
+    assert tok[0, 1, 0] == 4.0  # second token starts at column 4 of row 0
+    assert tok[0, 2, 0] == 32.0  # third token starts at row 4
+
+
+def test_sincos_distinct_positions_and_shape():
+    pos = sincos_2d(5, 7, 32)
+    assert pos.shape == (35, 32)
+    d = torch.cdist(pos, pos)
+    assert (d + torch.eye(35) * 10).min() > 0.1  # every position different
+
+
+def test_loss_only_on_hidden_tokens():
+    torch.manual_seed(0)
+    m = MaskedAutoencoder(TINY)
+    x = torch.randn(4, 1, 32, 32)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert float(m(x, g1).detach()) == float(
+        m(x, g2).detach()
+    )  # the mask follows the generator's seed
+    with pytest.raises(ValueError):
+        sincos_2d(4, 4, 30)
+
+
+def test_embed_any_tile_size():
+    m = MaskedAutoencoder(TINY).eval()
+    e = m.embed(torch.randn(2, 1, 48, 64))
+    assert e.shape == (2, 12, 16, TINY.width)
+
+
+def test_warmup_then_cosine():
+    s = TrainSettings(epochs=10, warmup=2, batch=256, lr=1e-3)
+    lrs = [learning_rate(i, 10, s) for i in range(100)]
+    assert lrs[0] < lrs[19] == pytest.approx(1e-3)
+    assert all(a >= b for a, b in itertools.pairwise(lrs[20:]))
+    assert lrs[-1] < 1e-5
+
+
+def _smooth_images(n: int, seed: int) -> list[np.ndarray]:
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        im = ndimage.gaussian_filter(rng.normal(size=(128, 128)), 2)
+        out.append(((im - im.mean()) / im.std()).astype(np.float32))
+    return out
+
+
+def test_training_lowers_the_loss_resumes_and_is_deterministic(tmp_path):
+    images = _smooth_images(3, 0)
+    s = TrainSettings(epochs=4, warmup=1, batch=16, lr=4e-3, seed=3)
+    a = train(images, TINY, s, tmp_path / "a")
+    hist = a.info["loss_history"]
+    assert hist[-1] < 0.9 * hist[0]
+    assert a.centroids.shape == (4, TINY.width)
+    b = train(images, TINY, s, tmp_path / "b")
+    assert b.info["loss_history"] == hist  # same seed, same run
+    # an interrupted run (state after 2 of 4 epochs) resumes to the same result
+    short = TrainSettings(epochs=2, warmup=1, batch=16, lr=4e-3, seed=3)
+    c_dir = tmp_path / "c"
+    train(images, TINY, short, c_dir)
+    state = torch.load(c_dir / "train_state.pt", weights_only=False)
+    state["key"]["settings"] = s.__dict__  # pretend it was the 4-epoch run, stopped at 2
+    torch.save(state, c_dir / "train_state.pt")
+    steps = []
+    c = train(images, TINY, s, c_dir, on_step=lambda: steps.append(1))
+    assert len(steps) == 2 * (3 * 128 * 128 // 32**2 // 16)  # only epochs 3 and 4 ran
+    assert len(c.info["loss_history"]) == 4
+
+
+def test_save_load_roundtrip(tmp_path):
+    torch.manual_seed(0)
+    m = MaskedAutoencoder(TINY).eval()
+    model = PickerModel(m, 0.5, 2.0, np.ones((4, TINY.width), np.float32))
+    save_model(model, tmp_path)
+    back = load_model(tmp_path)
+    x = torch.randn(1, 1, 32, 32)
+    torch.testing.assert_close(back.mae.embed(x), m.embed(x))
+    assert back.mean == 0.5 and back.std == 2.0
+
+
+def test_stitched_embeddings_have_no_seams():
+    torch.manual_seed(0)
+    cfg = MaeConfig(tile=64, patch=4, width=32, depth=2, heads=2, decoder_width=32, decoder_depth=1)
+    m = MaskedAutoencoder(cfg).eval()
+    rng = np.random.default_rng(0)
+    image = rng.normal(size=(200, 260)).astype(np.float32)
+    emb = embed_micrograph(m, image, margin=8)
+    assert emb.shape == (50, 65, 32)
+    # neighbouring token differences across window seams (every 12 tokens) look like the rest
+    diff = np.linalg.norm(np.diff(emb, axis=1), axis=-1)  # between columns j and j + 1
+    seam = np.zeros(diff.shape[1], bool)
+    seam[11::12] = True
+    ratio = diff[:, seam].mean() / diff[:, ~seam].mean()
+    assert 0.85 < ratio < 1.15
+    # and a token's embedding hardly depends on which window computed it
+    shifted = embed_micrograph(m, image[4:, 4:], margin=8)  # windows move by one token
+    a, b = emb[1 + 10 : 40, 1 + 10 : 50], shifted[10:39, 10:49]
+    # (re-tiling moves an embedding less than moving to the next token does)
+    assert np.median(np.linalg.norm(a - b, axis=-1)) < 0.5 * np.median(diff)

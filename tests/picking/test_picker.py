@@ -1,0 +1,80 @@
+"""The shipped model, and picking on simulated micrographs with known particles."""
+
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cryosift.evaluate.picks import evaluate_picks
+from cryosift.picking.model import load_model, shipped_model_dir
+from cryosift.picking.pick import blob_stats, find_peaks, particle_map
+from cryosift.picking.run import PickJob, choose_cluster, pick_image
+from cryosift.simulate.micrographs import MicrographSimConfig, simulate_micrograph
+from cryosift.simulate.volume import diameter_px, phantom_volume
+
+
+def test_shipped_model_loads_without_network(monkeypatch):
+    def no_network(*args, **kwargs):
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket, "socket", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    model = load_model()
+    path = shipped_model_dir() / "model.pt"
+    assert path.stat().st_size < 15e6
+    assert model.centroids.shape == (4, model.mae.config.width)
+    assert "empiar" not in str(model.info.get("data", "")).lower()
+
+
+def test_find_peaks_respects_min_distance():
+    smap = np.zeros((100, 100), np.float32)
+    for r, c, v in [(20, 20, 1.0), (24, 20, 0.9), (70, 70, 0.5)]:
+        smap[r, c] = v
+    rc = find_peaks(smap, 10)
+    assert [tuple(p) for p in rc] == [(20, 20), (70, 70)]  # the weaker close one suppressed
+
+
+def test_particle_map_and_blob_count():
+    mask = np.zeros((64, 64), bool)
+    for r, c in [(10, 10), (30, 40), (50, 20)]:
+        mask[r - 3 : r + 3, c - 3 : c + 3] = True  # 6 tokens = 24 px across
+    pmap = particle_map(mask, 4, (256, 256))
+    assert pmap.shape == (256, 256) and 0 <= pmap.min() and pmap.max() <= 1
+    blobs, held = blob_stats(pmap > 0.5, diameter=24)
+    assert blobs == 3 and held == 3
+
+
+def _simulated(carbon: bool):
+    vol = phantom_volume(64)
+    cfg = MicrographSimConfig(shape=(1024, 1024), snr=3.0, carbon_edge=carbon, seed=11)
+    mics = [simulate_micrograph(vol, cfg, i, f"m{i}") for i in range(2)]
+    return mics, diameter_px(vol)
+
+
+# Particles in ice, with contamination and touching pairs and aggregates: F1 >= 0.9. With a
+# carbon edge, the carbon's texture hides the particles on it and its border gives false
+# picks (measured F1 0.82): a known limit, held here as a floor.
+@pytest.mark.parametrize(("carbon", "floor"), [(False, 0.9), (True, 0.75)])
+def test_picks_simulated_micrographs(carbon, floor, tmp_path):
+    mics, d = _simulated(carbon)
+    model = load_model()
+    paths = []
+    from cryosift.io.mrc import write_stack
+
+    for m in mics:
+        p = tmp_path / f"{m.name}.mrc"
+        write_stack(p, m.image, 2.0)
+        paths.append(p)
+    cluster, _ = choose_cluster(model, paths, d)
+    job = PickJob(diameter=d, cluster=cluster)
+    picks = {m.name: pick_image(model, m.image, job) for m in mics}
+    kept = {k: v[v.keep] for k, v in picks.items()}
+    truth = {m.name: m.coords[["x", "y"]] for m in mics}
+    pooled = evaluate_picks(kept, truth, d).iloc[-1]
+    assert pooled.f1 >= floor, pooled.to_dict()
+    # deterministic per seed
+    again = pick_image(model, mics[0].image, job)
+    pd.testing.assert_frame_equal(again, picks[mics[0].name])
