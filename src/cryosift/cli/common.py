@@ -56,3 +56,15 @@ def progress_bar() -> Progress:
         transient=False,
         disable=not console.is_terminal,
     )
+
+
+#: Options shared by the commands that read micrographs and need the particle size.
+MICROGRAPHS = typer.Argument(
+    ..., help="Micrographs: folder, glob ('mics/*.mrc'), one file, or a micrographs STAR"
+)
+DIAMETER_A = typer.Option(None, "--diameter-A", help="Particle diameter in Å")
+DIAMETER_PX = typer.Option(
+    None, "--diameter-px", help="Particle diameter in micrograph px (instead of Å)"
+)
+ANGPIX = typer.Option(None, "--angpix", help="Pixel size in Å (overrides headers)")
+DEVICE = typer.Option(None, "--device", help="cpu or cuda (default: cuda if present)")

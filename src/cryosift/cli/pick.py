@@ -16,13 +16,20 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from cryosift.cli.common import console, guarded, progress_bar
+from cryosift.cli.common import (
+    ANGPIX,
+    DEVICE,
+    DIAMETER_A,
+    DIAMETER_PX,
+    MICROGRAPHS,
+    console,
+    guarded,
+    progress_bar,
+)
 from cryosift.errors import InputError
-from cryosift.extract.run import find_micrographs, micrograph_angpix
 from cryosift.io.coords import read_coords
-from cryosift.io.micrographs import probe_micrograph
 from cryosift.picking.model import load_model, pick_device
-from cryosift.picking.run import PickJob, choose_cluster, diameter_pixels, run_picking
+from cryosift.picking.run import PickJob, choose_cluster, find_with_diameter, run_picking
 
 
 def summary_table(summary, outdir: Path, cluster: int) -> Table:
@@ -43,15 +50,11 @@ def summary_table(summary, outdir: Path, cluster: int) -> Table:
 
 @guarded("pick")
 def main(
-    micrographs: Path = typer.Argument(
-        ..., help="Micrographs: folder, glob ('mics/*.mrc'), one file, or a micrographs STAR"
-    ),
+    micrographs: Path = MICROGRAPHS,
     outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder"),
-    diameter_A: float = typer.Option(None, "--diameter-A", help="Particle diameter in Å"),
-    diameter_px: float = typer.Option(
-        None, "--diameter-px", help="Particle diameter in micrograph px (instead of Å)"
-    ),
-    angpix: float = typer.Option(None, "--angpix", help="Pixel size in Å (overrides headers)"),
+    diameter_A: float = DIAMETER_A,
+    diameter_px: float = DIAMETER_PX,
+    angpix: float = ANGPIX,
     model: Path = typer.Option(
         None, "--model", help="Model folder from cryosift train (default: the shipped model)"
     ),
@@ -72,15 +75,12 @@ def main(
     edge_px: float = typer.Option(
         None, "--edge-px", help="Drop picks closer than this to the edge (default: radius)"
     ),
-    device: str = typer.Option(None, "--device", help="cpu or cuda (default: cuda if present)"),
+    device: str = DEVICE,
     seed: int = typer.Option(0, "--seed", help="Random seed of the k-means"),
 ) -> None:
     """Pick particles with the self-supervised MAE picker (RELION coordinate STAR output)."""
     started = time.perf_counter()
-    mics = find_micrographs(micrographs)
-    infos = [probe_micrograph(p) for p in mics.path]
-    mic_angpix = micrograph_angpix(mics, infos, angpix)
-    diameter = diameter_pixels(diameter_A, diameter_px, mic_angpix)
+    mics, mic_angpix, diameter = find_with_diameter(micrographs, diameter_A, diameter_px, angpix)
     if threshold is not None and not 0 <= threshold <= 1:
         raise typer.BadParameter("--threshold is a score in [0, 1]")
     if area_fraction is not None and not 0 < area_fraction < 1:

@@ -15,27 +15,31 @@ from pathlib import Path
 
 import typer
 
-from cryosift.cli.common import console, guarded, progress_bar
-from cryosift.extract.run import find_micrographs, micrograph_angpix
-from cryosift.io.micrographs import probe_micrograph, read_micrograph
+from cryosift.cli.common import (
+    ANGPIX,
+    DEVICE,
+    DIAMETER_A,
+    DIAMETER_PX,
+    MICROGRAPHS,
+    console,
+    guarded,
+    progress_bar,
+)
+from cryosift.io.micrographs import read_micrograph
 from cryosift.picking.mae import DEFAULT_PRESET, PRESETS
 from cryosift.picking.model import load_model, pick_device
-from cryosift.picking.run import diameter_pixels
+from cryosift.picking.run import find_with_diameter
 from cryosift.picking.train import TrainSettings, tiles_per_epoch, train
 from cryosift.preprocess.micrograph import preprocess
 
 
 @guarded("train")
 def main(
-    micrographs: Path = typer.Argument(
-        ..., help="Micrographs: folder, glob ('mics/*.mrc'), one file, or a micrographs STAR"
-    ),
+    micrographs: Path = MICROGRAPHS,
     outdir: Path = typer.Option(..., "-o", "--outdir", help="Model folder to write"),
-    diameter_A: float = typer.Option(None, "--diameter-A", help="Particle diameter in Å"),
-    diameter_px: float = typer.Option(
-        None, "--diameter-px", help="Particle diameter in micrograph px (instead of Å)"
-    ),
-    angpix: float = typer.Option(None, "--angpix", help="Pixel size in Å (overrides headers)"),
+    diameter_A: float = DIAMETER_A,
+    diameter_px: float = DIAMETER_PX,
+    angpix: float = ANGPIX,
     epochs: int = typer.Option(20, "--epochs", help="Training epochs"),
     warmup: int = typer.Option(5, "--warmup", help="Warm-up epochs (linear), then cosine"),
     batch: int = typer.Option(64, "--batch", help="Tiles per step"),
@@ -47,7 +51,7 @@ def main(
         DEFAULT_PRESET, "--preset", help=f"Architecture from scratch: {', '.join(PRESETS)}"
     ),
     init: Path = typer.Option(None, "--init", help="Start from this model folder"),
-    device: str = typer.Option(None, "--device", help="cpu or cuda (default: cuda if present)"),
+    device: str = DEVICE,
     seed: int = typer.Option(0, "--seed", help="Random seed"),
 ) -> None:
     """Train the picker's masked autoencoder on unlabelled micrographs."""
@@ -56,10 +60,7 @@ def main(
     if epochs < 1 or batch < 1 or not 0 <= warmup <= epochs:
         raise typer.BadParameter("need epochs >= 1, batch >= 1 and 0 <= warmup <= epochs")
     started = time.perf_counter()
-    mics = find_micrographs(micrographs)
-    infos = [probe_micrograph(p) for p in mics.path]
-    mic_angpix = micrograph_angpix(mics, infos, angpix)
-    diameter = diameter_pixels(diameter_A, diameter_px, mic_angpix)
+    mics, mic_angpix, diameter = find_with_diameter(micrographs, diameter_A, diameter_px, angpix)
     dev = pick_device(device)
     start = None if from_scratch else load_model(init, dev)
     config = PRESETS[preset] if start is None else start.mae.config

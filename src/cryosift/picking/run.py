@@ -229,3 +229,17 @@ def diameter_pixels(diameter_A: float | None, diameter_px: float | None, angpix)
             None, f"particle diameter {diameter_A} Å is {d:.2f} px at {angpix} Å/px: too small"
         )
     return float(d)
+
+
+def find_with_diameter(
+    spec: Path, diameter_A: float | None, diameter_px: float | None, angpix: float | None
+) -> tuple[pd.DataFrame, float | None, float]:
+    """Micrographs from ``spec`` (every header checked), their one pixel size (Å, or None)
+    and the particle diameter in micrograph px."""
+    from cryosift.extract.run import find_micrographs, micrograph_angpix
+    from cryosift.io.micrographs import probe_micrograph
+
+    mics = find_micrographs(spec)
+    infos = [probe_micrograph(p) for p in mics.path]
+    mic_angpix = micrograph_angpix(mics, infos, angpix)
+    return mics, mic_angpix, diameter_pixels(diameter_A, diameter_px, mic_angpix)
