@@ -20,7 +20,7 @@ from cryosift.errors import InputError
 from cryosift.evaluate.picks import best_threshold, evaluate_picks, pr_curve
 from cryosift.extract.run import read_all_picks
 from cryosift.io.atomic import write_all_or_nothing
-from cryosift.io.micrographs import micrograph_key
+from cryosift.io.micrographs import micrograph_key, resolve_key
 
 app = typer.Typer(help="Measure picks or cleaning against ground truth.", no_args_is_help=True)
 
@@ -29,11 +29,9 @@ def by_micrograph(spec: Path, fmt: str | None, keys: list[str] | None = None) ->
     """``{micrograph key: picks}``; with ``keys``, names carrying a suffix map to their key."""
     picks = read_all_picks(spec, fmt)
     out: dict[str, list[pd.DataFrame]] = {}
-    longest = sorted(keys or [], key=len, reverse=True)
+    known = set(keys or ())
     for name, group in picks.groupby("micrograph", sort=True):
-        k = micrograph_key(name)
-        if keys is not None and k not in keys:
-            k = next((m for m in longest if k.startswith(m + "_")), k)
+        k = resolve_key(name, known) or micrograph_key(name)
         out.setdefault(k, []).append(group)
     return {k: pd.concat(v, ignore_index=True) for k, v in out.items()}
 

@@ -28,6 +28,7 @@ from cryosift.cli.common import (
 )
 from cryosift.errors import InputError
 from cryosift.io.coords import read_coords
+from cryosift.io.micrographs import resolve_key
 from cryosift.picking.model import load_model, pick_device
 from cryosift.picking.run import PickJob, choose_cluster, find_with_diameter, run_picking
 
@@ -93,13 +94,11 @@ def main(
         picks = read_coords(example_coords)
         if not len(picks):
             raise InputError(example_coords, "holds zero picks: cannot choose the cluster")
-        key = Path(str(picks.micrograph.iloc[0])).stem
-        match = mics[mics.key == key]
-        if not len(match):
-            match = mics[[key.startswith(k + "_") for k in mics.key]]
-        if not len(match):
-            raise InputError(example_coords, f"micrograph {key!r} is not among those given")
-        example = (Path(match.path.iloc[0]), picks)
+        name = str(picks.micrograph.iloc[0])
+        key = resolve_key(name, set(mics.key))
+        if key is None:
+            raise InputError(example_coords, f"micrograph {name!r} is not among those given")
+        example = (Path(mics.path[mics.key == key].iloc[0]), picks)
     cluster, how = choose_cluster(picker, list(mics.path), diameter, example)
     job = PickJob(
         diameter=diameter,

@@ -86,67 +86,49 @@ def box_iou(a: np.ndarray, b: np.ndarray, size: float) -> np.ndarray:
     return inter / (2 * size * size - inter)
 
 
+def _rates(found: int, used: int, n_picks: int, n_truth: int) -> dict:
+    """The paper rule's precision (picks used / picks), recall (found / truth) and F1."""
+    p = used / n_picks if n_picks else 0.0
+    r = found / n_truth if n_truth else 0.0
+    return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
+
+
 def paper_rule(picks: np.ndarray, truth: np.ndarray, diameter: float, iou: float = 0.6) -> dict:
     """The paper's counts: ``found`` true particles, ``used`` picks, and the rates."""
     picks = np.asarray(picks, np.float64).reshape(-1, 2)
     truth = np.asarray(truth, np.float64).reshape(-1, 2)
-    if not len(picks) or not len(truth):
-        return {"found": 0, "used": 0, "precision": 0.0, "recall": 0.0, "f1": 0.0}
-    _, nearest = cKDTree(picks).query(truth)
-    hit = box_iou(truth, picks[nearest], diameter) > iou
-    found, used = int(hit.sum()), len(np.unique(nearest[hit]))
-    p, r = used / len(picks), found / len(truth)
-    return {
-        "found": found,
-        "used": used,
-        "precision": p,
-        "recall": r,
-        "f1": 2 * p * r / (p + r) if p + r else 0.0,
-    }
+    found = used = 0
+    if len(picks) and len(truth):
+        _, nearest = cKDTree(picks).query(truth)
+        hit = box_iou(truth, picks[nearest], diameter) > iou
+        found, used = int(hit.sum()), len(np.unique(nearest[hit]))
+    return {"found": found, "used": used, **_rates(found, used, len(picks), len(truth))}
 
 
-def evaluate_micrograph(picks: np.ndarray, truth: np.ndarray, diameter: float) -> dict:
-    """One micrograph: one-to-one counts (radius = diameter / 2) and the paper rule's rates."""
-    pairs = match_one_to_one(picks, truth, diameter / 2)
-    counts = Counts(len(pairs), len(np.reshape(picks, (-1, 2))), len(np.reshape(truth, (-1, 2))))
-    paper = paper_rule(picks, truth, diameter)
-    return {
-        **counts.row(),
-        "paper_precision": paper["precision"],
-        "paper_recall": paper["recall"],
-        "paper_f1": paper["f1"],
-    }
+def _paper_columns(rates: dict) -> dict:
+    return {f"paper_{k}": rates[k] for k in ("precision", "recall", "f1")}
 
 
 def evaluate_picks(
     picks: dict[str, pd.DataFrame], truth: dict[str, pd.DataFrame], diameter: float
 ) -> pd.DataFrame:
-    """Per-micrograph rows for every micrograph in ``truth`` (missing picks count as none),
-    plus a final ``pooled`` row (one-to-one counts summed; paper rates from summed counts)."""
+    """Per-micrograph rows for every micrograph in ``truth`` (missing picks count as none):
+    one-to-one counts (radius = diameter / 2) and the paper rule's rates; then a final
+    ``pooled`` row (one-to-one counts summed; paper rates from summed counts)."""
     rows = []
     pooled = Counts(0, 0, 0)
-    found = used = npicks = ntruth = 0
+    found = used = 0
     for name, t in truth.items():
         p = picks.get(name)
         pxy = p[["x", "y"]].to_numpy() if p is not None else np.empty((0, 2))
         txy = t[["x", "y"]].to_numpy()
-        row = {"micrograph": name, **evaluate_micrograph(pxy, txy, diameter)}
-        rows.append(row)
-        pooled = pooled + Counts(row["tp"], row["picks"], row["truth"])
-        pr = paper_rule(pxy, txy, diameter)
-        found, used = found + pr["found"], used + pr["used"]
-        npicks, ntruth = npicks + len(pxy), ntruth + len(txy)
-    p = used / npicks if npicks else 0.0
-    r = found / ntruth if ntruth else 0.0
-    rows.append(
-        {
-            "micrograph": "pooled",
-            **pooled.row(),
-            "paper_precision": p,
-            "paper_recall": r,
-            "paper_f1": 2 * p * r / (p + r) if p + r else 0.0,
-        }
-    )
+        counts = Counts(len(match_one_to_one(pxy, txy, diameter / 2)), len(pxy), len(txy))
+        paper = paper_rule(pxy, txy, diameter)
+        rows.append({"micrograph": name, **counts.row(), **_paper_columns(paper)})
+        pooled = pooled + counts
+        found, used = found + paper["found"], used + paper["used"]
+    rates = _rates(found, used, pooled.picks, pooled.truth)
+    rows.append({"micrograph": "pooled", **pooled.row(), **_paper_columns(rates)})
     return pd.DataFrame(rows)
 
 

@@ -34,6 +34,7 @@ from cryosift.io.micrographs import (
     probe_micrograph,
     read_micrograph,
     read_micrographs_star,
+    resolve_key,
 )
 from cryosift.io.mrc import open_stack, write_stack_chunks
 from cryosift.io.particles import CtfParams
@@ -153,18 +154,11 @@ def match_picks(mics: pd.DataFrame, picks: pd.DataFrame) -> dict[str, pd.DataFra
     and one per-micrograph coordinate file, the two belong together whatever their names.
     A pick whose micrograph is not among ``mics`` is an :class:`InputError` naming its file."""
     keys = set(mics.key)
-    by_length = sorted(keys, key=len, reverse=True)
     single = len(mics) == 1 and picks.source.nunique() == 1 and bool(picks.per_file.all())
-
-    def resolve(name: str) -> str | None:
-        k = micrograph_key(name)
-        if k in keys:
-            return k
-        return next((m for m in by_length if k.startswith(m + "_")), None)
 
     out: dict[str, list[pd.DataFrame]] = {k: [] for k in mics.key}
     for (source, name), group in picks.groupby(["source", "micrograph"], sort=False):
-        key = mics.key.iloc[0] if single else resolve(str(name))
+        key = mics.key.iloc[0] if single else resolve_key(str(name), keys)
         if key is None:
             raise InputError(
                 source,

@@ -208,6 +208,16 @@ def micrograph_key(name: str | os.PathLike) -> str:
     return Path(str(name)).stem
 
 
+def resolve_key(name: str | os.PathLike, keys) -> str | None:
+    """The micrograph key among ``keys`` that ``name`` refers to: its own key, or the longest
+    key it extends with an ``_suffix`` (``mic_001_autopick.star`` -> ``mic_001``); None if
+    neither."""
+    k = micrograph_key(name)
+    if k in keys:
+        return k
+    return max((m for m in keys if k.startswith(m + "_")), key=len, default=None)
+
+
 #: CTF columns of a micrographs STAR (RELION units) and their defaults when absent.
 CTF_COLUMNS = {
     "rlnDefocusU": None,

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from cryosift.errors import InputError
+from cryosift.io.atomic import write_all_or_nothing
 from cryosift.picking.mae import MaeConfig, MaskedAutoencoder
 
 FORMAT = "cryosift-picker/1"
@@ -56,13 +57,9 @@ def shipped_model_dir() -> Path:
 
 
 def atomic_torch_save(obj: object, path: Path) -> None:
-    """``torch.save`` to a temporary file beside ``path``, then rename (never half-written)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """``torch.save`` through :func:`~cryosift.io.atomic.write_all_or_nothing` (a temporary
+    file renamed into place: never half-written)."""
+    write_all_or_nothing({path: lambda tmp: torch.save(obj, tmp)})
 
 
 def save_model(model: PickerModel, directory: str | os.PathLike, half: bool = False) -> Path:

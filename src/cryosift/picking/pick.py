@@ -39,8 +39,6 @@ from scipy import ndimage
 SEQUENTIAL_K = (3, 4, 5)
 #: Tokens drawn to fit each per-micrograph k-means (all tokens are then labelled).
 FIT_SAMPLE = 20_000
-#: A blob counts as particle-sized when its area is within this range of a particle's.
-BLOB_AREA = (0.35, 2.5)
 #: Mask components larger than this many particle areas are aggregates/ice/carbon.
 MAX_COMPONENT = 12.0
 #: Threshold used when a micrograph has too few candidates to split their scores.
@@ -106,26 +104,6 @@ def particle_area(diameter: float) -> float:
     return float(np.pi * (diameter / 2) ** 2)
 
 
-def blob_stats(mask: np.ndarray, diameter: float) -> tuple[int, float]:
-    """``(blobs, particle-equivalents)`` of a boolean px mask: how many components are
-    particle-sized and reasonably round, and how many particles all components hold."""
-    labels, n = ndimage.label(mask)
-    if n == 0:
-        return 0, 0.0
-    area = np.bincount(labels.ravel())[1:].astype(np.float64)
-    objs = ndimage.find_objects(labels)
-    extent = np.array(
-        [max(s[0].stop - s[0].start, s[1].stop - s[1].start) for s in objs], np.float64
-    )
-    unit = particle_area(diameter)
-    rel = area / unit
-    # round: the area fills a good part of the circle over the longest extent
-    roundness = area / (np.pi * (extent / 2) ** 2)
-    blobs = (rel >= BLOB_AREA[0]) & (rel <= BLOB_AREA[1]) & (roundness > 0.45)
-    held = np.clip(np.round(rel[rel >= BLOB_AREA[0]]), 1, None).sum()
-    return int(blobs.sum()), float(held)
-
-
 def centre_contrast(image: np.ndarray, centres: np.ndarray, diameter: float) -> float:
     """How much darker the centre of the mean box around ``centres`` ``(N, 2)`` (row, col) is
     than its surroundings: ring mean (d/2 to d) minus centre-disc mean (d/4), in units of the
@@ -143,9 +121,8 @@ def centre_contrast(image: np.ndarray, centres: np.ndarray, diameter: float) -> 
         [image[r - half : r + half + 1, c - half : c + half + 1] for r, c in centres[ok]], axis=0
     )
     yy, xx = np.mgrid[-half : half + 1, -half : half + 1]
-    rr = np.hypot(yy, xx)
-    ring = mean[(rr >= diameter / 2) & (rr <= diameter)].mean()
-    centre = mean[rr <= diameter / 4].mean()
+    ring = mean[ring_kernel(diameter) > 0].mean()
+    centre = mean[np.hypot(yy, xx) <= diameter / 4].mean()
     return float((ring - centre) / (image.std() + 1e-12))
 
 
@@ -234,17 +211,15 @@ def peak_scores(pmap: np.ndarray, smap: np.ndarray, rc: np.ndarray, diameter: fl
 
 def picks_from_mask(mask: np.ndarray, patch: int, shape: tuple[int, int], s: PickSettings):
     """Candidates from a token mask: DataFrame ``x``, ``y`` (preprocessed px), ``score``,
-    ``passes`` (the edge and aggregate filters), ``keep`` (those and the threshold), and the
-    expected number of particles."""
+    ``passes`` (the edge and aggregate filters), ``keep`` (those and the threshold)."""
     pmap = particle_map(mask, patch, shape)
     smap = ndimage.gaussian_filter(pmap, s.diameter / 6)
     rc = find_peaks(smap, s.diameter / 2)
     score = peak_scores(pmap, smap, rc, s.diameter)
-    # components of the half-level mask, and how many particles they hold
+    # components of the half-level mask, in particle areas
     comp, _ = ndimage.label(pmap > 0.5)
     sizes = np.bincount(comp.ravel()).astype(np.float64) / particle_area(s.diameter)
     sizes[0] = 0.0
-    _, held = blob_stats(pmap > 0.5, s.diameter)
     big = sizes[comp[rc[:, 0], rc[:, 1]]] > MAX_COMPONENT if len(rc) else np.empty(0, bool)
     edge = s.diameter / 2 if s.edge is None else s.edge
     inside = (
@@ -273,4 +248,4 @@ def picks_from_mask(mask: np.ndarray, patch: int, shape: tuple[int, int], s: Pic
             "keep": passed & inside & ~big,
         }
     )
-    return df, held
+    return df

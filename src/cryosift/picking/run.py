@@ -75,7 +75,7 @@ def pick_image(model: PickerModel, image: np.ndarray, job: PickJob) -> pd.DataFr
         threshold=job.threshold,
         seed=job.seed,
     )
-    df, _ = picks_from_mask(mask, model.mae.config.patch, pre.shape, settings)
+    df = picks_from_mask(mask, model.mae.config.patch, pre.shape, settings)
     x, y = plan.to_original(df.x.to_numpy(), df.y.to_numpy())
     return df.assign(x=x, y=y)
 
