@@ -23,8 +23,9 @@ from cryosift.errors import InputError
 console = Console(stderr=True)
 
 
-def guarded(command: str) -> Callable:
-    """Decorate a command's ``main``: bad input ends in one line on stderr and exit code 2."""
+def guarded(command: str, interrupted: str = "interrupted, nothing written") -> Callable:
+    """Decorate a command's ``main``: bad input ends in one line on stderr and exit code 2;
+    Ctrl-C in the line ``interrupted`` and exit code 130."""
 
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
@@ -35,7 +36,7 @@ def guarded(command: str) -> Callable:
                 print(f"cryosift {command}: error: {exc.message}", file=sys.stderr)
                 raise typer.Exit(2) from None
             except KeyboardInterrupt:
-                print(f"cryosift {command}: interrupted, nothing written", file=sys.stderr)
+                print(f"cryosift {command}: {interrupted}", file=sys.stderr)
                 raise typer.Exit(130) from None
 
         return inner

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cryosift import __version__
-from cryosift.cli import clean, evaluate, extract, pick, simulate, train
+from cryosift.cli import clean, evaluate, extract, pick, relion_external, run, simulate, train
 
 app = typer.Typer(
     name="cryosift",
@@ -18,6 +18,11 @@ app.command("extract")(extract.main)
 app.command("clean")(clean.main)
 app.command("train")(train.main)
 app.command("pick")(pick.main)
+app.command("run")(run.main)
+app.command(
+    "relion-external",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)(relion_external.main)
 app.add_typer(simulate.app, name="simulate")
 app.add_typer(evaluate.app, name="evaluate")
 

@@ -1,0 +1,225 @@
+"""``cryosift run``: micrographs to clean particles in one command, with a report.
+
+Picks every micrograph with the self-supervised picker, cuts a box around each pick (phase
+flipped when the CTF is known, contrast inverted, Fourier-cropped), removes noise, partial and
+multiple-particle images with the radial-profile detector, and writes RELION-ready files, a
+self-contained ``report.html`` and ``run.json`` under OUTDIR. Per-micrograph work runs in a
+local process pool (``--jobs``) or on a Dask cluster (``--dask-scheduler``). A rerun resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cryosift.cli.common import (
+    ANGPIX,
+    DEVICE,
+    DIAMETER_A,
+    DIAMETER_PX,
+    MICROGRAPHS,
+    console,
+    guarded,
+    progress_bar,
+)
+from cryosift.errors import InputError
+from cryosift.outliers.detector import VERDICTS
+from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS
+from cryosift.picking.model import pick_device
+from cryosift.pipeline.run import RunConfig, RunResult, run_pipeline
+
+#: Box side in particle diameters, and the largest side boxes are cropped to by default.
+BOX_DIAMETERS, MAX_SIZE = 2.0, 128
+
+INTERRUPTED = "interrupted; finished micrographs are kept, run the same command to resume"
+
+
+def even(value: float) -> int:
+    return max(4, 2 * round(value / 2))
+
+
+def box_and_size(
+    diameter: float, box_px: int | None, box_A: float | None, size: int | None, angpix
+) -> tuple[int, int]:
+    """Box side (micrograph px; default two diameters) and the side it is cropped to
+    (default: the box, at most :data:`MAX_SIZE`)."""
+    if box_px is not None and box_A is not None:
+        raise typer.BadParameter("give --box-px or --box-A, not both")
+    if box_A is not None:
+        if not angpix:
+            raise InputError(None, "--box-A needs a pixel size: give --angpix")
+        box_px = even(box_A / angpix)
+    box = int(box_px) if box_px is not None else even(BOX_DIAMETERS * diameter)
+    if box <= diameter:
+        raise typer.BadParameter(f"box {box} px must be larger than the particle ({diameter:.0f})")
+    out = size if size is not None else min(box, MAX_SIZE)
+    if not 16 <= out <= box:
+        raise typer.BadParameter(f"--size {out} px must lie between 16 and the box ({box} px)")
+    return box, out
+
+
+def mic_ctf(mics, ctf_star: Path | None, angpix) -> dict[str, dict] | None:
+    """CTF columns by micrograph key: from ``--ctf`` or from the micrographs STAR itself."""
+    from cryosift.extract.run import check_ctf_angpix
+    from cryosift.io.micrographs import CTF_COLUMNS, read_micrographs_star
+
+    table = mics
+    if ctf_star is not None:
+        table = read_micrographs_star(ctf_star)
+        check_ctf_angpix(ctf_star, table, angpix)
+    if "rlnDefocusU" not in table.columns:
+        return None
+    by_key = table.set_index("key")
+    missing = [k for k in mics.key if k not in by_key.index]
+    if missing:
+        raise InputError(ctf_star or "micrographs", f"no CTF for micrograph {missing[0]}")
+    return {k: by_key.loc[k, list(CTF_COLUMNS)].astype(float).to_dict() for k in mics.key}
+
+
+def read_truth(spec: Path, mics, fmt: str | None = None) -> dict:
+    """True coordinates by micrograph key (any coordinate format; a folder or one file)."""
+    from cryosift.extract.run import match_picks, read_all_picks
+
+    return match_picks(mics, read_all_picks(spec, fmt))
+
+
+def summary_table(run: RunResult, outdir: Path) -> Table:
+    """The end-of-run table: one row per quantity, stage by stage."""
+    s = run.summary
+    table = Table(title=f"cryosift run -> {outdir}")
+    table.add_column("")
+    table.add_column("count", justify="right")
+    table.add_column("", justify="right")
+    n = len(run.scores)
+    table.add_row("micrographs", f"{len(s):,}", f"{int((s.status == 'resumed').sum())} resumed")
+    table.add_row("picks", f"{int(s.picks.sum()):,}", f"{s.picks.median():.0f} per micrograph")
+    table.add_row("particles extracted", f"{n:,}", f"{int(s.off_edge.sum())} off the edge")
+    for v in VERDICTS:
+        k = int((run.scores.verdict == v).sum())
+        table.add_row(f"  {v}", f"{k:,}", f"{k / max(n, 1):.1%}")
+    if run.metrics is not None:
+        for m in run.metrics.itertuples():
+            table.add_row(
+                f"vs truth: {m.set}",
+                f"P {m.precision:.3f}",
+                f"R {m.recall:.3f}  F1 {m.f1:.3f}",
+            )
+    return table
+
+
+def _sigterm(signum, frame):  # a kill ends the run like Ctrl-C: temporary files removed
+    raise KeyboardInterrupt
+
+
+@guarded("run", interrupted=INTERRUPTED)
+def main(
+    micrographs: Path = MICROGRAPHS,
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder"),
+    diameter_A: float = DIAMETER_A,
+    diameter_px: float = DIAMETER_PX,
+    angpix: float = ANGPIX,
+    ctf: Path = typer.Option(
+        None, "--ctf", help="Micrographs STAR with defoci (default: MICROGRAPHS if a STAR has them)"
+    ),
+    phase_flip: bool = typer.Option(
+        True, "--phase-flip/--no-phase-flip", help="Phase flip the boxes when the CTF is known"
+    ),
+    truth: Path = typer.Option(
+        None, "--truth", help="True coordinates (any format, file or folder): adds P/R/F1"
+    ),
+    box_px: int = typer.Option(None, "--box-px", help="Box side in micrograph px [2 diameters]"),
+    box_A: float = typer.Option(None, "--box-A", help="Box side in Å"),
+    size: int = typer.Option(None, "--size", help=f"Crop boxes to this side, px [<= {MAX_SIZE}]"),
+    model: Path = typer.Option(None, "--model", help="Picker model folder [the shipped one]"),
+    threshold: float = typer.Option(None, "--threshold", help="Pick score threshold [per mic]"),
+    area_fraction: float = typer.Option(
+        None, "--area-fraction", help="Picks cover this share of the micrograph (paper: 0.04)"
+    ),
+    rules: str = typer.Option(
+        DEFAULT_PRESET, "--rules", help=f"Outlier rules: {', '.join(PRESETS)}"
+    ),
+    jobs: int = typer.Option(
+        min(4, os.cpu_count() or 1), "--jobs", "-j", help="Micrographs processed in parallel"
+    ),
+    dask_scheduler: str = typer.Option(
+        None, "--dask-scheduler", help="Run per-micrograph work on this Dask cluster (tcp://H:P)"
+    ),
+    device: str = DEVICE,
+    seed: int = typer.Option(0, "--seed", help="Random seed"),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Start again, ignoring past runs"),
+    report: bool = typer.Option(True, "--report/--no-report", help="Write report.html"),
+) -> None:
+    """Micrographs -> picks -> particles -> inliers, with report.html and run.json."""
+    from cryosift.picking.run import find_with_diameter
+
+    started = time.perf_counter()
+    if rules not in PRESETS:
+        raise typer.BadParameter(f"unknown preset {rules!r}; choose from {', '.join(PRESETS)}")
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise typer.BadParameter("--threshold is a score in [0, 1]")
+    if area_fraction is not None and not 0 < area_fraction < 1:
+        raise typer.BadParameter("--area-fraction must lie in (0, 1)")
+    if jobs < 1:
+        raise typer.BadParameter("--jobs must be at least 1")
+    signal.signal(signal.SIGTERM, _sigterm)
+    mics, mic_angpix, diameter = find_with_diameter(micrographs, diameter_A, diameter_px, angpix)
+    ctf_by_key = mic_ctf(mics, ctf, mic_angpix)
+    if phase_flip and ctf_by_key and not mic_angpix:
+        raise InputError(micrographs, "phase flipping needs a pixel size: give --angpix")
+    true_coords = read_truth(truth, mics) if truth is not None else None
+    box, out = box_and_size(diameter, box_px, box_A, size, mic_angpix)
+    if model is not None:
+        from cryosift.picking.model import load_model
+
+        load_model(model)  # a damaged model fails here, before any output
+    cfg = RunConfig(
+        diameter=round(diameter, 3),
+        box=box,
+        size=out,
+        angpix=mic_angpix,
+        threshold=threshold,
+        area_fraction=area_fraction,
+        model=str(model.resolve()) if model else None,
+        phase_flip=phase_flip,
+        rules=rules,
+        seed=seed,
+    )
+    inputs = {
+        "command": " ".join(["cryosift", *sys.argv[1:]]),
+        "micrographs": str(micrographs),
+        "ctf": str(ctf) if ctf else None,
+        "truth": str(truth) if truth else None,
+    }
+    with progress_bar() as bar:
+
+        def progress(name: str, total: int):
+            task = bar.add_task(name, total=total, rate="")
+            return lambda n: bar.advance(task, n)
+
+        run = run_pipeline(
+            mics,
+            cfg,
+            outdir,
+            ctf=ctf_by_key,
+            truth=true_coords,
+            jobs=jobs,
+            scheduler=dask_scheduler,
+            device=pick_device(device),
+            overwrite=overwrite,
+            progress=progress,
+            report=report,
+            inputs=inputs,
+        )
+    console.print(summary_table(run, outdir))
+    where = outdir / "report.html" if report else outdir
+    console.print(
+        f"diameter {diameter:.1f} px, box {box} -> {out} px; "
+        f"{time.perf_counter() - started:.1f} s; report: {where}",
+        highlight=False,
+    )

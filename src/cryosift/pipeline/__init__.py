@@ -1,0 +1,1 @@
+"""One command from micrographs to clean particles: tasks, executors and the driver."""

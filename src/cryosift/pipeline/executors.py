@@ -1,0 +1,97 @@
+"""Where per-micrograph tasks run: in this process, a local process pool, or a Dask cluster.
+
+Every executor yields ``(index, result)`` as tasks finish, in any order; the driver writes each
+result under its micrograph's name, so the files do not depend on where or in which order the
+work ran. A Dask worker that dies mid-run has its tasks rescheduled by the scheduler on the
+others; each task's result still reaches the driver once.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from typing import Any
+
+from cryosift.errors import InputError
+
+
+def _init_worker(threads: int) -> None:
+    """A pool worker leaves Ctrl-C to the driver and shares the cores with its siblings."""
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(threads)
+
+
+def run_serial(fn: Callable, tasks: Sequence) -> Iterator[tuple[int, Any]]:
+    """Each task in turn, in this process."""
+    for i, task in enumerate(tasks):
+        yield i, fn(task)
+
+
+def run_pool(fn: Callable, tasks: Sequence, jobs: int) -> Iterator[tuple[int, Any]]:
+    """Tasks in ``jobs`` fresh processes (spawned: torch's thread pools do not survive a
+    fork), at most ``2 * jobs`` queued at once so results stream back as they finish."""
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pool = ProcessPoolExecutor(
+        max_workers=jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(threads,),
+    )
+    try:
+        pending: dict = {}
+        queue = iter(enumerate(tasks))
+        for i, task in queue:
+            pending[pool.submit(fn, task)] = i
+            if len(pending) >= 2 * jobs:
+                break
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                i = pending.pop(fut)
+                yield i, fut.result()
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending[pool.submit(fn, nxt[1])] = nxt[0]
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def run_dask(fn: Callable, tasks: Sequence, scheduler: str) -> Iterator[tuple[int, Any]]:
+    """Tasks on the Dask cluster whose scheduler listens at ``scheduler``
+    (``tcp://HOST:PORT``); results are gathered here as they finish."""
+    from distributed import Client, as_completed
+
+    try:
+        client = Client(scheduler, timeout="20s")
+    except OSError as exc:
+        raise InputError(None, f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+    try:
+        run_id = uuid.uuid4().hex[:12]
+        futures = [
+            client.submit(fn, task, key=f"cryosift-{run_id}-{i}", pure=False)
+            for i, task in enumerate(tasks)
+        ]
+        index = {f.key: i for i, f in enumerate(futures)}
+        for fut, result in as_completed(futures, with_results=True):
+            yield index[fut.key], result
+            fut.release()
+    finally:
+        client.close()
+
+
+def run_tasks(
+    fn: Callable, tasks: Sequence, jobs: int = 1, scheduler: str | None = None
+) -> Iterator[tuple[int, Any]]:
+    """``fn(task)`` for every task: on Dask when ``scheduler`` is given, else in a pool of
+    ``jobs`` processes (``jobs`` <= 1 or a single task: in this process)."""
+    if scheduler:
+        return run_dask(fn, tasks, scheduler)
+    if jobs <= 1 or len(tasks) <= 1:
+        return run_serial(fn, tasks)
+    return run_pool(fn, tasks, min(jobs, len(tasks)))

@@ -1,0 +1,519 @@
+"""``cryosift run``'s driver: micrographs -> picks -> particles -> inliers, resumable.
+
+Layout of OUTDIR (names relative to it; ``name_prefix`` is put in front of the file names
+written *inside* STAR files, so that RELION, which resolves them from its project folder,
+finds them):
+
+- ``Coordinates/<key>_autopick.star`` per micrograph and ``autopick.star`` (RELION 4/5 list);
+- ``Particles/<key>.mrcs`` per micrograph and ``particles.star`` (RELION 3.1, all picks whose
+  box lies inside the micrograph);
+- ``inliers.star``, ``outliers.star``, ``scores.csv`` (``cryosift clean``'s outputs, with the
+  micrograph and coordinates of each particle added);
+- ``pick_summary.csv`` (one row per micrograph), ``metrics.csv`` (with ``--truth``),
+  ``report.html`` and ``run.json`` (every parameter, versions, timings).
+
+Each micrograph's files are written together, ``Done/<key>.json`` last: a micrograph counts as
+finished only when that record exists, so a run killed at any moment leaves nothing a rerun
+would trust half-written; a rerun with the same settings skips finished micrographs. Files that
+sum up the whole run are written at the end, all or nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cryosift import __version__
+from cryosift.errors import InputError
+from cryosift.extract.run import ExtractSettings
+from cryosift.io.atomic import write_all_or_nothing
+from cryosift.io.coords import read_coords, write_relion
+from cryosift.io.mrc import write_stack
+from cryosift.io.particles import read_particles
+from cryosift.io.star import optics_table, write_star
+from cryosift.outliers.clean import CleanConfig, clean_particles, write_clean_outputs
+from cryosift.picking.model import load_model
+from cryosift.picking.run import PickJob, choose_cluster, write_autopick_list
+from cryosift.pipeline.executors import run_tasks
+from cryosift.pipeline.tasks import MicrographResult, MicrographTask, process_micrograph
+
+STATE_FILE = "run_state.json"
+#: A callback that opens a stage of ``total`` steps and returns the function advancing it.
+Progress = Callable[[str, int], Callable[[int], None]]
+
+
+class Aborted(Exception):
+    """The run was asked to stop (e.g. RELION's ``RELION_JOB_ABORT_NOW``)."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides the outputs. Lengths in micrograph px unless stated:
+    ``diameter`` of the particle, ``box`` cut around each pick, ``size`` the boxes are
+    Fourier-cropped to; ``clean_size`` the side the outlier detector works at."""
+
+    diameter: float
+    box: int
+    size: int
+    angpix: float | None = None
+    threshold: float | None = None
+    area_fraction: float | None = None
+    edge: float | None = None
+    sequential: bool = False
+    model: str | None = None
+    phase_flip: bool = True
+    invert: bool = True
+    rules: str = "radial"
+    peaks: int = 10
+    clean_size: int = 55
+    seed: int = 0
+
+    def describe(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class RunResult:
+    """Per-micrograph summary, the clean table, metrics (or None) and timings (s)."""
+
+    summary: pd.DataFrame
+    scores: pd.DataFrame
+    metrics: pd.DataFrame | None
+    timings: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)
+
+
+def _no_progress(name: str, total: int) -> Callable[[int], None]:
+    return lambda n: None
+
+
+# --------------------------------------------------------------------------- state
+
+
+def _check_state(outdir: Path, settings: dict, overwrite: bool) -> dict | None:
+    """The previous run's state when it had the same settings; an :class:`InputError` when
+    it had others (unless ``overwrite``)."""
+    path = outdir / STATE_FILE
+    if not path.exists() or overwrite:
+        return None
+    try:
+        old = json.loads(path.read_text())
+    except ValueError:
+        return None
+    if old.get("settings") != settings:
+        before = old.get("settings") or {}
+        diff = [k for k in settings if before.get(k) != settings[k]]
+        raise InputError(
+            path,
+            f"holds a run with other settings ({', '.join(diff) or 'format'}); "
+            "choose another --outdir or pass --overwrite",
+        )
+    return old
+
+
+def _clear(outdir: Path) -> None:
+    """Remove a previous run's per-micrograph outputs (``--overwrite``)."""
+    for sub, pattern in (("Done", "*.json"), ("Coordinates", "*_autopick.star")):
+        for f in (outdir / sub).glob(pattern):
+            f.unlink()
+    for f in (outdir / "Particles").glob("*.mrcs"):
+        f.unlink()
+
+
+def _remove_stale_parts(outdir: Path) -> None:
+    """Temporary files of a run that was killed before it could rename them."""
+    for f in outdir.rglob(".*.part"):
+        f.unlink(missing_ok=True)
+
+
+def _done_path(outdir: Path, key: str) -> Path:
+    return outdir / "Done" / f"{key}.json"
+
+
+def _read_done(outdir: Path, key: str) -> dict | None:
+    path = _done_path(outdir, key)
+    if not path.exists():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except ValueError:
+        return None
+    files = [outdir / f for f in record.get("files", [])]
+    return record if all(f.exists() for f in files) else None
+
+
+# --------------------------------------------------------------------------- one micrograph
+
+
+def _particle_rows(task: MicrographTask, res: MicrographResult) -> dict:
+    """The STAR columns of one micrograph's extracted particles (names relative to OUTDIR)."""
+    picks = res.picks[res.inside]
+    n = len(picks)
+    rows = {
+        "rlnCoordinateX": picks.x.round(2).tolist(),
+        "rlnCoordinateY": picks.y.round(2).tolist(),
+        "rlnImageName": [f"{i + 1:06d}@Particles/{task.key}.mrcs" for i in range(n)],
+        "rlnMicrographName": [task.name] * n,
+        "rlnOpticsGroup": [1] * n,
+        "rlnAutopickFigureOfMerit": picks.score.round(5).tolist(),
+    }
+    if task.ctf is not None:
+        for col in ("rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle"):
+            rows[col] = [float(task.ctf[col])] * n
+    return rows
+
+
+def write_micrograph(outdir: Path, task: MicrographTask, res: MicrographResult) -> dict:
+    """Write one micrograph's coordinates, stack and record (the record last). Returns the
+    record: its summary row and particle rows."""
+    coords = f"Coordinates/{task.key}_autopick.star"
+    stack = f"Particles/{task.key}.mrcs"
+    picks = res.picks.assign(micrograph=task.key)
+    summary = {
+        "micrograph": task.name,
+        "key": task.key,
+        "candidates": res.candidates,
+        "picks": len(res.picks),
+        "extracted": int(res.inside.sum()),
+        "off_edge": int((~res.inside).sum()),
+        "seconds": round(res.seconds, 3),
+    }
+    record = {"summary": summary, "particles": _particle_rows(task, res), "files": [coords]}
+    writers = {outdir / coords: lambda p: write_relion(p, picks)}
+    if len(res.boxes):
+        record["files"].append(stack)
+        writers[outdir / stack] = lambda p: write_stack(p, res.boxes, task.extract.out_angpix)
+    writers[_done_path(outdir, task.key)] = lambda p: p.write_text(json.dumps(record))
+    write_all_or_nothing(writers)
+    return record
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def make_tasks(
+    mics: pd.DataFrame,
+    cfg: RunConfig,
+    cluster: int,
+    device: str,
+    ctf: dict[str, dict] | None,
+    given: dict[str, pd.DataFrame] | None = None,
+) -> list[MicrographTask]:
+    """One task per micrograph of ``mics`` (``key``, ``name``, ``path``); with ``given``
+    picks by key, those are extracted instead of picking."""
+    optics = next(iter(ctf.values())) if ctf else {}
+    settings = extract_settings(cfg, optics, phase_flip=cfg.phase_flip and bool(ctf))
+    job = PickJob(
+        diameter=cfg.diameter,
+        cluster=cluster,
+        edge=cfg.edge,
+        area_fraction=cfg.area_fraction,
+        threshold=cfg.threshold,
+        sequential=cfg.sequential,
+        seed=cfg.seed,
+    )
+    return [
+        MicrographTask(
+            key=m.key,
+            name=str(m.name),
+            path=Path(m.path),
+            pick=job,
+            extract=settings,
+            model=cfg.model,
+            device=device,
+            ctf=ctf[m.key] if ctf else None,
+            angpix=cfg.angpix,
+            given=None if given is None else _given(given[m.key]),
+        )
+        for m in mics.itertuples()
+    ]
+
+
+def _given(picks: pd.DataFrame) -> pd.DataFrame:
+    score = picks.score if "score" in picks else np.nan
+    return pd.DataFrame({"x": picks.x, "y": picks.y, "score": score}).reset_index(drop=True)
+
+
+def extract_settings(cfg: RunConfig, optics: dict, phase_flip: bool) -> ExtractSettings:
+    """How boxes are cut: background outside the particle circle, contrast inverted (RELION's
+    convention: particles bright), phase flipped when the CTF is known."""
+    return ExtractSettings(
+        box=cfg.box,
+        size=cfg.size,
+        angpix=cfg.angpix,
+        bg_radius=round(cfg.diameter / 2 * cfg.size / cfg.box, 3),
+        invert=cfg.invert,
+        phase_flip=phase_flip,
+        voltage=float(optics.get("rlnVoltage", 300.0)),
+        cs=float(optics.get("rlnSphericalAberration", 2.7)),
+        amplitude_contrast=float(optics.get("rlnAmplitudeContrast", 0.1)),
+    )
+
+
+def _prefixed(prefix: str, names: pd.Series) -> pd.Series:
+    """``name_prefix`` inserted after ``NNNNNN@`` of image names, or before plain names."""
+    if not prefix:
+        return names
+    return names.str.replace(r"^(\d+@)?", lambda m: (m.group(1) or "") + prefix, regex=True)
+
+
+def _write_lists(
+    outdir: Path,
+    mics: pd.DataFrame,
+    records: list[dict],
+    settings: ExtractSettings,
+    prefix: str,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``autopick.star``, ``particles.star`` and ``pick_summary.csv`` from the records."""
+    summary = pd.DataFrame([r["summary"] for r in records])
+    parts = [pd.DataFrame(r["particles"]) for r in records if r["summary"]["extracted"]]
+    particles = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if len(particles):
+        particles["rlnImageName"] = _prefixed(prefix, particles["rlnImageName"])
+    optics = optics_table(
+        settings.out_angpix or 1.0,
+        settings.size,
+        settings.voltage,
+        settings.cs,
+        settings.amplitude_contrast,
+        phase_flipped=settings.phase_flip,
+        original_angpix=settings.angpix,
+    )
+    listing = [
+        (str(m.name), f"{prefix}Coordinates/{m.key}_autopick.star") for m in mics.itertuples()
+    ]
+    writers = {
+        outdir / "autopick.star": lambda p: write_autopick_list(p, listing),
+        outdir / "pick_summary.csv": lambda p: summary.to_csv(p, index=False),
+    }
+    if len(particles):
+        writers[outdir / "particles.star"] = lambda p: write_star(
+            {"optics": optics, "particles": particles}, p
+        )
+    write_all_or_nothing(writers)
+    return summary, particles
+
+
+def truth_metrics(
+    truth: dict[str, pd.DataFrame],
+    picks: dict[str, pd.DataFrame],
+    scores: pd.DataFrame,
+    keys: dict[str, str],
+    diameter: float,
+) -> pd.DataFrame:
+    """Pooled one-to-one precision / recall / F1 (within half a diameter) of the picks, of
+    the extracted particles and of the inliers. ``truth`` and ``picks`` by micrograph key;
+    ``scores`` has ``micrograph`` (names, mapped to keys by ``keys``), ``x_px``, ``y_px``."""
+    from cryosift.evaluate.picks import evaluate_picks
+
+    table = scores.assign(key=scores.micrograph.map(keys), x=scores.x_px, y=scores.y_px)
+    sets = {
+        "picks": picks,
+        "extracted particles": {k: g for k, g in table.groupby("key")},
+        "inliers (cleaned)": {k: g for k, g in table[table.verdict == "inlier"].groupby("key")},
+    }
+    rows = []
+    for label, by_key in sets.items():
+        pooled = evaluate_picks(by_key, truth, diameter).iloc[-1]
+        rows.append(
+            {
+                "set": label,
+                "picks": int(pooled.picks),
+                "true_positives": int(pooled.tp),
+                "truth": int(pooled.truth),
+                "precision": float(pooled.precision),
+                "recall": float(pooled.recall),
+                "f1": float(pooled.f1),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def versions() -> dict:
+    """Versions of cryosift and of the libraries that decide its numbers."""
+    import mrcfile
+    import scipy
+    import sklearn
+    import starfile
+    import torch
+
+    return {
+        "cryosift": __version__,
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "torch": torch.__version__,
+        "mrcfile": mrcfile.__version__,
+        "starfile": getattr(starfile, "__version__", "unknown"),
+    }
+
+
+def run_pipeline(
+    mics: pd.DataFrame,
+    cfg: RunConfig,
+    outdir: str | Path,
+    *,
+    ctf: dict[str, dict] | None = None,
+    truth: dict[str, pd.DataFrame] | None = None,
+    given: dict[str, pd.DataFrame] | None = None,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    device: str = "cpu",
+    overwrite: bool = False,
+    name_prefix: str = "",
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    report: bool = True,
+    inputs: dict | None = None,
+) -> RunResult:
+    """Run every stage over the micrographs ``mics`` (``key``, ``name``, ``path``) into
+    ``outdir``. ``ctf``: CTF columns by micrograph key (phase flip when ``cfg.phase_flip``);
+    ``truth``: true coordinates by key (adds ``metrics.csv``); ``given``: picks by key to
+    extract instead of picking (the picker is skipped). ``should_stop`` is polled
+    between micrographs; when it returns True the run raises :class:`Aborted`, keeping
+    finished micrographs for a rerun."""
+    progress = progress or _no_progress
+    stop = should_stop or (lambda: False)
+    outdir = Path(outdir)
+    outdir.mkdir(parents=True, exist_ok=True)
+    _remove_stale_parts(outdir)
+    timings: dict[str, float] = {}
+    settings = {**cfg.describe(), "micrographs": sorted(mics.key), "ctf": bool(ctf)}
+    if given is not None:
+        settings["given_picks"] = {k: len(v) for k, v in sorted(given.items())}
+    state = _check_state(outdir, settings, overwrite)
+    if overwrite:
+        _clear(outdir)
+
+    t0 = time.perf_counter()
+    if state is None:
+        if given is not None:
+            cluster, how = -1, {"mode": "given coordinates, no picking"}
+        else:
+            model = load_model(cfg.model, device)
+            cluster, how = choose_cluster(model, list(mics.path), cfg.diameter)
+        state = {"settings": settings, "cluster": cluster, "cluster_choice": how}
+        write_all_or_nothing(
+            {outdir / STATE_FILE: lambda p: p.write_text(json.dumps(state, indent=2))}
+        )
+    timings["choose particle cluster"] = time.perf_counter() - t0
+
+    tasks = make_tasks(mics, cfg, int(state["cluster"]), device, ctf, given)
+    records: dict[str, dict] = {}
+    todo = []
+    for task in tasks:
+        done = _read_done(outdir, task.key)
+        if done is not None:
+            records[task.key] = {**done, "status": "resumed"}
+        else:
+            todo.append(task)
+    t0 = time.perf_counter()
+    advance = progress("picking + extracting", len(tasks))
+    advance(len(tasks) - len(todo))
+    if stop():
+        raise Aborted("stop requested before picking")
+    for i, res in run_tasks(process_micrograph, todo, jobs, scheduler):
+        records[res.key] = {**write_micrograph(outdir, todo[i], res), "status": "picked"}
+        advance(1)
+        if stop():
+            raise Aborted(f"stop requested after {len(records)} of {len(tasks)} micrographs")
+    timings["pick + extract"] = time.perf_counter() - t0
+
+    ordered = [records[t.key] for t in tasks]
+    for rec in ordered:
+        rec["summary"]["status"] = rec["status"]
+    summary, particles = _write_lists(outdir, mics, ordered, tasks[0].extract, name_prefix)
+    if not len(particles):
+        raise InputError(
+            None,
+            f"zero particles on all {len(tasks)} micrograph(s): check --diameter-A and the "
+            "pixel size (coordinates are kept in Coordinates/)",
+        )
+
+    t0 = time.perf_counter()
+    pset = read_particles(outdir / "particles.star")
+    try:
+        clean_cfg = CleanConfig(
+            radius_px=cfg.diameter / 2 * cfg.size / cfg.box,
+            size=cfg.clean_size,
+            peaks=cfg.peaks,
+            rules=cfg.rules,
+            phase_flip=False,
+        )
+        advance = progress("cleaning", len(pset))
+        result = clean_particles(pset, clean_cfg, on_progress=advance)
+        table = result.table
+        table.insert(2, "micrograph", particles["rlnMicrographName"].to_numpy())
+        table.insert(3, "x_px", particles["rlnCoordinateX"].to_numpy())
+        table.insert(4, "y_px", particles["rlnCoordinateY"].to_numpy())
+        table.insert(5, "pick_score", particles["rlnAutopickFigureOfMerit"].to_numpy())
+        metrics = None
+        if truth is not None:
+            picks = {
+                k: read_coords(outdir / f"Coordinates/{k}_autopick.star", "relion")
+                for k in summary.key
+            }
+            keys = dict(zip(summary.micrograph, summary.key, strict=True))
+            metrics = truth_metrics(truth, picks, table, keys, cfg.diameter)
+        timings["clean"] = time.perf_counter() - t0
+        facts = {
+            "particle_cluster": int(state["cluster"]),
+            "cluster_choice": state["cluster_choice"],
+            "clean": {
+                **result.stats,
+                "size": result.size,
+                "radius_px": round(result.radius, 3),
+                "phase_flipped": result.phase_flipped,
+            },
+            "extract": tasks[0].extract.describe(),
+        }
+        run = RunResult(summary, table, metrics, timings, facts)
+        extra = {}
+        if metrics is not None:
+            extra[outdir / "metrics.csv"] = lambda p: metrics.to_csv(
+                p, index=False, float_format="%.4f"
+            )
+        write_clean_outputs(outdir, pset, result)
+        if extra:
+            write_all_or_nothing(extra)
+        if report:
+            from cryosift.report.html import write_report
+
+            t0 = time.perf_counter()
+            write_report(outdir, run, pset, cfg, inputs or {}, mics)
+            timings["report"] = time.perf_counter() - t0
+    finally:
+        pset.close()
+    doc = {
+        "complete": True,
+        "command": (inputs or {}).get("command"),
+        "inputs": inputs or {},
+        "parameters": cfg.describe(),
+        "facts": facts,
+        "counts": {
+            "micrographs": len(summary),
+            "micrographs_resumed": int((summary.status == "resumed").sum()),
+            "picks": int(summary.picks.sum()),
+            "particles": len(table),
+            **{f"verdict_{k}": v for k, v in result.counts().items()},
+        },
+        "metrics": None if metrics is None else metrics.to_dict(orient="records"),
+        "timings_s": {k: round(v, 3) for k, v in timings.items()},
+        "versions": versions(),
+        "jobs": jobs,
+        "dask_scheduler": scheduler,
+        "device": device,
+    }
+    write_all_or_nothing(
+        {outdir / "run.json": lambda p: p.write_text(json.dumps(doc, indent=2, default=str))}
+    )
+    return run
