@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.cryosift-installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench clean browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -14,23 +14,27 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The demo: a dozen simulated micrographs (known particles, contamination, carbon edges,
+# aggregates), then the whole pipeline on them with the truth to score against.
 demo: install
 	rm -rf demo_out
-	$(VENV)/bin/cryosift simulate micrographs -o demo_out/micrographs -n 4 --seed 0
-	$(VENV)/bin/cryosift extract demo_out/micrographs/micrographs_ctf.star demo_out/micrographs/Coordinates \
-		--box-A 176 --bin 2 --phase-flip --invert --diameter-A 88 -o demo_out/extract
-	$(VENV)/bin/cryosift clean demo_out/extract/particles.star --diameter-A 88 -o demo_out/clean_extracted
-	$(VENV)/bin/cryosift simulate particles -o demo_out/particles --inliers 600 --outliers 600 --seed 0
-	$(VENV)/bin/cryosift clean demo_out/particles/particles.star --diameter-A 88 -o demo_out/clean
-	$(PY) -m cryosift.evaluate.outliers demo_out/clean/scores.csv demo_out/particles/truth.csv
-	@echo "outputs: demo_out/micrographs (MRC + ground-truth STAR), demo_out/extract (particles.star + Particles/*.mrcs), demo_out/clean/{inliers.star,outliers.star,scores.csv}"
+	$(VENV)/bin/cryosift simulate micrographs -o demo_out/micrographs -n 12 --seed 0
+	$(VENV)/bin/cryosift run demo_out/micrographs/micrographs_ctf.star --diameter-A 88 \
+		--truth demo_out/micrographs/Coordinates -o demo_out/run
+	@echo "report: $(CURDIR)/demo_out/run/report.html (open it in a browser)"
+
+# Headless Chromium for the report's browser test (Debian packages; needs root or sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	  ( (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+	    || echo "could not install chromium: the browser test will be skipped" )
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 # pytest exits 5 when it collects no test: make treats that, like any failure, as an error.
-test: install lint
+test: install lint browser
 	$(PY) -m pytest -q
 
 bench: install

@@ -1,0 +1,199 @@
+"""``cryosift run``: outputs, resume, interruption, process pool and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import (
+    BAD_MICROGRAPHS,
+    DIAMETER_A,
+    assert_cli_rejects,
+    assert_same_outputs,
+    run_args,
+    run_cli,
+    shared_path,
+)
+from cryosift.io.particles import read_particles
+from cryosift.io.star import read_star_blocks
+
+
+def test_run_writes_every_output(reference_run, run_sim):
+    out = reference_run
+    for name in (
+        "autopick.star",
+        "particles.star",
+        "inliers.star",
+        "outliers.star",
+        "scores.csv",
+        "pick_summary.csv",
+        "metrics.csv",
+        "report.html",
+        "run.json",
+    ):
+        assert (out / name).is_file(), name
+    mics = sorted(p.stem for p in (run_sim / "Micrographs").glob("*.mrc"))
+    assert sorted(p.name for p in (out / "Coordinates").iterdir()) == [
+        f"{m}_autopick.star" for m in mics
+    ]
+    scores = pd.read_csv(out / "scores.csv")
+    particles = read_particles(out / "particles.star")
+    try:
+        assert len(particles) == len(scores) > 0
+        assert particles.phase_flipped  # boxes were phase flipped with the simulated CTF
+    finally:
+        particles.close()
+    inl = read_star_blocks(out / "inliers.star")["particles"]
+    outl = read_star_blocks(out / "outliers.star")["particles"]
+    assert len(inl) == (scores.verdict == "inlier").sum()
+    assert len(outl) == (scores.verdict != "inlier").sum()
+    assert set(inl.rlnImageName) | set(outl.rlnImageName) == set(scores.image_name)
+    # every particle keeps its micrograph and coordinates in scores.csv
+    assert set(scores.micrograph) <= {f"Micrographs/{m}.mrc" for m in mics}
+    assert scores[["x_px", "y_px"]].notna().all().all()
+
+    doc = json.loads((out / "run.json").read_text())
+    assert doc["complete"] and doc["parameters"]["diameter"] == pytest.approx(44.0, abs=0.1)
+    assert doc["counts"]["particles"] == len(scores)
+    assert doc["counts"]["verdict_inlier"] == (scores.verdict == "inlier").sum()
+    assert {"torch", "numpy", "cryosift"} <= set(doc["versions"])
+    assert doc["timings_s"]["pick + extract"] > 0
+
+    metrics = pd.read_csv(out / "metrics.csv").set_index("set")
+    assert list(metrics.index) == ["picks", "extracted particles", "inliers (cleaned)"]
+    truth = sum(
+        len(read_star_blocks(f)["coordinates"]) for f in (run_sim / "Coordinates").iterdir()
+    )
+    assert (metrics.truth == truth).all()
+    assert metrics.loc["inliers (cleaned)", "picks"] == (scores.verdict == "inlier").sum()
+    # the picker finds particles on these micrographs; far better than chance
+    assert metrics.loc["picks", "f1"] > 0.5
+
+
+def test_rerun_resumes_without_redoing_micrographs(reference_run, run_sim, tmp_path):
+    out = tmp_path / "run"
+    shutil.copytree(reference_run, out)
+    before = {p.name: p.stat().st_mtime_ns for p in (out / "Done").iterdir()}
+    res = run_cli(*run_args(run_sim, out, "--jobs", "1"))
+    assert res.returncode == 0, res.stderr
+    summary = pd.read_csv(out / "pick_summary.csv")
+    assert (summary.status == "resumed").all()
+    assert before == {p.name: p.stat().st_mtime_ns for p in (out / "Done").iterdir()}
+    assert_same_outputs(reference_run, out)
+    # other settings in the same folder: refused, nothing changed
+    res = run_cli(*run_args(run_sim, out, "--jobs", "1", "--box-px", "96"))
+    assert res.returncode == 2 and "other settings (box" in res.stderr
+    assert "--overwrite" in res.stderr
+
+
+def test_process_pool_gives_the_same_outputs(reference_run, run_sim, tmp_path):
+    out = tmp_path / "pool"
+    res = run_cli(*run_args(run_sim, out, "--jobs", "2"))
+    assert res.returncode == 0, res.stderr
+    assert_same_outputs(reference_run, out)
+
+
+def _start(args: list, tmp_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cryosift", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+
+
+def _wait_for_done(out: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if (out / "Done").is_dir() and any((out / "Done").glob("*.json")):
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("no micrograph finished in time")
+
+
+def _no_temporaries(out: Path) -> None:
+    assert not list(out.rglob("*.part")), list(out.rglob("*.part"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_run_leaves_nothing_half_written(reference_run, run_sim, tmp_path, sig):
+    out = tmp_path / "run"
+    proc = _start(run_args(run_sim, out, "--jobs", "1"), tmp_path)
+    _wait_for_done(out, proc)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130, err
+        assert "resume" in err.strip().splitlines()[-1]
+        _no_temporaries(out)
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    done = {p.stem for p in (out / "Done").glob("*.json")}
+    assert 1 <= len(done) < 5
+    assert not (out / "run.json").exists()  # a run.json is only written by a finished run
+    # every record names files that exist and are whole
+    for key in done:
+        record = json.loads((out / "Done" / f"{key}.json").read_text())
+        assert all((out / f).is_file() for f in record["files"])
+    res = run_cli(*run_args(run_sim, out, "--jobs", "1"))
+    assert res.returncode == 0, res.stderr
+    _no_temporaries(out)
+    summary = pd.read_csv(out / "pick_summary.csv").set_index("key")
+    assert set(summary.index[summary.status == "resumed"]) == done
+    assert_same_outputs(reference_run, out)
+
+
+@pytest.mark.parametrize(("name", "words"), BAD_MICROGRAPHS)
+def test_run_rejects_bad_micrographs(tmp_path, name, words):
+    out = tmp_path / "out"
+    res = run_cli("run", shared_path("bad_inputs", name), "--diameter-px", "20", "-o", out)
+    assert_cli_rejects(res, name, words, out)
+
+
+def test_run_rejects_bad_truth_and_missing_inputs(run_sim, tmp_path):
+    out = tmp_path / "out"
+    mics = run_sim / "micrographs_ctf.star"
+    res = run_cli("run", mics, "--diameter-A", DIAMETER_A, "--truth", tmp_path / "nope", "-o", out)
+    assert res.returncode == 2 and "nope" in res.stderr and len(res.stderr.splitlines()) == 1
+    bad = shared_path("bad_inputs", "coords_bad.csv")
+    res = run_cli("run", mics, "--diameter-A", DIAMETER_A, "--truth", bad, "-o", out)
+    assert_cli_rejects(res, "coords_bad.csv", "", out)
+    res = run_cli("run", tmp_path / "missing.mrc", "--diameter-px", "20", "-o", out)
+    assert_cli_rejects(res, "missing.mrc", "", out)
+    damaged = tmp_path / "model"
+    damaged.mkdir()
+    (damaged / "model.pt").write_bytes(b"not a model")
+    res = run_cli("run", mics, "--diameter-A", DIAMETER_A, "--model", damaged, "-o", out)
+    assert_cli_rejects(res, "model.pt", "not a readable picker model", out)
+
+
+def test_run_with_no_particle_at_all_says_so(run_sim, tmp_path):
+    """A threshold no pick passes: one line, exit 2, no particle files; the (empty)
+    coordinate files stay, as they are the true result of picking."""
+    out = tmp_path / "out"
+    res = run_cli(*run_args(run_sim, out, "--threshold", "1", "--jobs", "1"))
+    assert res.returncode == 2 and "zero particles" in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+    assert not (out / "particles.star").exists() and not (out / "report.html").exists()
+    assert len(list((out / "Coordinates").glob("*_autopick.star"))) == 5
+
+
+def test_sigterm_is_handled_like_ctrl_c(run_sim, tmp_path):
+    out = tmp_path / "run"
+    proc = _start(run_args(run_sim, out, "--jobs", "1"), tmp_path)
+    _wait_for_done(out, proc)
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    _no_temporaries(out)

@@ -1,0 +1,40 @@
+"""The report's parts without a browser: overlays keep every pick, the page embeds everything."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from cryosift.report.figures import thumbnail
+from cryosift.report.html import overlay_picks
+
+
+def test_overlay_marks_picks_that_were_not_extracted():
+    scores = pd.DataFrame(
+        {"x_px": [10.0, 50.0], "y_px": [20.0, 60.0], "verdict": ["inlier", "noise"]}
+    )
+    coords = pd.DataFrame({"x": [10.0, 50.0, 3.0], "y": [20.0, 60.0, 4.0]})
+    picks = overlay_picks(scores, coords)
+    assert len(picks) == 3
+    assert picks.set_index("x").verdict.to_dict() == {
+        10.0: "inlier",
+        50.0: "noise",
+        3.0: "not extracted",
+    }
+
+
+def test_thumbnail_is_a_block_mean():
+    image = np.arange(64 * 96, dtype=float).reshape(64, 96)
+    small, f = thumbnail(image, longest=32)
+    assert f == 3 and small.shape == (21, 32)
+    assert small[0, 0] == image[:3, :3].mean()
+
+
+def test_report_is_self_contained(reference_run):
+    html = (reference_run / "report.html").read_text()
+    sources = re.findall(r'src="([^"]+)"', html)
+    assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
+    assert "http://" not in html and "https://" not in html
+    assert "<script" not in html
