@@ -39,8 +39,8 @@ def nodes(project: Path, job: str) -> dict[str, str]:
     return dict(zip(table.rlnPipeLineNodeName, table.rlnPipeLineNodeTypeLabel, strict=True))
 
 
-@pytest.mark.parametrize("version", [4, 5])
-def test_external_job_picks_extracts_and_cleans(run_sim, tmp_path, version):
+def test_external_job_picks_extracts_and_cleans(run_sim, tmp_path):
+    version = 5
     project = make_project(run_sim, tmp_path, version)
     res = external(
         project,
@@ -85,7 +85,8 @@ def test_external_job_picks_extracts_and_cleans(run_sim, tmp_path, version):
 
 
 def test_external_job_clean_only_and_given_coordinates(run_sim, tmp_path):
-    project = make_project(run_sim, tmp_path, 5)
+    """A RELION 4 project (``# version 30001``): RELION 4's node labels."""
+    project = make_project(run_sim, tmp_path, 4)
     mics = "CtfFind/job003/micrographs_ctf.star"
     # extract at the true coordinates (no picking), then clean
     coords = project / "ManualPick/job004/Coordinates"
@@ -94,14 +95,15 @@ def test_external_job_clean_only_and_given_coordinates(run_sim, tmp_path):
                    "ManualPick/job004/Coordinates", "--diameter_A", DIAMETER_A)  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert nodes(project, "External/job006") == {
-        "External/job006/inliers.star": NODE_TYPES[5]["particles"]
+        "External/job006/inliers.star": NODE_TYPES[4]["particles"]
     }
     summary = pd.read_csv(project / "External/job006/pick_summary.csv")
     n_truth = sum(len(read_star_blocks(f)["coordinates"]) for f in coords.iterdir())
     assert summary.picks.sum() == n_truth  # every given pick, none picked anew
     # clean an existing particle set only
     res = external(project, "--o", "External/job007/", "--in_parts",
-                   "External/job006/particles.star", "--diameter_A", DIAMETER_A)  # fmt: skip
+                   "External/job006/particles.star", "--diameter_A", DIAMETER_A,
+                   "--relion_version", "5")  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert nodes(project, "External/job007/") == {
         "External/job007/inliers.star": NODE_TYPES[5]["particles"]

@@ -63,6 +63,7 @@ def progress_bar() -> Progress:
 MICROGRAPHS = typer.Argument(
     ..., help="Micrographs: folder, glob ('mics/*.mrc'), one file, or a micrographs STAR"
 )
+OUTDIR = typer.Option(..., "-o", "--outdir", help="Output folder")
 DIAMETER_A = typer.Option(None, "--diameter-A", help="Particle diameter in Å")
 DIAMETER_PX = typer.Option(
     None, "--diameter-px", help="Particle diameter in micrograph px (instead of Å)"

@@ -22,6 +22,7 @@ from cryosift.cli.common import (
     DIAMETER_A,
     DIAMETER_PX,
     MICROGRAPHS,
+    OUTDIR,
     console,
     guarded,
     progress_bar,
@@ -52,7 +53,7 @@ def summary_table(summary, outdir: Path, cluster: int) -> Table:
 @guarded("pick")
 def main(
     micrographs: Path = MICROGRAPHS,
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder"),
+    outdir: Path = OUTDIR,
     diameter_A: float = DIAMETER_A,
     diameter_px: float = DIAMETER_PX,
     angpix: float = ANGPIX,

@@ -24,6 +24,7 @@ from cryosift.cli.common import (
     DIAMETER_A,
     DIAMETER_PX,
     MICROGRAPHS,
+    OUTDIR,
     console,
     guarded,
     progress_bar,
@@ -120,7 +121,7 @@ def _sigterm(signum, frame):  # a kill ends the run like Ctrl-C: temporary files
 @guarded("run", interrupted=INTERRUPTED)
 def main(
     micrographs: Path = MICROGRAPHS,
-    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder"),
+    outdir: Path = OUTDIR,
     diameter_A: float = DIAMETER_A,
     diameter_px: float = DIAMETER_PX,
     angpix: float = ANGPIX,

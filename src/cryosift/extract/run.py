@@ -72,6 +72,18 @@ class ExtractSettings:
     def describe(self) -> dict:
         return dataclasses.asdict(self)
 
+    def optics(self) -> pd.DataFrame:
+        """The RELION 3.1 optics table of the particles these settings cut."""
+        return optics_table(
+            self.out_angpix or 1.0,
+            self.size,
+            self.voltage,
+            self.cs,
+            self.amplitude_contrast,
+            phase_flipped=self.phase_flip,
+            original_angpix=self.angpix,
+        )
+
 
 @dataclass
 class MicrographJob:
@@ -455,15 +467,7 @@ def run_extraction(
         rows = [r["rows"] for r in results if len(r["rows"])]
         # With no particle at all, the first micrograph's empty table gives the columns.
         particles = pd.concat(rows, ignore_index=True) if rows else results[0]["rows"]
-        optics = optics_table(
-            settings.out_angpix or 1.0,
-            settings.size,
-            settings.voltage,
-            settings.cs,
-            settings.amplitude_contrast,
-            phase_flipped=settings.phase_flip,
-            original_angpix=settings.angpix,
-        )
+        optics = settings.optics()
         summary = pd.DataFrame(
             [{k: v for k, v in r.items() if k not in ("rows", "written")} for r in results]
         )

@@ -33,12 +33,12 @@ import pandas as pd
 
 from cryosift import __version__
 from cryosift.errors import InputError
-from cryosift.extract.run import ExtractSettings
+from cryosift.extract.run import ExtractSettings, MicrographJob, particle_rows
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.coords import read_coords, write_relion
 from cryosift.io.mrc import write_stack
 from cryosift.io.particles import read_particles
-from cryosift.io.star import optics_table, write_star
+from cryosift.io.star import write_star
 from cryosift.outliers.clean import CleanConfig, clean_particles, write_clean_outputs
 from cryosift.picking.model import load_model
 from cryosift.picking.run import PickJob, choose_cluster, write_autopick_list
@@ -155,20 +155,9 @@ def _read_done(outdir: Path, key: str) -> dict | None:
 
 def _particle_rows(task: MicrographTask, res: MicrographResult) -> dict:
     """The STAR columns of one micrograph's extracted particles (names relative to OUTDIR)."""
-    picks = res.picks[res.inside]
-    n = len(picks)
-    rows = {
-        "rlnCoordinateX": picks.x.round(2).tolist(),
-        "rlnCoordinateY": picks.y.round(2).tolist(),
-        "rlnImageName": [f"{i + 1:06d}@Particles/{task.key}.mrcs" for i in range(n)],
-        "rlnMicrographName": [task.name] * n,
-        "rlnOpticsGroup": [1] * n,
-        "rlnAutopickFigureOfMerit": picks.score.round(5).tolist(),
-    }
-    if task.ctf is not None:
-        for col in ("rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle"):
-            rows[col] = [float(task.ctf[col])] * n
-    return rows
+    job = MicrographJob(task.key, task.name, task.path, res.shape, res.picks, task.ctf)
+    rows = particle_rows(job, np.flatnonzero(res.inside), f"Particles/{task.key}.mrcs")
+    return rows.to_dict(orient="list")
 
 
 def write_micrograph(outdir: Path, task: MicrographTask, res: MicrographResult) -> dict:
@@ -278,15 +267,7 @@ def _write_lists(
     particles = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if len(particles):
         particles["rlnImageName"] = _prefixed(prefix, particles["rlnImageName"])
-    optics = optics_table(
-        settings.out_angpix or 1.0,
-        settings.size,
-        settings.voltage,
-        settings.cs,
-        settings.amplitude_contrast,
-        phase_flipped=settings.phase_flip,
-        original_angpix=settings.angpix,
-    )
+    optics = settings.optics()
     listing = [
         (str(m.name), f"{prefix}Coordinates/{m.key}_autopick.star") for m in mics.itertuples()
     ]
@@ -455,7 +436,8 @@ def run_pipeline(
         table.insert(2, "micrograph", particles["rlnMicrographName"].to_numpy())
         table.insert(3, "x_px", particles["rlnCoordinateX"].to_numpy())
         table.insert(4, "y_px", particles["rlnCoordinateY"].to_numpy())
-        table.insert(5, "pick_score", particles["rlnAutopickFigureOfMerit"].to_numpy())
+        fom = particles.get("rlnAutopickFigureOfMerit", pd.Series(np.nan, particles.index))
+        table.insert(5, "pick_score", fom.to_numpy(float))
         metrics = None
         if truth is not None:
             picks = {
