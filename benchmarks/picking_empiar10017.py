@@ -8,7 +8,7 @@ first half of the micrographs (sorted by name) and F1 (one-to-one matching withi
 diameter) is reported on the second half; F1 at cryosift's default threshold (no tuning)
 and the paper's IoU rule are shown too. Needs ``../shared/data/empiar10017``.
 
-    python benchmarks/picking_empiar10017.py [--train-epochs 10]
+    python benchmarks/picking_empiar10017.py [--train-epochs 3]
 
 Writes ``benchmarks/results/picking_empiar10017.{csv,txt}`` and an overlay PNG.
 """
@@ -16,6 +16,7 @@ Writes ``benchmarks/results/picking_empiar10017.{csv,txt}`` and an overlay PNG.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ from cryosift.io.micrographs import read_micrograph
 from cryosift.picking.model import load_model
 from cryosift.picking.pick import find_peaks
 from cryosift.picking.run import PickJob, choose_cluster, pick_image
-from cryosift.picking.train import TrainSettings, train
+from cryosift.picking.train import FINE_TUNE, train
 from cryosift.preprocess.micrograph import plan_resize, preprocess, resize
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "empiar10017"
@@ -95,7 +96,7 @@ def score(picks: dict, truth: dict, tune: list[str], test: list[str]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--train-epochs", type=int, default=10)
+    ap.add_argument("--train-epochs", type=int, default=FINE_TUNE.epochs)
     args = ap.parse_args()
     if not DATA.exists():
         raise SystemExit(f"needs {DATA}")
@@ -123,7 +124,7 @@ def main() -> None:
     trained = train(
         pre,
         shipped.mae.config,
-        TrainSettings(epochs=args.train_epochs, warmup=min(5, args.train_epochs // 4)),
+        dataclasses.replace(FINE_TUNE, epochs=args.train_epochs),
         work,
         init=shipped,
     )

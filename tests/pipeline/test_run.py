@@ -95,6 +95,25 @@ def test_rerun_resumes_without_redoing_micrographs(reference_run, run_sim, tmp_p
     assert "--overwrite" in res.stderr
 
 
+def test_rerun_with_more_micrographs_picks_only_the_new_ones(run_sim, tmp_path):
+    out = tmp_path / "run"
+    first = run_cli("run", run_sim / "Micrographs/mic_00[12].mrc", "--diameter-A", DIAMETER_A,
+                    "-o", out, "--jobs", "1")  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    res = run_cli("run", run_sim / "Micrographs/mic_00[123].mrc", "--diameter-A", DIAMETER_A,
+                  "-o", out, "--jobs", "1")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    summary = pd.read_csv(out / "pick_summary.csv").set_index("key")
+    assert summary.status.to_dict() == {
+        "mic_001": "resumed",
+        "mic_002": "resumed",
+        "mic_003": "picked",
+    }
+    scores = pd.read_csv(out / "scores.csv")
+    assert scores.micrograph.map(lambda m: Path(m).stem).nunique() <= 3
+    assert len(scores) == len(read_star_blocks(out / "particles.star")["particles"])
+
+
 def test_process_pool_gives_the_same_outputs(reference_run, run_sim, tmp_path):
     out = tmp_path / "pool"
     res = run_cli(*run_args(run_sim, out, "--jobs", "2"))

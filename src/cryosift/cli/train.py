@@ -29,7 +29,7 @@ from cryosift.io.micrographs import read_micrograph
 from cryosift.picking.mae import DEFAULT_PRESET, PRESETS
 from cryosift.picking.model import load_model, pick_device
 from cryosift.picking.run import find_with_diameter
-from cryosift.picking.train import TrainSettings, tiles_per_epoch, train
+from cryosift.picking.train import FINE_TUNE, TrainSettings, tiles_per_epoch, train
 from cryosift.preprocess.micrograph import preprocess
 
 
@@ -40,10 +40,16 @@ def main(
     diameter_A: float = DIAMETER_A,
     diameter_px: float = DIAMETER_PX,
     angpix: float = ANGPIX,
-    epochs: int = typer.Option(20, "--epochs", help="Training epochs"),
-    warmup: int = typer.Option(5, "--warmup", help="Warm-up epochs (linear), then cosine"),
+    epochs: int = typer.Option(
+        None, "--epochs", help="Training epochs [3 from a trained model, 20 from scratch]"
+    ),
+    warmup: int = typer.Option(
+        None, "--warmup", help="Warm-up epochs, then cosine [0 from a model, 5 from scratch]"
+    ),
     batch: int = typer.Option(64, "--batch", help="Tiles per step"),
-    lr: float = typer.Option(1e-3, "--lr", help="Base learning rate (scaled by batch / 256)"),
+    lr: float = typer.Option(
+        None, "--lr", help="Base rate, scaled by batch / 256 [1e-4 from a model, 1e-3 scratch]"
+    ),
     from_scratch: bool = typer.Option(
         False, "--from-scratch", help="Random initial weights instead of the shipped model"
     ),
@@ -57,6 +63,10 @@ def main(
     """Train the picker's masked autoencoder on unlabelled micrographs."""
     if preset not in PRESETS:
         raise typer.BadParameter(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    base = TrainSettings() if from_scratch else FINE_TUNE
+    epochs = base.epochs if epochs is None else epochs
+    warmup = min(base.warmup, epochs) if warmup is None else warmup
+    lr = base.lr if lr is None else lr
     if epochs < 1 or batch < 1 or not 0 <= warmup <= epochs:
         raise typer.BadParameter("need epochs >= 1, batch >= 1 and 0 <= warmup <= epochs")
     started = time.perf_counter()

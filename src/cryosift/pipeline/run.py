@@ -368,7 +368,9 @@ def run_pipeline(
     outdir.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(outdir)
     timings: dict[str, float] = {}
-    settings = {**cfg.describe(), "micrographs": sorted(mics.key), "ctf": bool(ctf)}
+    # The micrographs are not part of the settings: a rerun with more (data still being
+    # collected) picks the new ones with the same particle cluster and keeps the rest.
+    settings = {**cfg.describe(), "ctf": bool(ctf)}
     if given is not None:
         settings["given_picks"] = {k: len(v) for k, v in sorted(given.items())}
     state = _check_state(outdir, settings, overwrite)
