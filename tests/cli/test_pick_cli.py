@@ -34,6 +34,12 @@ def test_pick_writes_relion_outputs_and_resumes(sim, tmp_path):
     assert len(listing) == 2
     summary = pd.read_csv(out / "pick_summary.csv")
     assert set(summary.status) == {"picked"}
+    # two processes (the default here) and one give the same files
+    serial = tmp_path / "serial"
+    res = run_cli("pick", sim / "Micrographs", "--diameter-A", "88", "-o", serial, "--jobs", "1")
+    assert res.returncode == 0, res.stderr
+    for f in files:
+        assert (serial / "Coordinates" / f.name).read_bytes() == f.read_bytes()
     # a rerun skips both micrographs and leaves the picks unchanged
     before = files[0].read_bytes()
     again = run_cli("pick", sim / "Micrographs", "--diameter-A", "88", "-o", out)

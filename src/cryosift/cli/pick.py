@@ -9,6 +9,7 @@ list and ``pick_summary.csv``. Reruns skip micrographs already picked with the s
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -78,6 +79,9 @@ def main(
         None, "--edge-px", help="Drop picks closer than this to the edge (default: radius)"
     ),
     device: str = DEVICE,
+    jobs: int = typer.Option(
+        min(4, os.cpu_count() or 1), "--jobs", "-j", help="Micrographs picked in parallel"
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed of the k-means"),
 ) -> None:
     """Pick particles with the self-supervised MAE picker (RELION coordinate STAR output)."""
@@ -89,7 +93,10 @@ def main(
         raise typer.BadParameter("--area-fraction must lie in (0, 1)")
     if area_fraction is not None and threshold is not None:
         raise typer.BadParameter("give --threshold or --area-fraction, not both")
-    picker = load_model(model, pick_device(device))
+    if jobs < 1:
+        raise typer.BadParameter("--jobs must be at least 1")
+    dev = pick_device(device)
+    picker = load_model(model, dev)
     example = None
     if example_coords is not None:
         picks = read_coords(example_coords)
@@ -121,12 +128,14 @@ def main(
         task = bar.add_task("picking", total=len(mics), rate="")
         summary = run_picking(
             mics,
-            picker,
+            str(model.resolve()) if model else None,
             job,
             outdir,
             settings,
             on_progress=lambda n: bar.advance(task, n),
             angpix=angpix,
+            device=dev,
+            jobs=jobs,
         )
     console.print(summary_table(summary, outdir, cluster))
     console.print(

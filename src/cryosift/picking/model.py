@@ -110,6 +110,19 @@ def load_model(directory: str | os.PathLike | None = None, device: str = "cpu") 
     ).to(device)
 
 
+#: Models already loaded in this process, by (folder, device).
+_LOADED: dict[tuple[str, str], PickerModel] = {}
+
+
+def cached_model(directory: str | None, device: str) -> PickerModel:
+    """:func:`load_model`, once per process: pool and Dask workers keep the model between
+    micrographs."""
+    key = (directory or "", device)
+    if key not in _LOADED:
+        _LOADED[key] = load_model(directory, device)
+    return _LOADED[key]
+
+
 def pick_device(device: str | None = None) -> str:
     """``device`` when given, else CUDA when present, else CPU."""
     if device:

@@ -26,7 +26,7 @@ from cryosift.io.coords import read_coords, write_relion
 from cryosift.io.micrographs import read_micrograph
 from cryosift.io.star import write_star
 from cryosift.picking.embed import embed_micrograph
-from cryosift.picking.model import PickerModel
+from cryosift.picking.model import PickerModel, cached_model
 from cryosift.picking.pick import (
     PickSettings,
     choose_particle_cluster,
@@ -147,18 +147,42 @@ def _settings_match(outdir: Path, settings: dict) -> bool:
         return False
 
 
+@dataclass(frozen=True)
+class PickTask:
+    """One micrograph for :func:`pick_task`: ``model`` a folder (None: the shipped model)."""
+
+    key: str
+    path: Path
+    job: PickJob
+    model: str | None = None
+    device: str = "cpu"
+    angpix: float | None = None
+
+
+def pick_task(task: PickTask) -> tuple[pd.DataFrame, float]:
+    """The picks of one micrograph and the seconds they took (for a pool or Dask worker)."""
+    t0 = time.perf_counter()
+    df = pick_micrograph(cached_model(task.model, task.device), task.path, task.job, task.angpix)
+    return df, time.perf_counter() - t0
+
+
 def run_picking(
     mics: pd.DataFrame,
-    model: PickerModel,
+    model: str | None,
     job: PickJob,
     outdir: Path,
     settings: dict,
     on_progress: Callable[[int], None] | None = None,
     angpix: float | None = None,
+    device: str = "cpu",
+    jobs: int = 1,
 ) -> pd.DataFrame:
-    """Pick every micrograph of ``mics`` (``key``, ``path``, ``name``) into ``outdir``.
-    Returns the per-micrograph summary (``micrograph``, ``picks``, ``candidates``,
-    ``seconds``, ``status``: picked or resumed)."""
+    """Pick every micrograph of ``mics`` (``key``, ``path``, ``name``) into ``outdir`` with
+    the model in folder ``model`` (None: shipped), ``jobs`` micrographs at a time. Returns
+    the per-micrograph summary (``micrograph``, ``picks``, ``candidates``, ``seconds``,
+    ``status``: picked or resumed)."""
+    from cryosift.pipeline.executors import run_tasks
+
     outdir.mkdir(parents=True, exist_ok=True)
     coords = outdir / "Coordinates"
     resume = _settings_match(outdir, settings)
@@ -168,37 +192,31 @@ def run_picking(
     write_all_or_nothing(
         {outdir / SETTINGS_FILE: lambda p: p.write_text(json.dumps(settings, indent=2))}
     )
-    rows = []
+    rows: dict[str, dict] = {}
+    todo = []
     for mic in mics.itertuples():
         target = coords / _coord_name(mic.key)
         if resume and target.exists():
             done = read_coords(target, "relion")
-            rows.append(
-                {
-                    "micrograph": mic.key,
-                    "picks": len(done),
-                    "candidates": np.nan,
-                    "seconds": 0.0,
-                    "status": "resumed",
-                }
-            )
+            rows[mic.key] = {"picks": len(done), "candidates": np.nan, "seconds": 0.0}
+            rows[mic.key]["status"] = "resumed"
+            if on_progress:
+                on_progress(1)
         else:
-            t0 = time.time()
-            df = pick_micrograph(model, Path(mic.path), job, angpix)
-            kept = df[df.keep].assign(micrograph=mic.key, diameter=job.diameter)
-            write_all_or_nothing({target: lambda p, k=kept: write_relion(p, k)})
-            rows.append(
-                {
-                    "micrograph": mic.key,
-                    "picks": len(kept),
-                    "candidates": len(df),
-                    "seconds": round(time.time() - t0, 3),
-                    "status": "picked",
-                }
-            )
+            todo.append(PickTask(mic.key, Path(mic.path), job, model, device, angpix))
+    for i, (df, seconds) in run_tasks(pick_task, todo, jobs):
+        key = todo[i].key
+        kept = df[df.keep].assign(micrograph=key, diameter=job.diameter)
+        write_all_or_nothing({coords / _coord_name(key): lambda p, k=kept: write_relion(p, k)})
+        rows[key] = {
+            "picks": len(kept),
+            "candidates": len(df),
+            "seconds": round(seconds, 3),
+            "status": "picked",
+        }
         if on_progress:
             on_progress(1)
-    summary = pd.DataFrame(rows)
+    summary = pd.DataFrame([{"micrograph": k, **rows[k]} for k in mics.key])
     listing = [
         (str(m.name), str(Path("Coordinates") / _coord_name(m.key))) for m in mics.itertuples()
     ]

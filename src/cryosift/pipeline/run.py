@@ -40,7 +40,7 @@ from cryosift.io.mrc import write_stack
 from cryosift.io.particles import read_particles
 from cryosift.io.star import write_star
 from cryosift.outliers.clean import CleanConfig, clean_particles, write_clean_outputs
-from cryosift.picking.model import load_model
+from cryosift.picking.model import cached_model
 from cryosift.picking.run import PickJob, choose_cluster, write_autopick_list
 from cryosift.pipeline.executors import run_tasks
 from cryosift.pipeline.tasks import MicrographResult, MicrographTask, process_micrograph
@@ -382,7 +382,7 @@ def run_pipeline(
         if given is not None:
             cluster, how = -1, {"mode": "given coordinates, no picking"}
         else:
-            model = load_model(cfg.model, device)
+            model = cached_model(cfg.model, device)
             cluster, how = choose_cluster(model, list(mics.path), cfg.diameter)
         state = {"settings": settings, "cluster": cluster, "cluster_choice": how}
         write_all_or_nothing(

@@ -5,7 +5,7 @@ where it is, its CTF, how to pick and how to extract) and returns a :class:`Micr
 (the picks in micrograph px and the processed boxes). It reads the micrograph once, writes
 nothing, and depends on no state of the driver, so a thread, a local process or a Dask worker
 on another machine computes the same result; the driver alone writes files. The picker model
-is loaded once per process (:func:`worker_model`).
+is loaded once per process (:func:`cryosift.picking.model.cached_model`).
 """
 
 from __future__ import annotations
@@ -20,11 +20,8 @@ import pandas as pd
 from cryosift.extract.boxes import boxes_inside
 from cryosift.extract.run import ExtractSettings, particle_boxes
 from cryosift.io.micrographs import read_micrograph
-from cryosift.picking.model import PickerModel, load_model
+from cryosift.picking.model import cached_model
 from cryosift.picking.run import PickJob, pick_image
-
-#: Models already loaded in this process, by (folder, device).
-_MODELS: dict[tuple[str, str], PickerModel] = {}
 
 
 @dataclass(frozen=True)
@@ -61,14 +58,6 @@ class MicrographResult:
     seconds: float
 
 
-def worker_model(folder: str | None, device: str) -> PickerModel:
-    """The picker model, loaded once per process and kept."""
-    key = (folder or "", device)
-    if key not in _MODELS:
-        _MODELS[key] = load_model(folder, device)
-    return _MODELS[key]
-
-
 def process_micrograph(task: MicrographTask) -> MicrographResult:
     """Pick one micrograph (or take its given picks) and cut a box around every kept pick
     whose box lies inside it."""
@@ -77,7 +66,7 @@ def process_micrograph(task: MicrographTask) -> MicrographResult:
     if task.given is not None:
         found = task.given.assign(keep=True)
     else:
-        found = pick_image(worker_model(task.model, task.device), image, task.pick)
+        found = pick_image(cached_model(task.model, task.device), image, task.pick)
     picks = found.loc[found.keep, ["x", "y", "score"]].reset_index(drop=True)
     xy = picks[["x", "y"]].to_numpy()
     inside = boxes_inside(xy, task.extract.box, image.shape) if len(xy) else np.zeros(0, bool)
