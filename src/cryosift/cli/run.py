@@ -134,11 +134,11 @@ def main(
     truth: Path = typer.Option(
         None, "--truth", help="True coordinates (any format, file or folder): adds P/R/F1"
     ),
-    box_px: int = typer.Option(None, "--box-px", help="Box side in micrograph px [2 diameters]"),
+    box_px: int = typer.Option(None, "--box-px", help="Box side in micrograph px (2 diameters)"),
     box_A: float = typer.Option(None, "--box-A", help="Box side in Å"),
-    size: int = typer.Option(None, "--size", help=f"Crop boxes to this side, px [<= {MAX_SIZE}]"),
-    model: Path = typer.Option(None, "--model", help="Picker model folder [the shipped one]"),
-    threshold: float = typer.Option(None, "--threshold", help="Pick score threshold [per mic]"),
+    size: int = typer.Option(None, "--size", help=f"Crop boxes to this side, px (<= {MAX_SIZE})"),
+    model: Path = typer.Option(None, "--model", help="Picker model folder (the shipped one)"),
+    threshold: float = typer.Option(None, "--threshold", help="Pick score threshold (per mic)"),
     area_fraction: float = typer.Option(
         None, "--area-fraction", help="Picks cover this share of the micrograph (paper: 0.04)"
     ),

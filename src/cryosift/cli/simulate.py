@@ -74,8 +74,8 @@ def particles(
     protocol: str = typer.Option(
         None, "--protocol", help=f"Reference protocol ({', '.join(PROTOCOLS)})"
     ),
-    inliers: int = typer.Option(None, "--inliers", help="Number of good particles [1000]"),
-    outliers: int = typer.Option(None, "--outliers", help="Number of outliers [1000]"),
+    inliers: int = typer.Option(None, "--inliers", help="Number of good particles (1000)"),
+    outliers: int = typer.Option(None, "--outliers", help="Number of outliers (1000)"),
     mix: str = typer.Option(
         "1:1:1", "--mix", help="Proportions of noise : partial : multiple outliers"
     ),

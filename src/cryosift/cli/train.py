@@ -41,14 +41,14 @@ def main(
     diameter_px: float = DIAMETER_PX,
     angpix: float = ANGPIX,
     epochs: int = typer.Option(
-        None, "--epochs", help="Training epochs [3 from a trained model, 20 from scratch]"
+        None, "--epochs", help="Training epochs (3 from a trained model, 20 from scratch)"
     ),
     warmup: int = typer.Option(
-        None, "--warmup", help="Warm-up epochs, then cosine [0 from a model, 5 from scratch]"
+        None, "--warmup", help="Warm-up epochs, then cosine (0 from a model, 5 from scratch)"
     ),
     batch: int = typer.Option(64, "--batch", help="Tiles per step"),
     lr: float = typer.Option(
-        None, "--lr", help="Base rate, scaled by batch / 256 [1e-4 from a model, 1e-3 scratch]"
+        None, "--lr", help="Base rate, scaled by batch / 256 (1e-4 from a model, 1e-3 scratch)"
     ),
     from_scratch: bool = typer.Option(
         False, "--from-scratch", help="Random initial weights instead of the shipped model"
