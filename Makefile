@@ -42,6 +42,7 @@ bench: install
 	$(PY) benchmarks/synthetic_outliers.py
 	$(PY) benchmarks/real_outliers.py
 	$(PY) benchmarks/picking_empiar10017.py
+	$(PY) benchmarks/pipeline_throughput.py
 
 clean:
 	rm -rf demo_out benchmarks/_work .pytest_cache .ruff_cache
