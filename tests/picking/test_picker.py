@@ -11,7 +11,14 @@ from scipy import ndimage
 
 from cryosift.evaluate.picks import evaluate_picks
 from cryosift.picking.model import load_model, shipped_model_dir
-from cryosift.picking.pick import find_peaks, particle_map
+from cryosift.picking.pick import (
+    DARK_Z,
+    PickSettings,
+    darkness,
+    find_peaks,
+    particle_map,
+    picks_from_mask,
+)
 from cryosift.picking.run import PickJob, choose_cluster, pick_image
 from cryosift.simulate.micrographs import MicrographSimConfig, simulate_micrograph
 from cryosift.simulate.volume import diameter_px, phantom_volume
@@ -48,6 +55,32 @@ def test_particle_map_keeps_each_blob():
     assert n == 3
     # each blob keeps its 24 x 24 px area (the half level of a bilinear step)
     np.testing.assert_allclose(np.bincount(labels.ravel())[1:], 24 * 24, rtol=0.15)
+
+
+def test_darkness_flags_contamination_not_particles():
+    """A dark blob four diameters wide scores far below zero; a field of dark particles of
+    the given diameter does not, so picks on them survive while picks in the blob do not."""
+    rng = np.random.default_rng(0)
+    d = 20.0
+    image = rng.normal(0, 1, (400, 400))
+    yy, xx = np.mgrid[:400, :400]
+    for r, c in rng.uniform(30, 370, (60, 2)):
+        image -= 2.0 * ((yy - r) ** 2 + (xx - c) ** 2 < (d / 2) ** 2)
+    blob = (yy - 100) ** 2 + (xx - 300) ** 2 < (2 * d) ** 2
+    image[blob] -= 6.0
+    z = darkness(image, d)
+    assert z[100, 300] < -DARK_Z
+    assert (z[~ndimage.binary_dilation(blob, iterations=int(d))] > -DARK_Z).all()
+    # a candidate inside the excluded area never passes; the others are untouched
+    mask = np.zeros((100, 100), bool)
+    for r, c in [(25, 75), (75, 25), (50, 50)]:  # tokens of 4 px: (100, 300) is the blob
+        mask[r - 2 : r + 3, c - 2 : c + 3] = True
+    settings = PickSettings(diameter=d, threshold=0.0)
+    free = picks_from_mask(mask, 4, image.shape, settings)
+    masked = picks_from_mask(mask, 4, image.shape, settings, z < -DARK_Z)
+    in_blob = blob[free.y.astype(int), free.x.astype(int)]
+    assert in_blob.sum() == 1 and free.keep.all()
+    assert (masked.keep == ~in_blob).all()
 
 
 def _simulated(carbon: bool):

@@ -43,6 +43,9 @@ FIT_SAMPLE = 20_000
 MAX_COMPONENT = 12.0
 #: Threshold used when a micrograph has too few candidates to split their scores.
 FALLBACK_THRESHOLD = 0.1
+#: Picks where the micrograph, low-passed at the particle size, is darker than the median by
+#: more than this many robust standard deviations lie on ice contamination or thick carbon.
+DARK_Z = 5.0
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,16 @@ class PickSettings:
     area_fraction: float | None = None
     threshold: float | None = None
     seed: int = 0
+
+
+def darkness(image: np.ndarray, diameter: float) -> np.ndarray:
+    """Robust z-score ``(rows, cols)`` of ``image`` low-passed at the particle scale (Gaussian
+    of sigma 0.75 ``diameter`` px): (low-pass - median) / (1.4826 MAD). Ice contamination
+    and thick carbon score far below zero; single particles do not, being smoothed away."""
+    low = ndimage.gaussian_filter(np.asarray(image, np.float32), 0.75 * diameter)
+    med = float(np.median(low))
+    mad = 1.4826 * float(np.median(np.abs(low - med)))
+    return (low - med) / max(mad, 1e-12)
 
 
 def nearest_centroid(emb: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -209,9 +222,16 @@ def peak_scores(pmap: np.ndarray, smap: np.ndarray, rc: np.ndarray, diameter: fl
     return np.clip(smap[rc[:, 0], rc[:, 1]] - ring, 0, 1).astype(np.float64)
 
 
-def picks_from_mask(mask: np.ndarray, patch: int, shape: tuple[int, int], s: PickSettings):
+def picks_from_mask(
+    mask: np.ndarray,
+    patch: int,
+    shape: tuple[int, int],
+    s: PickSettings,
+    exclude: np.ndarray | None = None,
+):
     """Candidates from a token mask: DataFrame ``x``, ``y`` (preprocessed px), ``score``,
-    ``passes`` (the edge and aggregate filters), ``keep`` (those and the threshold)."""
+    ``passes`` (the edge, aggregate and ``exclude`` filters; ``exclude`` is a bool map of
+    ``shape``, True where no pick may be), ``keep`` (those and the threshold)."""
     pmap = particle_map(mask, patch, shape)
     smap = ndimage.gaussian_filter(pmap, s.diameter / 6)
     rc = find_peaks(smap, s.diameter / 2)
@@ -221,6 +241,8 @@ def picks_from_mask(mask: np.ndarray, patch: int, shape: tuple[int, int], s: Pic
     sizes = np.bincount(comp.ravel()).astype(np.float64) / particle_area(s.diameter)
     sizes[0] = 0.0
     big = sizes[comp[rc[:, 0], rc[:, 1]]] > MAX_COMPONENT if len(rc) else np.empty(0, bool)
+    if exclude is not None and len(rc):
+        big |= exclude[rc[:, 0], rc[:, 1]]
     edge = s.diameter / 2 if s.edge is None else s.edge
     inside = (
         (rc[:, 0] >= edge)

@@ -28,13 +28,15 @@ from cryosift.io.star import write_star
 from cryosift.picking.embed import embed_micrograph
 from cryosift.picking.model import PickerModel, cached_model
 from cryosift.picking.pick import (
+    DARK_Z,
     PickSettings,
     choose_particle_cluster,
+    darkness,
     nearest_centroid,
     picks_from_mask,
     sequential_mask,
 )
-from cryosift.preprocess.micrograph import preprocess
+from cryosift.preprocess.micrograph import LONG_SIDE, filter_resized, plan_resize, resize
 
 SETTINGS_FILE = "pick_settings.json"
 #: Micrographs looked at to choose the particle cluster.
@@ -44,7 +46,8 @@ CHOOSE_FROM = 4
 @dataclass(frozen=True)
 class PickJob:
     """What picking one micrograph needs besides the model. ``diameter`` in original px,
-    ``edge`` in original px (None: half a diameter), ``cluster``: the particle cluster."""
+    ``edge`` in original px (None: half a diameter), ``cluster``: the particle cluster,
+    ``dark_z``: drop picks on areas darker than this (:func:`darkness`; None keeps them)."""
 
     diameter: float
     cluster: int
@@ -53,18 +56,23 @@ class PickJob:
     threshold: float | None = None
     sequential: bool = False
     seed: int = 0
+    dark_z: float | None = DARK_Z
 
 
 def _embed_labels(model: PickerModel, image: np.ndarray, diameter: float):
-    pre, plan = preprocess(image, diameter, **model.preprocess)
+    """The resized micrograph, its preprocessed form, the resize plan, the token embeddings
+    and their k-means labels."""
+    plan = plan_resize(image.shape, model.preprocess.get("long_side", LONG_SIDE))
+    small = resize(image, plan)
+    pre = filter_resized(small, diameter / plan.scale, model.preprocess.get("filters", "proper"))
     emb = embed_micrograph(model.mae, pre, model.mean, model.std)
-    return pre, plan, emb, nearest_centroid(emb, model.centroids)
+    return small, pre, plan, emb, nearest_centroid(emb, model.centroids)
 
 
 def pick_image(model: PickerModel, image: np.ndarray, job: PickJob) -> pd.DataFrame:
     """Picks of one micrograph ``(rows, cols)``: ``x``, ``y`` (original px, x = column),
     ``score`` in [0, 1], ``keep`` (passes the threshold and filters)."""
-    pre, plan, emb, labels = _embed_labels(model, image, job.diameter)
+    small, pre, plan, emb, labels = _embed_labels(model, image, job.diameter)
     mask = labels == job.cluster
     if job.sequential:
         mask = sequential_mask(emb, mask, seed=job.seed)
@@ -75,7 +83,10 @@ def pick_image(model: PickerModel, image: np.ndarray, job: PickJob) -> pd.DataFr
         threshold=job.threshold,
         seed=job.seed,
     )
-    df = picks_from_mask(mask, model.mae.config.patch, pre.shape, settings)
+    exclude = None
+    if job.dark_z is not None:
+        exclude = darkness(small, settings.diameter) < -job.dark_z
+    df = picks_from_mask(mask, model.mae.config.patch, pre.shape, settings, exclude)
     x, y = plan.to_original(df.x.to_numpy(), df.y.to_numpy())
     return df.assign(x=x, y=y)
 
@@ -102,7 +113,7 @@ def choose_cluster(
     if example is not None:
         path, picks = example
         image = read_micrograph(path).image
-        _, plan, _, labels = _embed_labels(model, image, diameter)
+        _, _, plan, _, labels = _embed_labels(model, image, diameter)
         x, y = plan.to_preprocessed(picks.x.to_numpy(), picks.y.to_numpy())
         r = diameter / plan.scale / 2
         rows, cols = np.mgrid[: labels.shape[0], : labels.shape[1]]
@@ -118,7 +129,7 @@ def choose_cluster(
     d_pre = diameter
     for path in paths[:CHOOSE_FROM]:
         image = read_micrograph(path).image
-        pre, plan, _, lab = _embed_labels(model, image, diameter)
+        _, pre, plan, _, lab = _embed_labels(model, image, diameter)
         labels.append(lab)
         images.append(pre)
         d_pre = diameter / plan.scale

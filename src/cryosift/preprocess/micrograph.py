@@ -149,13 +149,17 @@ def preprocess(
     ``image`` ``(rows, cols)`` any real dtype; ``diameter`` the particle diameter in px of
     ``image``. Returns the preprocessed ``(out_rows, out_cols)`` float32 image (mean 0, sd 1)
     and the :class:`Resize` that maps its coordinates back."""
+    plan = plan_resize(image.shape, long_side)
+    return filter_resized(resize(image, plan), diameter / plan.scale, filters), plan
+
+
+def filter_resized(small: np.ndarray, d: float, filters: str = "proper") -> np.ndarray:
+    """The filters of :func:`preprocess` on an already resized micrograph ``(rows, cols)``
+    with particle diameter ``d`` px: background normalisation, Wiener, CLAHE, guided."""
     from skimage.exposure import equalize_adapthist
 
     if filters not in FILTERS:
         raise ValueError(f"filters must be one of {FILTERS}, not {filters!r}")
-    plan = plan_resize(image.shape, long_side)
-    small = resize(image, plan)
-    d = diameter / plan.scale
     x = normalise_background(small, d)
     win = max(3, round(d / 6) | 1)
     if filters == "proper":
@@ -168,4 +172,4 @@ def preprocess(
         x = guided_filter(x, max(1, round(d / 6)), eps=1e-3)
     else:
         x = ndimage.uniform_filter(ndimage.uniform_filter(x, win), win)
-    return _standardise(x), plan
+    return _standardise(x)
