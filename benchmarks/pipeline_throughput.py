@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cryosift.extract.run import find_micrographs
+from cryosift.extract.run import ctf_by_micrograph, find_micrographs
 from cryosift.pipeline.run import RunConfig, run_pipeline
 from cryosift.simulate.micrographs import MicrographSimConfig, write_simulated_micrographs
 from cryosift.simulate.volume import phantom_volume
@@ -44,9 +44,7 @@ def main() -> None:
         phantom_volume(64), MicrographSimConfig(n_micrographs=args.micrographs, seed=1), sim
     )
     mics = find_micrographs(sim / "micrographs_ctf.star")
-    ctf_cols = ["rlnDefocusU", "rlnDefocusV", "rlnDefocusAngle", "rlnVoltage",
-                "rlnSphericalAberration", "rlnAmplitudeContrast", "rlnPhaseShift"]  # fmt: skip
-    ctf = {m.key: {c: float(getattr(m, c)) for c in ctf_cols} for m in mics.itertuples()}
+    ctf = ctf_by_micrograph(mics, None, None, sim)
     n = len(mics)
     rows = []
     stage, total = one_run(mics, ctf, WORK / "serial", jobs=1)

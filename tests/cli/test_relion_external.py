@@ -133,7 +133,7 @@ def test_external_job_abort_and_failure(run_sim, tmp_path):
 
 def test_external_abort_mid_run_keeps_finished_micrographs(run_sim, tmp_path):
     """The abort file is looked for after each micrograph: finished ones stay for a rerun."""
-    from cryosift.cli.run import mic_ctf
+    from cryosift.extract.run import ctf_by_micrograph
     from cryosift.picking.run import find_with_diameter
     from cryosift.pipeline.run import Aborted, RunConfig, run_pipeline
 
@@ -149,7 +149,9 @@ def test_external_abort_mid_run_keeps_finished_micrographs(run_sim, tmp_path):
         return abort.exists()
 
     with pytest.raises(Aborted):
-        run_pipeline(mics, cfg, out, ctf=mic_ctf(mics, None, angpix), should_stop=stop)
+        run_pipeline(
+            mics, cfg, out, ctf=ctf_by_micrograph(mics, None, angpix, run_sim), should_stop=stop
+        )
     assert len(list((out / "Done").glob("*.json"))) == 2
     assert not (out / "particles.star").exists()
 

@@ -37,7 +37,8 @@ def test_dask_cluster_gives_the_local_outputs(reference_run, run_sim, tmp_path, 
 
 
 def test_killed_worker_loses_and_duplicates_nothing(reference_run, run_sim, tmp_path, cluster):
-    from cryosift.cli.run import mic_ctf, read_truth
+    from cryosift.cli.run import read_truth
+    from cryosift.extract.run import ctf_by_micrograph
     from cryosift.picking.run import find_with_diameter
     from cryosift.pipeline.run import RunConfig, run_pipeline
 
@@ -57,7 +58,7 @@ def test_killed_worker_loses_and_duplicates_nothing(reference_run, run_sim, tmp_
                 mics,
                 cfg,
                 out,
-                ctf=mic_ctf(mics, None, angpix),
+                ctf=ctf_by_micrograph(mics, None, angpix, run_sim),
                 truth=read_truth(run_sim / "Coordinates", mics),
                 scheduler=cluster.scheduler_address,
                 report=False,

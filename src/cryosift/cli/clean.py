@@ -15,8 +15,7 @@ import typer
 from rich.table import Table
 
 from cryosift.cli.common import console, guarded, progress_bar
-from cryosift.io.particles import read_particles
-from cryosift.outliers.clean import CleanConfig, clean_particles, write_clean_outputs
+from cryosift.outliers.clean import CleanConfig, clean_file
 from cryosift.outliers.detector import VERDICTS
 from cryosift.outliers.rules import DEFAULT_PRESET, POLARITIES, PRESETS
 
@@ -82,23 +81,23 @@ def main(
         raise typer.BadParameter(
             f"--polarity must be one of {', '.join(POLARITIES)} (got {polarity!r})"
         )
-    pset = read_particles(particles, datadir=datadir, angpix=angpix)
-    try:
-        cfg = CleanConfig(
-            diameter_A=diameter_A,
-            radius_px=radius_px,
-            size=size,
-            peaks=peaks,
-            rules=rules,
-            polarity=polarity,
-            phase_flip=phase_flip,
-            chunk=chunk,
-        )
-        with progress_bar() as bar:
-            task = bar.add_task("cleaning", total=len(pset), rate="")
-            result = clean_particles(pset, cfg, on_progress=lambda n: bar.advance(task, n))
-        write_clean_outputs(outdir, pset, result)
-    finally:
-        pset.close()
-    console.print(summary_table(result, len(pset), outdir))
-    console.print(summary_line(result, len(pset)), highlight=False)
+    cfg = CleanConfig(
+        diameter_A=diameter_A,
+        radius_px=radius_px,
+        size=size,
+        peaks=peaks,
+        rules=rules,
+        polarity=polarity,
+        phase_flip=phase_flip,
+        chunk=chunk,
+    )
+    with progress_bar() as bar:
+
+        def start(total: int):
+            task = bar.add_task("cleaning", total=total, rate="")
+            return lambda n: bar.advance(task, n)
+
+        result = clean_file(particles, cfg, outdir, angpix=angpix, datadir=datadir, progress=start)
+    n = len(result.table)
+    console.print(summary_table(result, n, outdir))
+    console.print(summary_line(result, n), highlight=False)

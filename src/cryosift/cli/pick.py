@@ -31,7 +31,7 @@ from cryosift.cli.common import (
 from cryosift.errors import InputError
 from cryosift.io.coords import read_coords
 from cryosift.io.micrographs import resolve_key
-from cryosift.picking.model import load_model, pick_device
+from cryosift.picking.model import cached_model, pick_device
 from cryosift.picking.run import PickJob, choose_cluster, find_with_diameter, run_picking
 
 
@@ -96,7 +96,8 @@ def main(
     if jobs < 1:
         raise typer.BadParameter("--jobs must be at least 1")
     dev = pick_device(device)
-    picker = load_model(model, dev)
+    folder = str(model.resolve()) if model else None
+    picker = cached_model(folder, dev)  # kept for the micrographs picked in this process
     example = None
     if example_coords is not None:
         picks = read_coords(example_coords)
@@ -128,7 +129,7 @@ def main(
         task = bar.add_task("picking", total=len(mics), rate="")
         summary = run_picking(
             mics,
-            str(model.resolve()) if model else None,
+            folder,
             job,
             outdir,
             settings,

@@ -113,7 +113,8 @@ def _value(args: dict, label: str):
 
 def run_job(args: dict[str, str]) -> list[tuple[str, str]]:
     """Do the job RELION asked for; returns the output nodes (name, kind)."""
-    from cryosift.cli.run import box_and_size, mic_ctf
+    from cryosift.cli.run import box_and_size
+    from cryosift.extract.run import ctf_by_micrograph
     from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS
     from cryosift.picking.model import pick_device
     from cryosift.picking.run import find_with_diameter
@@ -128,7 +129,8 @@ def run_job(args: dict[str, str]) -> list[tuple[str, str]]:
     jobs = int(args.get("j", 1))
 
     if "in_parts" in args and "in_mics" not in args:
-        return [(prefix + "inliers.star", "particles")] if _clean_only(args, out, rules) else []
+        _clean_only(args, out, rules)
+        return [(prefix + "inliers.star", "particles")]
     if "in_mics" not in args:
         raise InputError(None, "give --in_mics (micrographs STAR) or --in_parts (particles STAR)")
     in_mics = Path(args["in_mics"])
@@ -160,7 +162,7 @@ def run_job(args: dict[str, str]) -> list[tuple[str, str]]:
         mics,
         cfg,
         out,
-        ctf=mic_ctf(mics, None, mic_angpix),
+        ctf=ctf_by_micrograph(mics, None, mic_angpix, in_mics),
         given=given,
         jobs=jobs,
         device=pick_device(args.get("device")),
@@ -174,23 +176,16 @@ def run_job(args: dict[str, str]) -> list[tuple[str, str]]:
     return nodes
 
 
-def _clean_only(args: dict, out: Path, rules: str) -> bool:
-    from cryosift.io.particles import read_particles
-    from cryosift.outliers.clean import CleanConfig, clean_particles, write_clean_outputs
+def _clean_only(args: dict, out: Path, rules: str) -> None:
+    from cryosift.outliers.clean import CleanConfig, clean_file
 
-    pset = read_particles(args["in_parts"], angpix=_value(args, "angpix"))
-    try:
-        radius = _value(args, "diameter_px")
-        cfg = CleanConfig(
-            diameter_A=_value(args, "diameter_A"),
-            radius_px=None if radius is None else radius / 2,
-            rules=rules,
-        )
-        result = clean_particles(pset, cfg)
-        write_clean_outputs(out, pset, result)
-    finally:
-        pset.close()
-    return True
+    diameter_px = _value(args, "diameter_px")
+    cfg = CleanConfig(
+        diameter_A=_value(args, "diameter_A"),
+        radius_px=None if diameter_px is None else diameter_px / 2,
+        rules=rules,
+    )
+    clean_file(args["in_parts"], cfg, out, angpix=_value(args, "angpix"))
 
 
 def main(ctx: typer.Context) -> None:

@@ -32,7 +32,7 @@ from cryosift.cli.common import (
 from cryosift.errors import InputError
 from cryosift.outliers.detector import VERDICTS
 from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS
-from cryosift.picking.model import pick_device
+from cryosift.picking.model import cached_model, pick_device
 from cryosift.pipeline.run import RunConfig, RunResult, run_pipeline
 
 #: Box side in particle diameters, and the largest side boxes are cropped to by default.
@@ -41,46 +41,23 @@ BOX_DIAMETERS, MAX_SIZE = 2.0, 128
 INTERRUPTED = "interrupted; finished micrographs are kept, run the same command to resume"
 
 
-def even(value: float) -> int:
-    return max(4, 2 * round(value / 2))
-
-
 def box_and_size(
     diameter: float, box_px: int | None, box_A: float | None, size: int | None, angpix
 ) -> tuple[int, int]:
     """Box side (micrograph px; default two diameters) and the side it is cropped to
     (default: the box, at most :data:`MAX_SIZE`)."""
-    if box_px is not None and box_A is not None:
-        raise typer.BadParameter("give --box-px or --box-A, not both")
-    if box_A is not None:
-        if not angpix:
-            raise InputError(None, "--box-A needs a pixel size: give --angpix")
-        box_px = even(box_A / angpix)
-    box = int(box_px) if box_px is not None else even(BOX_DIAMETERS * diameter)
+    from cryosift.cli.extract import box_pixels
+
+    if box_px is None and box_A is None:
+        box = max(4, 2 * round(BOX_DIAMETERS * diameter / 2))
+    else:
+        box = box_pixels(box_px, box_A, angpix)
     if box <= diameter:
         raise typer.BadParameter(f"box {box} px must be larger than the particle ({diameter:.0f})")
     out = size if size is not None else min(box, MAX_SIZE)
     if not 16 <= out <= box:
         raise typer.BadParameter(f"--size {out} px must lie between 16 and the box ({box} px)")
     return box, out
-
-
-def mic_ctf(mics, ctf_star: Path | None, angpix) -> dict[str, dict] | None:
-    """CTF columns by micrograph key: from ``--ctf`` or from the micrographs STAR itself."""
-    from cryosift.extract.run import check_ctf_angpix
-    from cryosift.io.micrographs import CTF_COLUMNS, read_micrographs_star
-
-    table = mics
-    if ctf_star is not None:
-        table = read_micrographs_star(ctf_star)
-        check_ctf_angpix(ctf_star, table, angpix)
-    if "rlnDefocusU" not in table.columns:
-        return None
-    by_key = table.set_index("key")
-    missing = [k for k in mics.key if k not in by_key.index]
-    if missing:
-        raise InputError(ctf_star or "micrographs", f"no CTF for micrograph {missing[0]}")
-    return {k: by_key.loc[k, list(CTF_COLUMNS)].astype(float).to_dict() for k in mics.key}
 
 
 def read_truth(spec: Path, mics, fmt: str | None = None) -> dict:
@@ -157,6 +134,7 @@ def main(
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html"),
 ) -> None:
     """Micrographs -> picks -> particles -> inliers, with report.html and run.json."""
+    from cryosift.extract.run import ctf_by_micrograph
     from cryosift.picking.run import find_with_diameter
 
     started = time.perf_counter()
@@ -170,15 +148,15 @@ def main(
         raise typer.BadParameter("--jobs must be at least 1")
     signal.signal(signal.SIGTERM, _sigterm)
     mics, mic_angpix, diameter = find_with_diameter(micrographs, diameter_A, diameter_px, angpix)
-    ctf_by_key = mic_ctf(mics, ctf, mic_angpix)
+    ctf_by_key = ctf_by_micrograph(mics, ctf, mic_angpix, micrographs)
     if phase_flip and ctf_by_key and not mic_angpix:
         raise InputError(micrographs, "phase flipping needs a pixel size: give --angpix")
     true_coords = read_truth(truth, mics) if truth is not None else None
     box, out = box_and_size(diameter, box_px, box_A, size, mic_angpix)
-    if model is not None:
-        from cryosift.picking.model import load_model
-
-        load_model(model)  # a damaged model fails here, before any output
+    dev = pick_device(device)
+    folder = str(model.resolve()) if model else None
+    if folder is not None:
+        cached_model(folder, dev)  # a damaged model fails here, before any output
     cfg = RunConfig(
         diameter=round(diameter, 3),
         box=box,
@@ -186,7 +164,7 @@ def main(
         angpix=mic_angpix,
         threshold=threshold,
         area_fraction=area_fraction,
-        model=str(model.resolve()) if model else None,
+        model=folder,
         phase_flip=phase_flip,
         rules=rules,
         seed=seed,
@@ -211,7 +189,7 @@ def main(
             truth=true_coords,
             jobs=jobs,
             scheduler=dask_scheduler,
-            device=pick_device(device),
+            device=dev,
             overwrite=overwrite,
             progress=progress,
             report=report,

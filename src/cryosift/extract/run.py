@@ -219,6 +219,29 @@ def check_ctf_angpix(ctf_star: Path, table: pd.DataFrame, angpix: float | None) 
         )
 
 
+def ctf_by_micrograph(
+    mics: pd.DataFrame,
+    ctf_star: str | os.PathLike | None,
+    angpix: float | None,
+    source: str | os.PathLike,
+) -> dict[str, dict[str, float]] | None:
+    """The :data:`CTF_COLUMNS` of each micrograph of ``mics`` by key: from ``ctf_star``
+    (whose pixel size must agree with ``angpix``), else from ``mics`` itself (a micrographs
+    STAR with defoci); None when neither has defoci. A micrograph without a CTF is an
+    :class:`InputError` naming ``ctf_star`` (or ``source``, the micrographs given)."""
+    table = mics
+    if ctf_star is not None:
+        table = read_micrographs_star(ctf_star)
+        check_ctf_angpix(Path(ctf_star), table, angpix)
+    if "rlnDefocusU" not in table.columns:
+        return None
+    by_key = table.set_index("key")
+    missing = [k for k in mics.key if k not in by_key.index]
+    if missing:
+        raise InputError(Path(ctf_star or source), f"no CTF for micrograph {missing[0]}")
+    return {k: by_key.loc[k, list(CTF_COLUMNS)].astype(float).to_dict() for k in mics.key}
+
+
 def plan_extraction(
     micrographs: str | os.PathLike,
     coords: str | os.PathLike,
@@ -237,12 +260,7 @@ def plan_extraction(
     mics = find_micrographs(micrographs)
     infos = [probe_micrograph(p) for p in mics.path]
     mic_angpix = micrograph_angpix(mics, infos, angpix)
-    ctf_table = mics
-    if ctf_star is not None:
-        ctf_table = read_micrographs_star(ctf_star)
-        check_ctf_angpix(Path(ctf_star), ctf_table, mic_angpix)
-    has_ctf = "rlnDefocusU" in ctf_table.columns
-    ctf_by_key = ctf_table.set_index("key") if has_ctf else None
+    ctf = ctf_by_micrograph(mics, ctf_star, mic_angpix, micrographs)
 
     picks = read_all_picks(coords, fmt)
     if coords_angpix is not None:
@@ -258,12 +276,11 @@ def plan_extraction(
         mine = by_key[row.key]
         for source, group in mine.groupby("source", sort=False):
             check_inside(group, info.shape, Path(source))
-        ctf = None
-        if ctf_by_key is not None:
-            if row.key not in ctf_by_key.index:
-                raise InputError(Path(ctf_star or micrographs), f"no CTF for micrograph {row.key}")
-            ctf = ctf_by_key.loc[row.key, list(CTF_COLUMNS)].astype(float).to_dict()
-        jobs.append(MicrographJob(row.key, str(row.name), Path(row.path), info.shape, mine, ctf))
+        jobs.append(
+            MicrographJob(
+                row.key, str(row.name), Path(row.path), info.shape, mine, ctf and ctf[row.key]
+            )
+        )
     return jobs, mic_angpix
 
 

@@ -306,3 +306,27 @@ def write_clean_outputs(outdir: Path, pset: ParticleSet, result: CleanResult) ->
         writers[outdir / "outliers.cs"] = lambda p: write_cs_subset(p, pset, outl)
     write_all_or_nothing(writers)
     return list(writers)
+
+
+def clean_file(
+    path: str | Path,
+    cfg: CleanConfig,
+    outdir: str | Path,
+    *,
+    angpix: float | None = None,
+    datadir: str | Path | None = None,
+    progress: Callable[[int], Callable[[int], None]] | None = None,
+) -> CleanResult:
+    """``cryosift clean`` on one particles file (STAR, ``.mrcs`` or ``.cs``): read it, judge
+    every particle and write the outputs of :func:`write_clean_outputs` into ``outdir``.
+    ``progress(n_particles)`` returns the function told of each chunk done."""
+    from cryosift.io.particles import read_particles
+
+    pset = read_particles(path, datadir=datadir, angpix=angpix)
+    try:
+        on_progress = progress(len(pset)) if progress else None
+        result = clean_particles(pset, cfg, on_progress=on_progress)
+        write_clean_outputs(Path(outdir), pset, result)
+    finally:
+        pset.close()
+    return result

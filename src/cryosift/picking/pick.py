@@ -240,9 +240,10 @@ def picks_from_mask(
     comp, _ = ndimage.label(pmap > 0.5)
     sizes = np.bincount(comp.ravel()).astype(np.float64) / particle_area(s.diameter)
     sizes[0] = 0.0
-    big = sizes[comp[rc[:, 0], rc[:, 1]]] > MAX_COMPONENT if len(rc) else np.empty(0, bool)
+    # dropped: in a component far larger than a particle, or in an excluded area
+    dropped = sizes[comp[rc[:, 0], rc[:, 1]]] > MAX_COMPONENT if len(rc) else np.empty(0, bool)
     if exclude is not None and len(rc):
-        big |= exclude[rc[:, 0], rc[:, 1]]
+        dropped |= exclude[rc[:, 0], rc[:, 1]]
     edge = s.diameter / 2 if s.edge is None else s.edge
     inside = (
         (rc[:, 0] >= edge)
@@ -253,7 +254,7 @@ def picks_from_mask(
         else np.empty(0, bool)
     )
     if s.area_fraction is None:
-        usable = score[inside & ~big] if len(score) else score
+        usable = score[inside & ~dropped] if len(score) else score
         thr = score_split(usable, s.seed) if s.threshold is None else s.threshold
         passed = score >= thr
     else:
@@ -266,8 +267,8 @@ def picks_from_mask(
             "x": rc[:, 1].astype(np.float64),
             "y": rc[:, 0].astype(np.float64),
             "score": score.astype(np.float64),
-            "passes": inside & ~big,
-            "keep": passed & inside & ~big,
+            "passes": inside & ~dropped,
+            "keep": passed & inside & ~dropped,
         }
     )
     return df

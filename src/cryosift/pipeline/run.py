@@ -227,8 +227,9 @@ def make_tasks(
 
 
 def _given(picks: pd.DataFrame) -> pd.DataFrame:
-    score = picks.score if "score" in picks else np.nan
-    return pd.DataFrame({"x": picks.x, "y": picks.y, "score": score}).reset_index(drop=True)
+    """Picks read by :func:`cryosift.io.coords.read_coords` (``score`` NaN when the format
+    has none) as a task takes them."""
+    return picks[["x", "y", "score"]].reset_index(drop=True)
 
 
 def extract_settings(cfg: RunConfig, optics: dict, phase_flip: bool) -> ExtractSettings:
@@ -461,14 +462,15 @@ def run_pipeline(
             "extract": tasks[0].extract.describe(),
         }
         run = RunResult(summary, table, metrics, timings, facts)
-        extra = {}
-        if metrics is not None:
-            extra[outdir / "metrics.csv"] = lambda p: metrics.to_csv(
-                p, index=False, float_format="%.4f"
-            )
         write_clean_outputs(outdir, pset, result)
-        if extra:
-            write_all_or_nothing(extra)
+        if metrics is not None:
+            write_all_or_nothing(
+                {
+                    outdir / "metrics.csv": lambda p: metrics.to_csv(
+                        p, index=False, float_format="%.4f"
+                    )
+                }
+            )
         if report:
             from cryosift.report.html import write_report
 
