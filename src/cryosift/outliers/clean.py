@@ -16,6 +16,7 @@ from cryosift.io.particles import ParticleSet, write_cs_subset, write_particles_
 from cryosift.outliers.detector import VERDICTS, Correlator, DetectorParams, detect
 from cryosift.outliers.profile import ProfileStats
 from cryosift.outliers.radial import (
+    SMOOTH_RADII,
     RadialDecision,
     RingProfiles,
     central_window,
@@ -172,7 +173,7 @@ def judge_stack(
             count += images.size
         stack_mean = total / max(count, 1)
     correlator = Correlator(w, rules.correlation, rules.dtype, workers)
-    rings = RingProfiles(w) if rules.decision == "profile" else None
+    rings = RingProfiles(w, SMOOTH_RADII * radius) if rules.decision == "profile" else None
     parts, profiles = [], []
     for images in chunks():
         oriented = images if sign == 1 else -images
