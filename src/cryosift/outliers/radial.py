@@ -3,8 +3,7 @@
 Every image (``(B, n, n)``, centre at pixel ``n // 2``) is summarised by its radial profiles:
 the mean and the variance of its low-passed, standardised pixels in each one-pixel ring
 around the centre (``2 * n_rings`` numbers, the same for every in-plane rotation of the
-image). The
-decision has two steps, neither of which needs a label:
+image). The decision has two steps, neither of which needs a label:
 
 1. **Null-calibrated first guess.** The radial-profile z-score (:mod:`cryosift.outliers.profile`)
    of pure noise is about N(0, 1) whatever the SNR, so ``z >= NOISE_Z`` (1.28) lets through

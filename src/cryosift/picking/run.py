@@ -36,7 +36,7 @@ from cryosift.picking.pick import (
     picks_from_mask,
     sequential_mask,
 )
-from cryosift.preprocess.micrograph import LONG_SIDE, filter_resized, plan_resize, resize
+from cryosift.preprocess.micrograph import preprocess_stages
 
 SETTINGS_FILE = "pick_settings.json"
 #: Micrographs looked at to choose the particle cluster.
@@ -62,9 +62,7 @@ class PickJob:
 def _embed_labels(model: PickerModel, image: np.ndarray, diameter: float):
     """The resized micrograph, its preprocessed form, the resize plan, the token embeddings
     and their k-means labels."""
-    plan = plan_resize(image.shape, model.preprocess.get("long_side", LONG_SIDE))
-    small = resize(image, plan)
-    pre = filter_resized(small, diameter / plan.scale, model.preprocess.get("filters", "proper"))
+    small, pre, plan = preprocess_stages(image, diameter, **model.preprocess)
     emb = embed_micrograph(model.mae, pre, model.mean, model.std)
     return small, pre, plan, emb, nearest_centroid(emb, model.centroids)
 

@@ -149,8 +149,21 @@ def preprocess(
     ``image`` ``(rows, cols)`` any real dtype; ``diameter`` the particle diameter in px of
     ``image``. Returns the preprocessed ``(out_rows, out_cols)`` float32 image (mean 0, sd 1)
     and the :class:`Resize` that maps its coordinates back."""
+    _, pre, plan = preprocess_stages(image, diameter, long_side, filters)
+    return pre, plan
+
+
+def preprocess_stages(
+    image: np.ndarray,
+    diameter: float,
+    long_side: int = LONG_SIDE,
+    filters: str = "proper",
+) -> tuple[np.ndarray, np.ndarray, Resize]:
+    """:func:`preprocess`, also returning the resized micrograph before the filters:
+    ``(resized, preprocessed, plan)``, both images ``(out_rows, out_cols)``."""
     plan = plan_resize(image.shape, long_side)
-    return filter_resized(resize(image, plan), diameter / plan.scale, filters), plan
+    small = resize(image, plan)
+    return small, filter_resized(small, diameter / plan.scale, filters), plan
 
 
 def filter_resized(small: np.ndarray, d: float, filters: str = "proper") -> np.ndarray:
