@@ -18,9 +18,11 @@ variants run side by side:
 The clean images of each variant are simulated once; only the noise changes with the SNR.
 Writes ``benchmarks/results/synthetic_outliers.csv``, ``synthetic_outliers_fig9.png`` (TPR
 and TNR against SNR), ``synthetic_outliers_fig10.png`` (TNR per outlier type) and
-``synthetic_outliers_radius.png``, and prints the table.
+``synthetic_outliers_radius.png``, and prints the table; then the default preset at SNR 1/70
+on five independent simulations (seeds 1-5) of ``protocol-white`` and ``protocol``, in
+``synthetic_outliers_seeds.csv``.
 
-Run: ``python benchmarks/synthetic_outliers.py`` (about 1 minute on 2 cores).
+Run: ``python benchmarks/synthetic_outliers.py`` (about 2 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -84,6 +86,25 @@ def run(seed: int = 1) -> pd.DataFrame:
                             **{k: round(v, 3) for k, v in rates.items()},
                         }
                     )
+    return pd.DataFrame(rows)
+
+
+def seed_spread(seeds=(1, 2, 3, 4, 5), snr: float = 1 / 70) -> pd.DataFrame:
+    """The default preset at one SNR on independent simulations (one per seed) of the
+    ``protocol`` and ``protocol-white`` variants: how much the 1/70 result moves with the
+    draw of projections, amplitudes, offsets and noise."""
+    vol, _ = load_volume(VOLUME)
+    vol = pad_and_scale(vol, 10)
+    particle_r = round(diameter_px(vol) / 2 * D / vol.shape[0], 2)
+    rows = []
+    for variant in ("protocol-white", "protocol"):
+        for seed in seeds:
+            cfg = protocol_config("kapnulin2024", vol.shape[0], seed=seed, **VARIANTS[variant])
+            sim = ParticleSimulator(vol, ANGPIX, cfg)
+            images = np.concatenate(list(sim.images(snr=snr)))
+            rates = outlier_rates(clean_images(images, particle_r).verdict, sim.plan.labels)
+            rows.append({"variant": variant, "seed": seed, "snr": f"1/{round(1 / snr)}",
+                         **{k: round(v, 3) for k, v in rates.items()}})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -177,12 +198,26 @@ def main() -> None:
     with pd.option_context("display.width", 200, "display.max_rows", 200):
         print(df[cols].to_string(index=False))
     target = df[(df.snr == "1/70") & (df.preset == DEFAULT_PRESET)]
+    # The targets (TPR >= 0.95, TNR >= 0.90 at 1/70) are set on white noise, the noise of the
+    # paper's script and the setting that reproduces its figure; coloured noise is reported.
     for _, row in target.iterrows():
         tnr = 0.90 if row.noise == "white" else 0.85
         ok = row.TPR >= 0.95 and row.TNR >= tnr
+        kind = "target" if row.noise == "white" else "coloured noise, reported against"
         print(
-            f"target at 1/70 ({row.variant}): TPR {row.TPR:.3f} >= 0.95 and TNR {row.TNR:.3f}"
-            f" >= {tnr:.2f}: {'met' if ok else 'NOT met'}"
+            f"{kind} at 1/70 ({row.variant}): TPR {row.TPR:.3f} >= 0.95 and TNR"
+            f" {row.TNR:.3f} >= {tnr:.2f}: {'met' if ok else 'NOT met'}"
+        )
+    spread = seed_spread()
+    spread.to_csv(RESULTS / "synthetic_outliers_seeds.csv", index=False)
+    print(f"\n{DEFAULT_PRESET} preset at SNR 1/70, one simulation per seed:")
+    print(spread.to_string(index=False))
+    for variant, g in spread.groupby("variant", sort=False):
+        tnr = 0.90 if variant == "protocol-white" else 0.85
+        met = int(((g.TPR >= 0.95) & (g.TNR >= tnr)).sum())
+        print(
+            f"{variant}: mean TPR {g.TPR.mean():.3f} TNR {g.TNR.mean():.3f}; target "
+            f"(TPR >= 0.95, TNR >= {tnr:.2f}) met on {met} of {len(g)} seeds"
         )
     main = df[(df.r == R) | (df.preset == DEFAULT_PRESET)]
     for variant in VARIANTS:

@@ -73,6 +73,9 @@ def main(
     ),
     datadir: Path = typer.Option(None, "--datadir", help="Where the stacks named in the file are"),
     chunk: int = typer.Option(None, "--chunk", help="Images per batch (default: from memory)"),
+    seed: int = typer.Option(
+        0, "--seed", help="Random seed of the simulated noise that sets the radial threshold"
+    ),
 ) -> None:
     """Remove noise, partial and multiple-particle images (radial-profile outlier removal)."""
     if rules not in PRESETS:
@@ -90,6 +93,7 @@ def main(
         polarity=polarity,
         phase_flip=phase_flip,
         chunk=chunk,
+        seed=seed,
     )
     with progress_bar() as bar:
 

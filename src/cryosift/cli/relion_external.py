@@ -184,6 +184,7 @@ def _clean_only(args: dict, out: Path, rules: str) -> None:
         diameter_A=_value(args, "diameter_A"),
         radius_px=None if diameter_px is None else diameter_px / 2,
         rules=rules,
+        seed=_value(args, "seed") or 0,
     )
     clean_file(args["in_parts"], cfg, out, angpix=_value(args, "angpix"))
 

@@ -20,6 +20,7 @@ from cryosift.outliers.radial import (
     RadialDecision,
     RingProfiles,
     central_window,
+    null_profiles,
     polarity,
     radial_decision,
     window_size,
@@ -41,7 +42,8 @@ class CleanConfig:
     images). ``size`` is the side the images are Fourier-cropped to (never up-sampled),
     ``peaks`` the number A of correlation maxima, ``phase_flip`` ``None`` for automatic
     (flip when the input has CTF parameters and is not marked as already flipped),
-    ``polarity`` ``"auto"``, ``"bright"`` or ``"dark"`` (``None``: the preset's).
+    ``polarity`` ``"auto"``, ``"bright"`` or ``"dark"`` (``None``: the preset's), ``seed``
+    the seed of the simulated noise that calibrates the ``radial`` threshold.
     """
 
     diameter_A: float | None = None
@@ -53,6 +55,7 @@ class CleanConfig:
     phase_flip: bool | None = None
     chunk: int | None = None
     workers: int = -1
+    seed: int = 0
 
 
 @dataclass
@@ -138,13 +141,15 @@ def judge_stack(
     chunk: int = 4096,
     polarity_choice: str | None = None,
     workers: int = -1,
+    seed: int = 0,
     on_progress: Callable[[int], None] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Judge ``n`` images read through ``prepare(rows) -> (len(rows), d, d)``.
 
     ``params`` holds the image side d and the particle radius r (px of the prepared images);
     the preset decides the detection window, the polarity and who decides (peak rules or
-    radial profiles). Returns the per-image table (offsets in prepared px) and run facts.
+    radial profiles, its threshold calibrated on noise simulated from ``seed``). Returns the
+    per-image table (offsets in prepared px) and run facts.
     """
     d, radius = params.size, params.radius
     w = window_size(d, radius, rules.window) if rules.window else d
@@ -188,7 +193,11 @@ def judge_stack(
     table = pd.concat(parts, ignore_index=True)
     facts = {"window": w, "polarity": sign}
     if rings is not None:
-        decision = radial_decision(np.concatenate(profiles), table["profile_z"].to_numpy())
+        decision = radial_decision(
+            np.concatenate(profiles),
+            table["profile_z"].to_numpy(),
+            null_profiles(stats, rings, seed),
+        )
         _apply_radial(table, decision)
         facts["radial_threshold"] = decision.threshold
     return table, facts
@@ -253,6 +262,7 @@ def clean_particles(
         chunk=chunk,
         polarity_choice=cfg.polarity,
         workers=cfg.workers,
+        seed=cfg.seed,
         on_progress=on_progress,
     )
     seconds = time.perf_counter() - t0
@@ -278,6 +288,7 @@ def clean_images(
     *,
     peaks: int = 10,
     polarity_choice: str | None = None,
+    seed: int = 0,
 ) -> pd.DataFrame:
     """Judge an in-memory stack ``(B, d, d)`` (already phase flipped and cropped) with
     particle radius ``radius`` px: the per-image table of :func:`judge_stack`."""
@@ -288,6 +299,7 @@ def clean_images(
         DetectorParams(size=images.shape[-1], radius=radius, peaks=peaks),
         get_rules(rules),
         polarity_choice=polarity_choice,
+        seed=seed,
     )
     return table
 

@@ -92,6 +92,14 @@ class ProfileStats:
         var = float((t2 * power * _hermitian_weights(self.size)).sum() / self.size**2)
         return float(np.sqrt(var)) if var > 0 else 1.0
 
+    def noise_images(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """``(n, size, size)`` float32 Gaussian noise images whose expected power spectrum is
+        the mean spectrum of the standardised images (zero mean: no power at frequency 0)."""
+        power = self._power / max(self.count, 1)
+        white = rng.standard_normal((n, self.size, self.size), dtype=np.float32)
+        shaped = sfft.rfft2(white) * np.sqrt(power).astype(np.float32)
+        return sfft.irfft2(shaped, s=(self.size, self.size)).astype(np.float32)
+
     def scorer(self) -> ProfileScorer:
         t = self.template
         return ProfileScorer(t, self.noise_sd(t))

@@ -3,17 +3,23 @@
 Every image (``(B, n, n)``, centre at pixel ``n // 2``) is summarised by its radial profiles:
 the mean and the variance of its low-passed, standardised pixels in each one-pixel ring
 around the centre (``2 * n_rings`` numbers, the same for every in-plane rotation of the
-image). The decision has two steps, neither of which needs a label:
+image). The decision has three steps, none of which needs a label:
 
 1. **Null-calibrated first guess.** The radial-profile z-score (:mod:`cryosift.outliers.profile`)
    of pure noise is about N(0, 1) whatever the SNR, so ``z >= NOISE_Z`` (1.28) lets through
    10 % of noise images and splits the stack into provisional particles and outliers.
-2. **Refined ranking.** A linear discriminant (shrinkage LDA) between the two provisional
-   groups, on the standardised radial profiles, scores every image; it is refitted on its own
-   ranking a few times, and the threshold keeps as many images as the first guess did. The
-   count comes from the noise null, so it does not depend on how many outliers the stack
-   holds; the profiles rank partial and multiple-particle images (mass in the outer rings,
-   a flatter centre) below particles better than the z-score alone.
+2. **Ranking.** A linear discriminant (shrinkage LDA) between the two provisional groups, on
+   the standardised radial profiles, scores every image; it is refitted on its own ranking a
+   few times (as many on top as the first guess kept). The profiles rank partial and
+   multiple-particle images (mass in the outer rings, a flatter centre) below particles
+   better than the z-score alone.
+3. **Threshold from simulated noise.** Gaussian noise images with the stack's own mean power
+   spectrum are scored by the same discriminant, and the threshold lets through the same
+   10 % of them as the first guess did; the discriminant is refitted once on the groups this
+   threshold makes, and the threshold taken again. The first guess loses the particles whose
+   z-score falls below 1.28 (one in nine at SNR 1/70); the discriminant's score separates them
+   from noise, so the threshold keeps them. It does not depend on how many outliers the stack
+   holds.
 
 Also here: the detection window (a central crop sized from the particle diameter) and the
 contrast polarity found from the stack's typical profile.
@@ -21,17 +27,22 @@ contrast polarity found from the stack's typical profile.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage, sparse
 from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from cryosift.outliers.profile import image_moments, ring_index
+from cryosift.outliers.profile import ProfileStats, image_moments, ring_index
 
-#: z-score above which pure noise falls with probability 10 % (the standard normal's 0.9
-#: quantile): the first guess lets through one noise image in ten.
+#: Share of pure-noise images the decision lets through.
+NOISE_PASS = 0.10
+#: z-score above which pure noise falls with probability ``NOISE_PASS`` (the standard
+#: normal's 0.9 quantile): the first guess lets through one noise image in ten.
 NOISE_Z = 1.2816
+#: Simulated noise images that calibrate the final threshold.
+NULL_IMAGES = 16384
 #: Gaussian low-pass applied before the ring profiles, its sigma in particle radii: finer
 #: detail is mostly noise at the SNRs where the decision is hard.
 SMOOTH_RADII = 1 / 12
@@ -116,15 +127,35 @@ class RadialDecision:
         return self.score > self.threshold
 
 
+def _standardiser(x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Maps ``(B', F)`` features to zero mean, unit variance by the columns of ``x`` ``(B, F)``
+    (constant columns are only centred)."""
+    mean, sd = x.mean(axis=0), x.std(axis=0)
+    sd = np.where(sd > 0, sd, 1.0)
+    return lambda y: (np.asarray(y, dtype=np.float64) - mean) / sd
+
+
+def _fit(x: np.ndarray, group: np.ndarray) -> LinearDiscriminantAnalysis:
+    return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(x, group)
+
+
 def radial_decision(
-    profiles: np.ndarray, z: np.ndarray, z0: float = NOISE_Z, rounds: int = REFINE_ROUNDS
+    profiles: np.ndarray,
+    z: np.ndarray,
+    null: np.ndarray | None = None,
+    z0: float = NOISE_Z,
+    rounds: int = REFINE_ROUNDS,
 ) -> RadialDecision:
     """Judge a whole stack from its radial profiles ``(B, F)`` and z-scores ``(B,)``.
 
     The provisional particles are ``z >= z0``; a shrinkage LDA between them and the rest
     ranks every image. It is fitted ``rounds`` times, each time between the top of the
-    previous ranking (as many images as there are provisional particles) and the rest, and
-    the threshold keeps that many images. When the first guess keeps all or none (or the
+    previous ranking (as many images as there are provisional particles) and the rest.
+
+    With ``null`` ``(M, F)``, the profiles of pure-noise images (:func:`null_profiles`),
+    the threshold lets through ``NOISE_PASS`` of them; the LDA is refitted once between the
+    images above it and the rest, and the threshold is taken again. Without, the threshold
+    keeps as many images as the first guess. When the first guess keeps all or none (or the
     stack is tiny) the z-score is the score and ``z0`` the threshold. Deterministic: no
     random choice is made.
     """
@@ -133,14 +164,42 @@ def radial_decision(
     n_keep = int(provisional.sum())
     if n_keep < 2 or len(z) - n_keep < 2:
         return RadialDecision(z, float(z0), provisional)
-    x = np.asarray(profiles, dtype=np.float64)
-    sd = x.std(axis=0)
-    x = (x - x.mean(axis=0)) / np.where(sd > 0, sd, 1)
+    standardise = _standardiser(np.asarray(profiles, dtype=np.float64))
+    x = standardise(profiles)
     group = provisional
     for _ in range(max(1, rounds)):
-        lda = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(x, group)
+        lda = _fit(x, group)
         score = lda.decision_function(x)
         ranked = np.sort(score)[::-1]
         group = score >= ranked[n_keep - 1]
-    threshold = float((ranked[n_keep - 1] + ranked[n_keep]) / 2)
+    if null is None:
+        threshold = float((ranked[n_keep - 1] + ranked[n_keep]) / 2)
+        return RadialDecision(score, threshold, provisional)
+    null_x = standardise(null)
+
+    def null_threshold() -> float:
+        """The score above which ``NOISE_PASS`` of the noise images fall, by the current fit."""
+        return float(np.quantile(lda.decision_function(null_x), 1 - NOISE_PASS))
+
+    threshold = null_threshold()
+    group = score > threshold
+    if 2 <= group.sum() <= len(z) - 2:
+        lda = _fit(x, group)
+        score = lda.decision_function(x)
+        threshold = null_threshold()
     return RadialDecision(score, threshold, provisional)
+
+
+def null_profiles(
+    stats: ProfileStats, rings: RingProfiles, seed: int = 0, n: int = NULL_IMAGES
+) -> np.ndarray:
+    """Radial profiles ``(n, F)`` of Gaussian noise images with the mean power spectrum of
+    the images ``stats`` has seen: ``n // 2`` images and their negatives, so that the null
+    (and the decision) is the same for either contrast polarity. Made 512 at a time;
+    deterministic per ``seed``."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    for i in range(0, n // 2, 512):
+        noise = stats.noise_images(min(512, n // 2 - i), rng)
+        parts += [rings(noise), rings(-noise)]
+    return np.concatenate(parts)

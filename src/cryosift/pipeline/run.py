@@ -432,6 +432,7 @@ def run_pipeline(
             peaks=cfg.peaks,
             rules=cfg.rules,
             phase_flip=False,
+            seed=cfg.seed,
         )
         advance = progress("cleaning", len(pset))
         result = clean_particles(pset, clean_cfg, on_progress=advance)
