@@ -54,11 +54,22 @@ D, R, A = 33, 5, 10
 ANGPIX = 5.0  # Å/voxel of vol_65 (README of the shared data)
 
 
-def run(seed: int = 1) -> pd.DataFrame:
+#: TNR the default preset must reach at SNR 1/70 (with TPR >= 0.95), by noise colour. The
+#: targets are set on white noise, the noise of the paper's script and the setting that
+#: reproduces its figure; coloured noise is reported against issue 3's 0.85.
+TARGET_TNR = {"white": 0.90, "coloured": 0.85}
+
+
+def protocol_volume() -> tuple[np.ndarray, float]:
+    """The protocol's volume (edge-padded by 10 voxels, max 1) and the particle radius in px
+    at d = 33, which the default preset is given: the particle's own radius (from its
+    diameter), not the paper's r."""
     vol, _ = load_volume(VOLUME)
     vol = pad_and_scale(vol, 10)
-    # The default preset takes the particle's own radius (from its diameter), not the paper's r.
-    particle_r = diameter_px(vol) / 2 * D / vol.shape[0]
+    return vol, round(diameter_px(vol) / 2 * D / vol.shape[0], 2)
+
+
+def run(vol: np.ndarray, particle_r: float, seed: int = 1) -> pd.DataFrame:
     rows = []
     for variant, overrides in VARIANTS.items():
         sim = ParticleSimulator(
@@ -69,7 +80,7 @@ def run(seed: int = 1) -> pd.DataFrame:
             images = np.concatenate(list(sim.images(snr=snr)))
             radii = RADII if np.isclose(snr, 1 / 70) else (R,)
             for preset in PRESETS:
-                for r in radii if preset != DEFAULT_PRESET else (round(particle_r, 2),):
+                for r in radii if preset != DEFAULT_PRESET else (particle_r,):
                     det = clean_images(images, r, preset, peaks=A)
                     rates = outlier_rates(det.verdict, truth)
                     rows.append(
@@ -89,13 +100,12 @@ def run(seed: int = 1) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def seed_spread(seeds=(1, 2, 3, 4, 5), snr: float = 1 / 70) -> pd.DataFrame:
+def seed_spread(
+    vol: np.ndarray, particle_r: float, seeds=(1, 2, 3, 4, 5), snr: float = 1 / 70
+) -> pd.DataFrame:
     """The default preset at one SNR on independent simulations (one per seed) of the
     ``protocol`` and ``protocol-white`` variants: how much the 1/70 result moves with the
     draw of projections, amplitudes, offsets and noise."""
-    vol, _ = load_volume(VOLUME)
-    vol = pad_and_scale(vol, 10)
-    particle_r = round(diameter_px(vol) / 2 * D / vol.shape[0], 2)
     rows = []
     for variant in ("protocol-white", "protocol"):
         for seed in seeds:
@@ -103,7 +113,8 @@ def seed_spread(seeds=(1, 2, 3, 4, 5), snr: float = 1 / 70) -> pd.DataFrame:
             sim = ParticleSimulator(vol, ANGPIX, cfg)
             images = np.concatenate(list(sim.images(snr=snr)))
             rates = outlier_rates(clean_images(images, particle_r).verdict, sim.plan.labels)
-            rows.append({"variant": variant, "seed": seed, "snr": f"1/{round(1 / snr)}",
+            rows.append({"variant": variant, "noise": cfg.noise, "seed": seed,
+                         "snr": f"1/{round(1 / snr)}",
                          **{k: round(v, 3) for k, v in rates.items()}})  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -190,7 +201,8 @@ def main() -> None:
         sys.exit(f"needs {VOLUME} (the shared data folder beside the checkout)")
     RESULTS.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    df = run()
+    vol, particle_r = protocol_volume()
+    df = run(vol, particle_r)
     df.to_csv(RESULTS / "synthetic_outliers.csv", index=False)
     paths = plot(df)
     cols = ["variant", "snr", "snr_power", "preset", "r", "TPR", "TNR"]
@@ -198,22 +210,20 @@ def main() -> None:
     with pd.option_context("display.width", 200, "display.max_rows", 200):
         print(df[cols].to_string(index=False))
     target = df[(df.snr == "1/70") & (df.preset == DEFAULT_PRESET)]
-    # The targets (TPR >= 0.95, TNR >= 0.90 at 1/70) are set on white noise, the noise of the
-    # paper's script and the setting that reproduces its figure; coloured noise is reported.
     for _, row in target.iterrows():
-        tnr = 0.90 if row.noise == "white" else 0.85
+        tnr = TARGET_TNR[row.noise]
         ok = row.TPR >= 0.95 and row.TNR >= tnr
         kind = "target" if row.noise == "white" else "coloured noise, reported against"
         print(
             f"{kind} at 1/70 ({row.variant}): TPR {row.TPR:.3f} >= 0.95 and TNR"
             f" {row.TNR:.3f} >= {tnr:.2f}: {'met' if ok else 'NOT met'}"
         )
-    spread = seed_spread()
+    spread = seed_spread(vol, particle_r)
     spread.to_csv(RESULTS / "synthetic_outliers_seeds.csv", index=False)
     print(f"\n{DEFAULT_PRESET} preset at SNR 1/70, one simulation per seed:")
     print(spread.to_string(index=False))
-    for variant, g in spread.groupby("variant", sort=False):
-        tnr = 0.90 if variant == "protocol-white" else 0.85
+    for (variant, noise), g in spread.groupby(["variant", "noise"], sort=False):
+        tnr = TARGET_TNR[noise]
         met = int(((g.TPR >= 0.95) & (g.TNR >= tnr)).sum())
         print(
             f"{variant}: mean TPR {g.TPR.mean():.3f} TNR {g.TNR.mean():.3f}; target "

@@ -82,22 +82,26 @@ class ProfileStats:
         self.count += len(x)
 
     @property
+    def mean_power(self) -> np.ndarray:
+        """``(size, size // 2 + 1)`` mean power spectrum of the standardised images seen
+        (``rfft2`` half, ``|FFT|^2 / size^2``, zero at frequency 0)."""
+        return self._power / max(self.count, 1)
+
+    @property
     def template(self) -> np.ndarray:
         return radial_template(self._sum / max(self.count, 1))
 
     def noise_sd(self, template: np.ndarray) -> float:
         """Standard deviation of ``<noise, template>`` for noise with the mean spectrum."""
-        power = self._power / max(self.count, 1)
         t2 = np.abs(sfft.rfft2(template)) ** 2
-        var = float((t2 * power * _hermitian_weights(self.size)).sum() / self.size**2)
+        var = float((t2 * self.mean_power * _hermitian_weights(self.size)).sum() / self.size**2)
         return float(np.sqrt(var)) if var > 0 else 1.0
 
     def noise_images(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``(n, size, size)`` float32 Gaussian noise images whose expected power spectrum is
         the mean spectrum of the standardised images (zero mean: no power at frequency 0)."""
-        power = self._power / max(self.count, 1)
         white = rng.standard_normal((n, self.size, self.size), dtype=np.float32)
-        shaped = sfft.rfft2(white) * np.sqrt(power).astype(np.float32)
+        shaped = sfft.rfft2(white) * np.sqrt(self.mean_power).astype(np.float32)
         return sfft.irfft2(shaped, s=(self.size, self.size)).astype(np.float32)
 
     def scorer(self) -> ProfileScorer:

@@ -139,6 +139,12 @@ def _fit(x: np.ndarray, group: np.ndarray) -> LinearDiscriminantAnalysis:
     return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(x, group)
 
 
+def _noise_threshold(lda: LinearDiscriminantAnalysis, null_x: np.ndarray) -> float:
+    """The score of ``lda`` above which ``NOISE_PASS`` of the standardised noise profiles
+    ``null_x`` ``(M, F)`` fall."""
+    return float(np.quantile(lda.decision_function(null_x), 1 - NOISE_PASS))
+
+
 def radial_decision(
     profiles: np.ndarray,
     z: np.ndarray,
@@ -164,8 +170,9 @@ def radial_decision(
     n_keep = int(provisional.sum())
     if n_keep < 2 or len(z) - n_keep < 2:
         return RadialDecision(z, float(z0), provisional)
-    standardise = _standardiser(np.asarray(profiles, dtype=np.float64))
-    x = standardise(profiles)
+    x = np.asarray(profiles, dtype=np.float64)
+    standardise = _standardiser(x)
+    x = standardise(x)
     group = provisional
     for _ in range(max(1, rounds)):
         lda = _fit(x, group)
@@ -176,17 +183,12 @@ def radial_decision(
         threshold = float((ranked[n_keep - 1] + ranked[n_keep]) / 2)
         return RadialDecision(score, threshold, provisional)
     null_x = standardise(null)
-
-    def null_threshold() -> float:
-        """The score above which ``NOISE_PASS`` of the noise images fall, by the current fit."""
-        return float(np.quantile(lda.decision_function(null_x), 1 - NOISE_PASS))
-
-    threshold = null_threshold()
+    threshold = _noise_threshold(lda, null_x)
     group = score > threshold
     if 2 <= group.sum() <= len(z) - 2:
         lda = _fit(x, group)
         score = lda.decision_function(x)
-        threshold = null_threshold()
+        threshold = _noise_threshold(lda, null_x)
     return RadialDecision(score, threshold, provisional)
 
 
