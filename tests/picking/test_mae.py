@@ -120,3 +120,28 @@ def test_stitched_embeddings_have_no_seams():
     a, b = emb[1 + 10 : 40, 1 + 10 : 50], shifted[10:39, 10:49]
     # (re-tiling moves an embedding less than moving to the next token does)
     assert np.median(np.linalg.norm(a - b, axis=-1)) < 0.5 * np.median(diff)
+
+
+def test_centring_removes_the_position_in_window_pattern():
+    torch.manual_seed(0)
+    cfg = MaeConfig(tile=64, patch=4, width=32, depth=2, heads=2, decoder_width=32, decoder_depth=1)
+    m = MaskedAutoencoder(cfg).eval()
+    rng = np.random.default_rng(1)
+    image = rng.normal(size=(200, 260)).astype(np.float32)  # 5 x 6 windows of 12 x 12 tokens
+    raw = embed_micrograph(m, image, margin=8, centre=False)
+    centred = embed_micrograph(m, image, margin=8)
+    # what centring removes depends only on where a token sat in its window
+    removed = raw - centred
+    np.testing.assert_allclose(removed[:-12], removed[12:], atol=1e-5)
+    np.testing.assert_allclose(removed[:, :-12], removed[:, 12:], atol=1e-5)
+    # a featureless image leaves nothing but that pattern: centred, it is (almost) all zero
+    flat = np.zeros((200, 260), np.float32)
+    raw_flat = embed_micrograph(m, flat, margin=8, centre=False)
+    centred_flat = embed_micrograph(m, flat, margin=8)
+    assert raw_flat.reshape(-1, 32).std(0).mean() > 0.1
+    assert np.abs(centred_flat).max() < 1e-3 * raw_flat.reshape(-1, 32).std(0).mean() + 1e-5
+    # too few windows to average: left as it is
+    small = image[:60, :60]
+    np.testing.assert_array_equal(
+        embed_micrograph(m, small, margin=8), embed_micrograph(m, small, margin=8, centre=False)
+    )

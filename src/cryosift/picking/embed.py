@@ -4,6 +4,13 @@ The encoder sees ``tile x tile`` px windows placed every ``tile - 2 * margin`` p
 window only the central ``tile - 2 * margin`` px are kept, so every kept token had at least
 ``margin`` px of context on every side and neighbouring windows meet without a seam. The
 micrograph is reflected at its borders to give the outermost tokens the same context.
+
+A trained encoder also writes *where in its window* a token sat into the token's embedding
+(the position embedding passes through it): for a well-trained MAE this periodic pattern is
+most of the embeddings' variance, and k-means then clusters positions, not particles. So the
+stitched embeddings are **centred per window position**: the mean embedding over all windows
+of the micrograph at each of the ``s x s`` kept positions is subtracted (when there are at
+least :data:`MIN_WINDOWS` windows to average).
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from cryosift.picking.mae import MaskedAutoencoder
 
 #: Context kept on each side of a window's central region, px (two 4-px tokens).
 MARGIN = 8
+#: Windows needed to estimate the per-position mean embedding that centring removes.
+MIN_WINDOWS = 16
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -28,9 +37,11 @@ def embed_micrograph(
     std: float = 1.0,
     margin: int = MARGIN,
     batch: int = 128,
+    centre: bool = True,
 ) -> np.ndarray:
     """Embeddings ``(ceil(rows / p), ceil(cols / p), width)`` float32 of a preprocessed
-    ``(rows, cols)`` image, standardised by the training ``mean`` and ``std`` first."""
+    ``(rows, cols)`` image, standardised by the training ``mean`` and ``std`` first;
+    ``centre``: remove the position-in-window component (see the module docstring)."""
     c = model.config
     p, t = c.patch, c.tile
     step = t - 2 * margin
@@ -57,4 +68,8 @@ def embed_micrograph(
                 out[r // p : r // p + s, q // p : q // p + s] = e[k : k + s, k : k + s]
     finally:
         model.train(was_training)
+    if centre and len(origins) >= MIN_WINDOWS:
+        out = out.reshape(ny, s, nx, s, c.width)
+        out -= out.mean(axis=(0, 2), keepdims=True)
+        out = out.reshape(ny * s, nx * s, c.width)
     return out[:h, :w]
