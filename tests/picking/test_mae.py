@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import numpy as np
@@ -14,6 +15,13 @@ from cryosift.picking.model import PickerModel, load_model, save_model
 from cryosift.picking.train import TrainSettings, learning_rate, train
 
 TINY = MaeConfig(tile=32, patch=4, width=32, depth=2, heads=2, decoder_width=32, decoder_depth=1)
+
+
+@pytest.fixture
+def windowed() -> MaskedAutoencoder:
+    """An untrained MAE with the default 64-px windows (12 x 12 kept tokens with margin 8)."""
+    torch.manual_seed(0)
+    return MaskedAutoencoder(dataclasses.replace(TINY, tile=64)).eval()
 
 
 def test_patchify_orders_rows_then_columns():
@@ -101,10 +109,8 @@ def test_save_load_roundtrip(tmp_path):
     assert back.mean == 0.5 and back.std == 2.0
 
 
-def test_stitched_embeddings_have_no_seams():
-    torch.manual_seed(0)
-    cfg = MaeConfig(tile=64, patch=4, width=32, depth=2, heads=2, decoder_width=32, decoder_depth=1)
-    m = MaskedAutoencoder(cfg).eval()
+def test_stitched_embeddings_have_no_seams(windowed):
+    m = windowed
     rng = np.random.default_rng(0)
     image = rng.normal(size=(200, 260)).astype(np.float32)
     emb = embed_micrograph(m, image, margin=8)
@@ -122,10 +128,8 @@ def test_stitched_embeddings_have_no_seams():
     assert np.median(np.linalg.norm(a - b, axis=-1)) < 0.5 * np.median(diff)
 
 
-def test_centring_removes_the_position_in_window_pattern():
-    torch.manual_seed(0)
-    cfg = MaeConfig(tile=64, patch=4, width=32, depth=2, heads=2, decoder_width=32, decoder_depth=1)
-    m = MaskedAutoencoder(cfg).eval()
+def test_centring_removes_the_position_in_window_pattern(windowed):
+    m = windowed
     rng = np.random.default_rng(1)
     image = rng.normal(size=(200, 260)).astype(np.float32)  # 5 x 6 windows of 12 x 12 tokens
     raw = embed_micrograph(m, image, margin=8, centre=False)
