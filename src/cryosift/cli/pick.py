@@ -67,7 +67,9 @@ def main(
         help="Annotated picks of one micrograph: choose the particle cluster from them (paper)",
     ),
     threshold: float = typer.Option(
-        None, "--threshold", help="Keep picks with score >= this (default: set per micrograph)"
+        None,
+        "--threshold",
+        help="Keep picks with score >= this (default: per micrograph, 0.5 if ranked)",
     ),
     sequential: bool = typer.Option(
         False, "--sequential/--no-sequential", help="Per-micrograph k-means 3-4-5 (paper)"

@@ -27,9 +27,16 @@ from cryosift.cli.common import (
 )
 from cryosift.io.micrographs import read_micrograph
 from cryosift.picking.mae import DEFAULT_PRESET, PRESETS
-from cryosift.picking.model import load_model, pick_device
+from cryosift.picking.model import load_model, pick_device, save_model
 from cryosift.picking.run import find_with_diameter
-from cryosift.picking.train import FINE_TUNE, TrainSettings, tiles_per_epoch, train
+from cryosift.picking.train import (
+    FINE_TUNE,
+    RANK_MICROGRAPHS,
+    TrainSettings,
+    tiles_per_epoch,
+    train,
+    train_ranker,
+)
 from cryosift.preprocess.micrograph import preprocess
 
 
@@ -57,6 +64,9 @@ def main(
         DEFAULT_PRESET, "--preset", help=f"Architecture from scratch: {', '.join(PRESETS)}"
     ),
     init: Path = typer.Option(None, "--init", help="Start from this model folder"),
+    rank: bool = typer.Option(
+        True, "--rank/--no-rank", help="Learn the candidate ranker on these micrographs"
+    ),
     device: str = DEVICE,
     seed: int = typer.Option(0, "--seed", help="Random seed"),
 ) -> None:
@@ -107,6 +117,24 @@ def main(
             ),
             on_step=lambda: bar.advance(task),
         )
+    if rank:
+        paths = [Path(p) for p in mics.path]
+        with progress_bar() as bar:
+            task = bar.add_task(
+                "learning the ranker", total=min(len(paths), RANK_MICROGRAPHS), rate=""
+            )
+            model.ranker = train_ranker(
+                model, paths, diameter, angpix, seed, on_micrograph=lambda: bar.advance(task)
+            )
+        if model.ranker is None:
+            console.print("ranker: too few candidates to learn from; picks keep the map score")
+        else:
+            r = model.ranker.info
+            console.print(
+                f"ranker: {r['positives']} pseudo-particles and {r['negatives']} rejected "
+                f"boxes among {r['candidates']} candidates on {r['micrographs']} micrographs"
+            )
+        save_model(model, outdir)
     hist = model.info["loss_history"]
     console.print(
         f"model -> {outdir / 'model.pt'}; loss {hist[0]:.4f} -> {hist[-1]:.4f} over "

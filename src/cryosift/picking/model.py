@@ -10,6 +10,7 @@
 | ``centroids`` | ``(4, width)`` k-means centres fitted on training embeddings |
 | ``preprocess`` | ``long_side`` and ``filters`` used for training |
 | ``info`` | training record: seed, epochs, micrographs, final loss, versions |
+| ``ranker`` | ``None`` or the candidate ranker learned by ``cryosift train`` (a dict) |
 
 ``DIR/train_state.pt`` (optimiser, epoch) lets an interrupted ``cryosift train`` resume; it is
 not needed to pick. Both are written to a temporary file and renamed. The package ships one
@@ -29,6 +30,7 @@ import torch
 from cryosift.errors import InputError
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.picking.mae import MaeConfig, MaskedAutoencoder
+from cryosift.picking.rank import Ranker
 
 FORMAT = "cryosift-picker/1"
 MODEL_FILE = "model.pt"
@@ -45,6 +47,7 @@ class PickerModel:
     centroids: np.ndarray | None
     preprocess: dict = field(default_factory=lambda: {"long_side": 1024, "filters": "proper"})
     info: dict = field(default_factory=dict)
+    ranker: Ranker | None = None
 
     def to(self, device: str | torch.device) -> PickerModel:
         self.mae.to(device)
@@ -79,6 +82,7 @@ def save_model(model: PickerModel, directory: str | os.PathLike, half: bool = Fa
         "centroids": None if model.centroids is None else np.asarray(model.centroids, np.float32),
         "preprocess": dict(model.preprocess),
         "info": dict(model.info),
+        "ranker": None if model.ranker is None else model.ranker.to_dict(),
     }
     path = directory / MODEL_FILE
     atomic_torch_save(payload, path)
@@ -107,6 +111,7 @@ def load_model(directory: str | os.PathLike | None = None, device: str = "cpu") 
         payload["centroids"],
         payload["preprocess"],
         payload["info"],
+        None if payload.get("ranker") is None else Ranker.from_dict(payload["ranker"]),
     ).to(device)
 
 

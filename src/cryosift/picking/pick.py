@@ -13,10 +13,13 @@ For one micrograph (embeddings ``(h, w, D)``, one per ``p x p``-px token):
 4. the map is smoothed at the particle scale and its local maxima at least half a diameter
    apart are the candidates; each one's **score** is the smoothed map at its core minus the
    map's mean over the ring around it (d/2 to d): high for a particle-sized blob, near zero
-   inside a large region of the cluster (ice, carbon, aggregates);
+   inside a large region of the cluster (ice, carbon, aggregates). A model trained on the
+   user's micrographs replaces it with its ranker's probability
+   (:mod:`cryosift.picking.rank`);
 5. the default threshold is set per micrograph from its own scores (:func:`score_split`: a
    two-component Gaussian mixture, the score where a candidate becomes more likely a
-   particle than not), so it carries between datasets; ``threshold`` fixes one instead;
+   particle than not), so it carries between datasets, or is the ranker's probability 0.5;
+   ``threshold`` fixes one instead;
    ``area_fraction`` restores the paper's rule (the best candidates up to 4% of the area);
 6. candidates closer than a box half-size to the edge, or inside mask components far larger
    than a particle (aggregates, ice, carbon), are dropped.
@@ -29,11 +32,14 @@ Lengths are px of the preprocessed micrograph unless stated.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage
+
+from cryosift.picking.rank import THRESHOLD as RANKED_THRESHOLD
 
 #: Cluster counts of the sequential per-micrograph k-means (the paper's).
 SEQUENTIAL_K = (3, 4, 5)
@@ -228,14 +234,21 @@ def picks_from_mask(
     shape: tuple[int, int],
     s: PickSettings,
     exclude: np.ndarray | None = None,
+    rescore: Callable[[np.ndarray], np.ndarray] | None = None,
 ):
     """Candidates from a token mask: DataFrame ``x``, ``y`` (preprocessed px), ``score``,
     ``passes`` (the edge, aggregate and ``exclude`` filters; ``exclude`` is a bool map of
-    ``shape``, True where no pick may be), ``keep`` (those and the threshold)."""
+    ``shape``, True where no pick may be), ``keep`` (those and the threshold).
+
+    ``rescore(rc)`` replaces the map scores of the candidates ``(N, 2)`` (row, col) by
+    probabilities (a trained :class:`~cryosift.picking.rank.Ranker`); the default threshold
+    is then :data:`~cryosift.picking.rank.THRESHOLD` instead of the mixture split."""
     pmap = particle_map(mask, patch, shape)
     smap = ndimage.gaussian_filter(pmap, s.diameter / 6)
     rc = find_peaks(smap, s.diameter / 2)
     score = peak_scores(pmap, smap, rc, s.diameter)
+    if rescore is not None and len(rc):
+        score = np.asarray(rescore(rc), np.float64)
     # components of the half-level mask, in particle areas
     comp, _ = ndimage.label(pmap > 0.5)
     sizes = np.bincount(comp.ravel()).astype(np.float64) / particle_area(s.diameter)
@@ -255,7 +268,12 @@ def picks_from_mask(
     )
     if s.area_fraction is None:
         usable = score[inside & ~dropped] if len(score) else score
-        thr = score_split(usable, s.seed) if s.threshold is None else s.threshold
+        if s.threshold is not None:
+            thr = s.threshold
+        elif rescore is not None:
+            thr = RANKED_THRESHOLD
+        else:
+            thr = score_split(usable, s.seed)
         passed = score >= thr
     else:
         expected = s.area_fraction * shape[0] * shape[1] / particle_area(s.diameter)

@@ -36,6 +36,7 @@ from cryosift.picking.pick import (
     picks_from_mask,
     sequential_mask,
 )
+from cryosift.picking.rank import candidate_features
 from cryosift.preprocess.micrograph import preprocess_stages
 
 SETTINGS_FILE = "pick_settings.json"
@@ -67,9 +68,29 @@ def _embed_labels(model: PickerModel, image: np.ndarray, diameter: float):
     return small, pre, plan, emb, nearest_centroid(emb, model.centroids)
 
 
-def pick_image(model: PickerModel, image: np.ndarray, job: PickJob) -> pd.DataFrame:
-    """Picks of one micrograph ``(rows, cols)``: ``x``, ``y`` (original px, x = column),
-    ``score`` in [0, 1], ``keep`` (passes the threshold and filters)."""
+@dataclass
+class Candidates:
+    """What picking found on one micrograph: ``picks`` (``x``, ``y`` in original px, ``score``,
+    ``passes``, ``keep``), their positions ``rc`` ``(N, 2)`` (row, col) in preprocessed px,
+    the token embeddings ``emb`` ``(h, w, D)``, the token side ``patch`` and the particle
+    ``diameter`` in preprocessed px."""
+
+    picks: pd.DataFrame
+    rc: np.ndarray
+    emb: np.ndarray
+    patch: int
+    diameter: float
+
+    def features(self) -> np.ndarray:
+        """``(N, D)`` mean embedding over each candidate's particle disc (the ranker's input)."""
+        return candidate_features(self.emb, self.rc, self.patch, self.diameter)
+
+
+def find_candidates(
+    model: PickerModel, image: np.ndarray, job: PickJob, ranked: bool = True
+) -> Candidates:
+    """Candidates of one micrograph ``(rows, cols)``, scored by the model's ranker when it
+    has one and ``ranked``, else by the particle map (see :func:`picks_from_mask`)."""
     small, pre, plan, emb, labels = _embed_labels(model, image, job.diameter)
     mask = labels == job.cluster
     if job.sequential:
@@ -84,9 +105,24 @@ def pick_image(model: PickerModel, image: np.ndarray, job: PickJob) -> pd.DataFr
     exclude = None
     if job.dark_z is not None:
         exclude = darkness(small, settings.diameter) < -job.dark_z
-    df = picks_from_mask(mask, model.mae.config.patch, pre.shape, settings, exclude)
+    patch = model.mae.config.patch
+    rescore = None
+    if ranked and model.ranker is not None:
+        ranker = model.ranker
+
+        def rescore(rc: np.ndarray) -> np.ndarray:
+            return ranker.probability(emb, rc, patch, settings.diameter)
+
+    df = picks_from_mask(mask, patch, pre.shape, settings, exclude, rescore)
+    rc = np.stack([df.y.to_numpy(), df.x.to_numpy()], axis=1).astype(np.int64)
     x, y = plan.to_original(df.x.to_numpy(), df.y.to_numpy())
-    return df.assign(x=x, y=y)
+    return Candidates(df.assign(x=x, y=y), rc, emb, patch, settings.diameter)
+
+
+def pick_image(model: PickerModel, image: np.ndarray, job: PickJob) -> pd.DataFrame:
+    """Picks of one micrograph ``(rows, cols)``: ``x``, ``y`` (original px, x = column),
+    ``score`` in [0, 1], ``passes`` (the filters), ``keep`` (those and the threshold)."""
+    return find_candidates(model, image, job).picks
 
 
 def pick_micrograph(model: PickerModel, path: Path, job: PickJob, angpix=None) -> pd.DataFrame:

@@ -7,7 +7,8 @@ the paper. Every epoch ends with an atomic checkpoint, so an interrupted run res
 last finished epoch with the same result it would have had. Random draws come from
 ``numpy.random.default_rng([seed, epoch])`` and a torch generator seeded the same way.
 After training, a 4-cluster k-means is fitted on a subsample of the training micrographs'
-token embeddings and stored with the model.
+token embeddings and stored with the model. Then :func:`train_ranker` learns how to rank the
+candidates on those micrographs (:mod:`cryosift.picking.rank`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ import torch
 from cryosift.picking.embed import embed_micrograph
 from cryosift.picking.mae import MaeConfig, MaskedAutoencoder
 from cryosift.picking.model import STATE_FILE, PickerModel, atomic_torch_save, save_model
+from cryosift.picking.rank import Ranker, box_stack, fit_ranker, pseudo_labels
 
 #: Clusters of the global k-means (the paper's 4).
 N_CLUSTERS = 4
 #: Token embeddings drawn from the training micrographs to fit it.
 KMEANS_SAMPLE = 40_000
+#: Training micrographs (evenly spaced) whose candidates teach the ranker.
+RANK_MICROGRAPHS = 30
 
 
 @dataclass(frozen=True)
@@ -181,3 +185,46 @@ def train(
         model.preprocess = dict(init.preprocess)
     save_model(model, outdir)
     return model
+
+
+def train_ranker(
+    model: PickerModel,
+    paths: list[Path],
+    diameter: float,
+    angpix: float | None = None,
+    seed: int = 0,
+    on_micrograph: Callable[[], None] | None = None,
+) -> Ranker | None:
+    """Learn the model's candidate ranker on the micrographs at ``paths`` (particle
+    ``diameter`` in their px), without annotation: every candidate the picker finds (up to
+    :data:`RANK_MICROGRAPHS` micrographs) is boxed and judged by ``cryosift clean``'s default
+    detector; its verdicts and the picker's own keep/drop are the pseudo-labels, the mean
+    embedding over the particle's disc the features (:mod:`cryosift.picking.rank`). None
+    when there are too few of either label."""
+    from cryosift.io.micrographs import read_micrograph
+    from cryosift.outliers.clean import clean_images
+    from cryosift.outliers.rules import DEFAULT_PRESET
+    from cryosift.picking.run import PickJob, choose_cluster, find_candidates
+
+    cluster, _ = choose_cluster(model, paths, diameter)
+    job = PickJob(diameter=diameter, cluster=cluster, seed=seed)
+    take = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), RANK_MICROGRAPHS)).astype(int))
+    features, kept, boxes = [], [], []
+    radius = diameter / 2
+    for i in take:
+        image = read_micrograph(paths[i], angpix).image
+        cand = find_candidates(model, image, job, ranked=False)
+        ok = cand.picks.passes.to_numpy()
+        features.append(cand.features()[ok])
+        kept.append(cand.picks.keep.to_numpy()[ok])
+        stack, radius = box_stack(image, cand.picks[["x", "y"]].to_numpy()[ok], diameter)
+        boxes.append(stack)
+        if on_micrograph:
+            on_micrograph()
+    stack = np.concatenate(boxes)
+    if not len(stack):
+        return None
+    verdict = clean_images(stack, radius, DEFAULT_PRESET, seed=seed)["verdict"].to_numpy()
+    positive, negative = pseudo_labels(np.concatenate(kept), verdict)
+    info = {"micrographs": len(take), "candidates": len(stack), "cluster": cluster}
+    return fit_ranker(np.concatenate(features), positive, negative, info)
