@@ -34,6 +34,23 @@ def shared_path(*parts: str) -> Path:
     return p
 
 
+def simulated_picking_micrographs(directory: Path, carbon: bool = False):
+    """Two simulated 1024 x 1024 micrographs (SNR 3, seed 11; the built-in phantom) written as
+    MRC at 2 Å/px into ``directory``: the micrographs (with their true coordinates), the
+    particle diameter in px and the file paths."""
+    from cryosift.io.mrc import write_stack
+    from cryosift.simulate.micrographs import MicrographSimConfig, simulate_micrograph
+    from cryosift.simulate.volume import diameter_px, phantom_volume
+
+    vol = phantom_volume(64)
+    cfg = MicrographSimConfig(shape=(1024, 1024), snr=3.0, carbon_edge=carbon, seed=11)
+    mics = [simulate_micrograph(vol, cfg, i, f"m{i}") for i in range(2)]
+    paths = [directory / f"{m.name}.mrc" for m in mics]
+    for m, path in zip(mics, paths, strict=True):
+        write_stack(path, m.image, 2.0)
+    return mics, diameter_px(vol), paths
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``cryosift ARGS`` in a fresh interpreter, capturing its output."""
     return subprocess.run(

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from scipy import ndimage
 
+from conftest import simulated_picking_micrographs
 from cryosift.evaluate.picks import evaluate_picks
 from cryosift.picking.model import load_model, shipped_model_dir
 from cryosift.picking.pick import (
@@ -20,8 +21,6 @@ from cryosift.picking.pick import (
     picks_from_mask,
 )
 from cryosift.picking.run import PickJob, choose_cluster, pick_image
-from cryosift.simulate.micrographs import MicrographSimConfig, simulate_micrograph
-from cryosift.simulate.volume import diameter_px, phantom_volume
 
 
 def test_shipped_model_loads_without_network(monkeypatch):
@@ -83,27 +82,13 @@ def test_darkness_flags_contamination_not_particles():
     assert (masked.keep == ~in_blob).all()
 
 
-def _simulated(carbon: bool):
-    vol = phantom_volume(64)
-    cfg = MicrographSimConfig(shape=(1024, 1024), snr=3.0, carbon_edge=carbon, seed=11)
-    mics = [simulate_micrograph(vol, cfg, i, f"m{i}") for i in range(2)]
-    return mics, diameter_px(vol)
-
-
 # Particles in ice, with contamination and touching pairs and aggregates: F1 >= 0.9. With a
 # carbon edge, the carbon's texture hides the particles on it and its border gives false
 # picks (measured F1 0.82): a known limit, held here as a floor.
 @pytest.mark.parametrize(("carbon", "floor"), [(False, 0.9), (True, 0.75)])
 def test_picks_simulated_micrographs(carbon, floor, tmp_path):
-    mics, d = _simulated(carbon)
+    mics, d, paths = simulated_picking_micrographs(tmp_path, carbon)
     model = load_model()
-    paths = []
-    from cryosift.io.mrc import write_stack
-
-    for m in mics:
-        p = tmp_path / f"{m.name}.mrc"
-        write_stack(p, m.image, 2.0)
-        paths.append(p)
     cluster, _ = choose_cluster(model, paths, d)
     job = PickJob(diameter=d, cluster=cluster)
     picks = {m.name: pick_image(model, m.image, job) for m in mics}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from conftest import simulated_picking_micrographs
 from cryosift.evaluate.picks import evaluate_picks
 from cryosift.picking.model import load_model, save_model
 from cryosift.picking.rank import (
@@ -13,6 +14,7 @@ from cryosift.picking.rank import (
     Ranker,
     box_stack,
     candidate_features,
+    detector_box,
     disc_means,
     fit_ranker,
     pseudo_labels,
@@ -110,9 +112,9 @@ def test_box_stack_centres_the_particle(diameter, size, radius):
     image = np.zeros((600, 500), np.float32)
     yy, xx = np.mgrid[:600, :500]
     image[(yy - 300) ** 2 + (xx - 200) ** 2 <= (diameter / 2) ** 2] = -1.0
-    boxes, r = box_stack(image, np.array([[200.0, 300.0], [5.0, 5.0]]), diameter)
-    assert boxes.shape == (2, size, size)
-    assert r == pytest.approx(radius)
+    boxes = box_stack(image, np.array([[200.0, 300.0], [5.0, 5.0]]), diameter)
+    assert boxes.shape == (2, size, size) and boxes.dtype == np.float32
+    assert detector_box(diameter)[2] == pytest.approx(radius)
     c = size // 2
     assert boxes[0, c, c] < -0.9 and boxes[0, 0, 0] > -0.1
     assert np.isfinite(boxes[1]).all()
@@ -131,20 +133,10 @@ def test_model_keeps_its_ranker_through_save_and_load(tmp_path):
 def test_learned_ranker_picks_simulated_micrographs(tmp_path):
     """``train_ranker`` on two simulated micrographs learns from the detector's verdicts a
     ranking that still picks them with F1 >= 0.9 at its default threshold."""
-    from cryosift.io.mrc import write_stack
     from cryosift.picking.run import PickJob, choose_cluster, pick_image
     from cryosift.picking.train import train_ranker
-    from cryosift.simulate.micrographs import MicrographSimConfig, simulate_micrograph
-    from cryosift.simulate.volume import diameter_px, phantom_volume
 
-    vol = phantom_volume(64)
-    cfg = MicrographSimConfig(shape=(1024, 1024), snr=3.0, carbon_edge=False, seed=11)
-    mics = [simulate_micrograph(vol, cfg, i, f"m{i}") for i in range(2)]
-    d = diameter_px(vol)
-    paths = []
-    for m in mics:
-        paths.append(tmp_path / f"{m.name}.mrc")
-        write_stack(paths[-1], m.image, 2.0)
+    mics, d, paths = simulated_picking_micrographs(tmp_path)
     model = load_model()
     ranker = train_ranker(model, paths, d)
     assert ranker is not None and ranker.info["micrographs"] == 2
@@ -155,5 +147,4 @@ def test_learned_ranker_picks_simulated_micrographs(tmp_path):
     kept = {k: v[v.keep] for k, v in picks.items()}
     truth = {m.name: m.coords[["x", "y"]] for m in mics}
     pooled = evaluate_picks(kept, truth, d).iloc[-1]
-    print(pooled.to_dict())
     assert pooled.f1 >= 0.9, pooled.to_dict()

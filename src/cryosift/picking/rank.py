@@ -4,11 +4,11 @@ The k-means particle map finds candidates well (on EMPIAR-10017 they hold 87% of
 labelled particles) but ranks them poorly. ``cryosift train`` therefore learns a ranking on
 the user's micrographs without annotation, from two views of every candidate:
 
-- **labels from the image**: the candidate's box, cut from the micrograph as
-  ``cryosift extract`` would, is judged by the radial-profile detector (``cryosift clean``'s
-  default preset, its threshold calibrated on simulated noise). A candidate the picker keeps
-  *and* the detector accepts is a pseudo-positive; one the detector rejects (noise, partial
-  or multiple) a pseudo-negative. Both kinds are noisy (on EMPIAR-10017, 75% and 32% true);
+- **labels from the image**: the candidate's box, cut from the micrograph and Fourier-cropped
+  (:func:`box_stack`), is judged by the radial-profile detector (``cryosift clean``'s default
+  preset, its threshold calibrated on simulated noise). A candidate the picker keeps *and*
+  the detector accepts is a pseudo-positive; one the detector rejects (noise, partial or
+  multiple) a pseudo-negative. Both kinds are noisy (on EMPIAR-10017, 75% and 32% true);
 - **features from the MAE**: the mean centred token embedding over the particle's disc.
 
 A logistic regression on the features (standardised, L2, C = :data:`C`) learns the
@@ -140,17 +140,21 @@ def fit_ranker(
     return Ranker(w, b, record)
 
 
-def box_stack(image: np.ndarray, xy: np.ndarray, diameter: float) -> tuple[np.ndarray, float]:
-    """Boxes of side :data:`BOX_DIAMETERS` diameters (even px) around ``xy`` ``(N, 2)`` (x, y)
-    in px of ``image`` ``(rows, cols)``, padded where they leave it and Fourier-cropped to
-    :data:`BOX_SIZE` (or kept, when smaller): ``(N, s, s)`` and the particle radius in their
-    px."""
+def detector_box(diameter: float) -> tuple[int, int, float]:
+    """For a particle ``diameter`` px of the micrograph: the box side cut (:data:`BOX_DIAMETERS`
+    diameters, even, at least 8 px), the side it is Fourier-cropped to (:data:`BOX_SIZE`, or
+    the box when smaller) and the particle radius in px of the cropped box."""
+    box = max(8, 2 * round(BOX_DIAMETERS * diameter / 2))
+    size = min(BOX_SIZE, box)
+    return box, size, diameter / 2 * size / box
+
+
+def box_stack(image: np.ndarray, xy: np.ndarray, diameter: float) -> np.ndarray:
+    """``(N, s, s)`` float32 boxes around ``xy`` ``(N, 2)`` (x, y) in px of ``image``
+    ``(rows, cols)``, padded where they leave it, cut and cropped as :func:`detector_box`
+    says."""
     from cryosift.extract.boxes import crop_boxes
     from cryosift.preprocess.fourier import fourier_crop
 
-    box = max(8, 2 * round(BOX_DIAMETERS * diameter / 2))
-    size = min(BOX_SIZE, box)
-    boxes = crop_boxes(image, xy, box, pad=True)
-    if size < box:
-        boxes = fourier_crop(boxes, size)
-    return boxes.astype(np.float32), diameter / 2 * size / box
+    box, size, _ = detector_box(diameter)
+    return fourier_crop(crop_boxes(image, xy, box, pad=True), size)

@@ -25,7 +25,7 @@ import torch
 from cryosift.picking.embed import embed_micrograph
 from cryosift.picking.mae import MaeConfig, MaskedAutoencoder
 from cryosift.picking.model import STATE_FILE, PickerModel, atomic_torch_save, save_model
-from cryosift.picking.rank import Ranker, box_stack, fit_ranker, pseudo_labels
+from cryosift.picking.rank import Ranker, box_stack, detector_box, fit_ranker, pseudo_labels
 
 #: Clusters of the global k-means (the paper's 4).
 N_CLUSTERS = 4
@@ -210,20 +210,19 @@ def train_ranker(
     job = PickJob(diameter=diameter, cluster=cluster, seed=seed)
     take = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), RANK_MICROGRAPHS)).astype(int))
     features, kept, boxes = [], [], []
-    radius = diameter / 2
     for i in take:
         image = read_micrograph(paths[i], angpix).image
         cand = find_candidates(model, image, job, ranked=False)
         ok = cand.picks.passes.to_numpy()
         features.append(cand.features()[ok])
         kept.append(cand.picks.keep.to_numpy()[ok])
-        stack, radius = box_stack(image, cand.picks[["x", "y"]].to_numpy()[ok], diameter)
-        boxes.append(stack)
+        boxes.append(box_stack(image, cand.picks[["x", "y"]].to_numpy()[ok], diameter))
         if on_micrograph:
             on_micrograph()
     stack = np.concatenate(boxes)
     if not len(stack):
         return None
+    radius = detector_box(diameter)[2]
     verdict = clean_images(stack, radius, DEFAULT_PRESET, seed=seed)["verdict"].to_numpy()
     positive, negative = pseudo_labels(np.concatenate(kept), verdict)
     info = {"micrographs": len(take), "candidates": len(stack), "cluster": cluster}
