@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -34,9 +37,15 @@ def test_pick_writes_relion_outputs_and_resumes(sim, tmp_path):
     assert len(listing) == 2
     summary = pd.read_csv(out / "pick_summary.csv")
     assert set(summary.status) == {"picked"}
-    # two processes (the default here) and one give the same files
+    # the survey learned a ranker, recorded for a resumed run
+    state = json.loads((out / "pick_state.json").read_text())
+    assert state["adapt"]["micrographs"] == 2 and "adaptation:" in res.stderr
+    # two processes (the default here) and one give the same files, and the micrographs
+    # given one by one (as the shell expands Micrographs/*.mrc) the same as the folder
     serial = tmp_path / "serial"
-    res = run_cli("pick", sim / "Micrographs", "--diameter-A", "88", "-o", serial, "--jobs", "1")
+    files_given = sorted((sim / "Micrographs").glob("*.mrc"))
+    assert len(files_given) == 2
+    res = run_cli("pick", *files_given, "--diameter-A", "88", "-o", serial, "--jobs", "1")
     assert res.returncode == 0, res.stderr
     for f in files:
         assert (serial / "Coordinates" / f.name).read_bytes() == f.read_bytes()
@@ -94,7 +103,7 @@ def test_train_from_shipped_model_then_pick(sim, tmp_path):
     model = tmp_path / "model"
     res = run_cli(
         "train",
-        sim / "Micrographs",
+        *sorted((sim / "Micrographs").glob("*.mrc")),
         "--diameter-A",
         "88",
         "-o",
@@ -153,3 +162,25 @@ def test_pick_missing_micrograph_and_bad_model(tmp_path):
     good = shared_path("real_micrographs", "fei-extended.mrc")
     res = run_cli("pick", good, "--diameter-A", "150", "--model", bad, "-o", out)
     assert res.returncode == 2 and "model.pt" in res.stderr and not out.exists()
+
+
+def test_no_adapt_keeps_the_map_score(sim, tmp_path):
+    out = tmp_path / "plain"
+    res = run_cli("pick", sim / "Micrographs", "--diameter-A", "88", "-o", out, "--no-adapt")
+    assert res.returncode == 0, res.stderr
+    assert "adaptation: off" in res.stderr
+    state = json.loads((out / "pick_state.json").read_text())
+    assert state["adapt"] is None and state["ranker"] is None
+
+
+@pytest.mark.parametrize("command", ["pick", "train", "run"])
+def test_several_paths_name_the_missing_one(tmp_path, command):
+    """Several micrograph paths are taken as given; a missing one is named in one line."""
+    good = tmp_path / "a.png"
+    from PIL import Image
+
+    Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype("uint8")).save(good)
+    out = tmp_path / "out"
+    res = run_cli(command, good, tmp_path / "missing.mrc", "--diameter-px", "20", "-o", out)
+    assert res.returncode == 2
+    assert "missing.mrc" in res.stderr and len(res.stderr.strip().splitlines()) == 1

@@ -14,6 +14,7 @@ import pytest
 import starfile
 
 from conftest import BAD_MICROGRAPHS, assert_cli_rejects, run_cli, shared_path
+from cryosift.errors import InputError
 from cryosift.io.coords import write_relion
 from cryosift.io.mrc import write_stack
 from cryosift.io.particles import read_particles
@@ -349,3 +350,24 @@ def test_empiar10017_extract_then_clean(tmp_path):
     assert len(scores) == summary.extracted.sum()
     # Every box holds a labelled particle: nearly all match the stack's radial profile.
     assert (scores.profile_z > 1).mean() > 0.9
+
+
+def test_several_micrograph_paths_equal_the_folder(tmp_path):
+    """``cryosift extract mics/*.mrc coords/`` (the shell's expansion) cuts what the folder
+    gives; the paths may mix files and folders, and a name given twice is refused."""
+    from cryosift.extract.run import find_micrographs
+
+    root = make_project(tmp_path, n=3, noise=0.1)
+    assert extract(root, "--box-px", "32").returncode == 0
+    files = sorted((root / "mics").glob("*.mrc"))
+    res = run_cli("extract", *files, root / "coords", "-o", root / "each", "--box-px", "32")
+    assert res.returncode == 0, res.stderr
+    assert (root / "each" / "particles.star").read_bytes() == (
+        root / "out" / "particles.star"
+    ).read_bytes()
+    mixed = find_micrographs([files[2], root / "mics" / "mic_[01].mrc"])  # a file, a glob
+    assert list(mixed.key) == ["mic_2", "mic_0", "mic_1"]
+    with pytest.raises(InputError, match="share the name"):
+        find_micrographs([files[0], files[0]])
+    with pytest.raises(InputError, match="no micrographs given"):
+        find_micrographs([])

@@ -61,7 +61,10 @@ def progress_bar() -> Progress:
 
 #: Options shared by the commands that read micrographs and need the particle size.
 MICROGRAPHS = typer.Argument(
-    ..., help="Micrographs: folder, glob ('mics/*.mrc'), one file, or a micrographs STAR"
+    ...,
+    metavar="MICROGRAPHS...",
+    help="Micrographs: files (Micrographs/*.mrc), a folder, a quoted glob or a micrographs STAR",
+    show_default=False,
 )
 OUTDIR = typer.Option(..., "-o", "--outdir", help="Output folder")
 DIAMETER_A = typer.Option(None, "--diameter-A", help="Particle diameter in Å")

@@ -17,9 +17,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cryosift.cli.common import console, guarded, progress_bar
+from cryosift.cli.common import MICROGRAPHS, console, guarded, progress_bar
 from cryosift.errors import InputError
-from cryosift.extract.run import ExtractSettings, plan_extraction, run_extraction
+from cryosift.extract.run import ExtractSettings, plan_extraction, run_extraction, spec_label
 from cryosift.io.coords import FORMATS
 
 #: RELION's default background circle: 75% of the box diameter.
@@ -88,9 +88,7 @@ def _named(summary, mask, what: str, count_col: str | None = None) -> str | None
 
 @guarded("extract")
 def main(
-    micrographs: Path = typer.Argument(
-        ..., help="Micrographs: folder, glob ('mics/*.mrc'), one file, or a micrographs STAR"
-    ),
+    micrographs: list[Path] = MICROGRAPHS,
     coords: Path = typer.Argument(
         ..., help="Coordinates: one file (STAR, .box, .cbox, .csv, topaz .txt, .cs) or a folder"
     ),
@@ -151,15 +149,19 @@ def main(
         coords_angpix=coords_angpix,
     )
     if phase_flip and not all(j.ctf for j in plan):
-        raise InputError(ctf or micrographs, "--phase-flip needs defoci: give --ctf STAR")
+        raise InputError(
+            ctf or spec_label(micrographs), "--phase-flip needs defoci: give --ctf STAR"
+        )
     if phase_flip and not mic_angpix:
-        raise InputError(micrographs, "--phase-flip needs a pixel size: give --angpix")
+        raise InputError(spec_label(micrographs), "--phase-flip needs a pixel size: give --angpix")
     box = box_pixels(box_px, box_A, mic_angpix)
     out = output_size(box, size, binning)
     if bg_radius_px is None:
         if diameter_A is not None:
             if not mic_angpix:
-                raise InputError(micrographs, "--diameter-A needs a pixel size: give --angpix")
+                raise InputError(
+                    spec_label(micrographs), "--diameter-A needs a pixel size: give --angpix"
+                )
             bg_radius_px = diameter_A / 2 / mic_angpix * out / box
         else:
             bg_radius_px = RELION_BG_FRACTION * out

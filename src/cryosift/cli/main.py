@@ -1,30 +1,71 @@
-"""Entry point of the ``cryosift`` command."""
+"""Entry point of the ``cryosift`` command.
+
+Each command lives in its own module of :mod:`cryosift.cli`, imported only when that command
+runs (or shows its own help): ``cryosift --help`` lists the commands from the short texts
+below without importing torch, scipy or the commands' modules.
+"""
 
 from __future__ import annotations
 
+import importlib
+
+import click
 import typer
+import typer.main
 
 from cryosift import __version__
-from cryosift.cli import clean, evaluate, extract, pick, relion_external, run, simulate, train
+
+#: name -> (module in cryosift.cli, one-line help shown by ``cryosift --help``).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "extract": ("extract", "Cut particle boxes from micrographs at picked coordinates."),
+    "clean": ("clean", "Remove noise, partial and multiple-particle images."),
+    "train": ("train", "Train the picker's masked autoencoder on unlabelled micrographs."),
+    "pick": ("pick", "Pick particles with the self-supervised MAE picker."),
+    "run": ("run", "Micrographs -> picks -> particles -> inliers, with a report."),
+    "relion-external": ("relion_external", "Run as a RELION External job."),
+    "simulate": ("simulate", "Simulate labelled particle stacks or micrographs."),
+    "evaluate": ("evaluate", "Measure picks or cleaning against ground truth."),
+}
+#: Commands whose module holds a Typer group (``app``) rather than one ``main``.
+GROUPS = {"simulate", "evaluate"}
+#: Commands that take RELION's own ``--label value`` arguments.
+PASS_THROUGH = {"relion-external"}
+
+
+def load_command(name: str) -> click.Command:
+    """The click command ``name``, importing its module now."""
+    module = importlib.import_module(f"cryosift.cli.{COMMANDS[name][0]}")
+    if name in GROUPS:
+        return typer.main.get_group(module.app)
+    single = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    settings = {"allow_extra_args": True, "ignore_unknown_options": True}
+    single.command(name, context_settings=settings if name in PASS_THROUGH else None)(module.main)
+    return typer.main.get_command(single)
+
+
+class LazyGroup(typer.core.TyperGroup):
+    """A group that imports a command's module only when the command is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        return load_command(name) if name in COMMANDS else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, text) for name, (_, text) in COMMANDS.items()])
+
 
 app = typer.Typer(
     name="cryosift",
+    cls=LazyGroup,
     help="Find particles in cryo-EM micrographs and remove the bad ones.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-app.command("extract")(extract.main)
-app.command("clean")(clean.main)
-app.command("train")(train.main)
-app.command("pick")(pick.main)
-app.command("run")(run.main)
-app.command(
-    "relion-external",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-)(relion_external.main)
-app.add_typer(simulate.app, name="simulate")
-app.add_typer(evaluate.app, name="evaluate")
 
 
 @app.callback(invoke_without_command=True)

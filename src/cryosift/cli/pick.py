@@ -32,7 +32,7 @@ from cryosift.errors import InputError
 from cryosift.io.coords import read_coords
 from cryosift.io.micrographs import resolve_key
 from cryosift.picking.model import cached_model, pick_device
-from cryosift.picking.run import PickJob, choose_cluster, find_with_diameter, run_picking
+from cryosift.picking.run import PickJob, find_with_diameter, run_picking
 
 
 def summary_table(summary, outdir: Path, cluster: int) -> Table:
@@ -51,9 +51,23 @@ def summary_table(summary, outdir: Path, cluster: int) -> Table:
     return table
 
 
+def adapt_line(state: dict) -> str:
+    """One line on what adaptation learned (or why it did not)."""
+    info = state.get("adapt")
+    if info is None:
+        return "adaptation: off (--no-adapt)"
+    counts = (
+        f"{info['positives']} pseudo-particles, {info['negatives']} rejected boxes "
+        f"among {info['candidates']} candidates on {info['micrographs']} micrographs"
+    )
+    if state.get("ranker") is None:
+        return f"adaptation: too few labels ({counts}); picks keep the particle map's score"
+    return f"adaptation: ranker learned from {counts} in {info['seconds']:.1f} s"
+
+
 @guarded("pick")
 def main(
-    micrographs: Path = MICROGRAPHS,
+    micrographs: list[Path] = MICROGRAPHS,
     outdir: Path = OUTDIR,
     diameter_A: float = DIAMETER_A,
     diameter_px: float = DIAMETER_PX,
@@ -84,7 +98,12 @@ def main(
     jobs: int = typer.Option(
         min(4, os.cpu_count() or 1), "--jobs", "-j", help="Micrographs picked in parallel"
     ),
-    seed: int = typer.Option(0, "--seed", help="Random seed of the k-means"),
+    adapt: bool = typer.Option(
+        True,
+        "--adapt/--no-adapt",
+        help="Learn how to rank candidates on these micrographs first (no annotation)",
+    ),
+    seed: int = typer.Option(0, "--seed", help="Random seed (k-means, adaptation)"),
 ) -> None:
     """Pick particles with the self-supervised MAE picker (RELION coordinate STAR output)."""
     started = time.perf_counter()
@@ -110,10 +129,9 @@ def main(
         if key is None:
             raise InputError(example_coords, f"micrograph {name!r} is not among those given")
         example = (Path(mics.path[mics.key == key].iloc[0]), picks)
-    cluster, how = choose_cluster(picker, list(mics.path), diameter, example)
     job = PickJob(
         diameter=diameter,
-        cluster=cluster,
+        cluster=-1,
         edge=edge_px,
         area_fraction=area_fraction,
         threshold=threshold,
@@ -121,15 +139,16 @@ def main(
         seed=seed,
     )
     settings = {
-        "job": job.__dict__,
+        "job": job.describe(),
+        "adapt": adapt,
+        "example_coords": str(example_coords) if example_coords else None,
         "model": str(model) if model else "shipped",
         "model_info": {k: v for k, v in picker.info.items() if k != "loss_history"},
         "angpix": mic_angpix,
-        "cluster_choice": how,
     }
     with progress_bar() as bar:
         task = bar.add_task("picking", total=len(mics), rate="")
-        summary = run_picking(
+        summary, state = run_picking(
             mics,
             folder,
             job,
@@ -139,7 +158,11 @@ def main(
             angpix=angpix,
             device=dev,
             jobs=jobs,
+            adapt=adapt,
+            example=example,
         )
+    cluster = int(state["cluster"])
+    console.print(adapt_line(state), highlight=False)
     console.print(summary_table(summary, outdir, cluster))
     console.print(
         f"diameter {diameter:.1f} px"

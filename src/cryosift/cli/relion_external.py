@@ -156,6 +156,7 @@ def run_job(args: dict[str, str]) -> list[tuple[str, str]]:
         area_fraction=_value(args, "area_fraction"),
         model=args.get("model"),
         rules=rules,
+        adapt=str(args.get("adapt", "yes")).lower() not in ("0", "no", "false", "off"),
         seed=_value(args, "seed") or 0,
     )
     run_pipeline(

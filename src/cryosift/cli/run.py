@@ -97,7 +97,7 @@ def _sigterm(signum, frame):  # a kill ends the run like Ctrl-C: temporary files
 
 @guarded("run", interrupted=INTERRUPTED)
 def main(
-    micrographs: Path = MICROGRAPHS,
+    micrographs: list[Path] = MICROGRAPHS,
     outdir: Path = OUTDIR,
     diameter_A: float = DIAMETER_A,
     diameter_px: float = DIAMETER_PX,
@@ -129,12 +129,17 @@ def main(
         None, "--dask-scheduler", help="Run per-micrograph work on this Dask cluster (tcp://H:P)"
     ),
     device: str = DEVICE,
+    adapt: bool = typer.Option(
+        True,
+        "--adapt/--no-adapt",
+        help="Learn how to rank candidates on the first micrographs (no annotation)",
+    ),
     seed: int = typer.Option(0, "--seed", help="Random seed"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again, ignoring past runs"),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html"),
 ) -> None:
     """Micrographs -> picks -> particles -> inliers, with report.html and run.json."""
-    from cryosift.extract.run import ctf_by_micrograph
+    from cryosift.extract.run import ctf_by_micrograph, spec_label
     from cryosift.picking.run import find_with_diameter
 
     started = time.perf_counter()
@@ -150,7 +155,9 @@ def main(
     mics, mic_angpix, diameter = find_with_diameter(micrographs, diameter_A, diameter_px, angpix)
     ctf_by_key = ctf_by_micrograph(mics, ctf, mic_angpix, micrographs)
     if phase_flip and ctf_by_key and not mic_angpix:
-        raise InputError(micrographs, "phase flipping needs a pixel size: give --angpix")
+        raise InputError(
+            spec_label(micrographs), "phase flipping needs a pixel size: give --angpix"
+        )
     true_coords = read_truth(truth, mics) if truth is not None else None
     box, out = box_and_size(diameter, box_px, box_A, size, mic_angpix)
     dev = pick_device(device)
@@ -167,11 +174,12 @@ def main(
         model=folder,
         phase_flip=phase_flip,
         rules=rules,
+        adapt=adapt,
         seed=seed,
     )
     inputs = {
         "command": " ".join(["cryosift", *sys.argv[1:]]),
-        "micrographs": str(micrographs),
+        "micrographs": [str(m) for m in micrographs],
         "ctf": str(ctf) if ctf else None,
         "truth": str(truth) if truth else None,
     }

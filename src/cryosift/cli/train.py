@@ -42,7 +42,7 @@ from cryosift.preprocess.micrograph import preprocess
 
 @guarded("train")
 def main(
-    micrographs: Path = MICROGRAPHS,
+    micrographs: list[Path] = MICROGRAPHS,
     outdir: Path = typer.Option(..., "-o", "--outdir", help="Model folder to write"),
     diameter_A: float = DIAMETER_A,
     diameter_px: float = DIAMETER_PX,

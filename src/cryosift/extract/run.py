@@ -15,7 +15,7 @@ import dataclasses
 import glob
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,30 +110,54 @@ def _expand(spec: Path, suffixes: tuple[str, ...]) -> list[Path]:
     return [spec]
 
 
-def find_micrographs(spec: str | os.PathLike) -> pd.DataFrame:
-    """Micrographs from a folder, a glob pattern, one file, or a micrographs STAR.
+Specs = str | os.PathLike | Sequence[str | os.PathLike]
+
+
+def spec_list(spec: Specs) -> list[Path]:
+    """One path or several (a shell-expanded glob) as a list of paths."""
+    if isinstance(spec, (str, os.PathLike)):
+        return [Path(spec)]
+    return [Path(s) for s in spec]
+
+
+def spec_label(spec: Specs) -> Path:
+    """The path an error about the micrographs ``spec`` names: the one given, or the first
+    of several."""
+    paths = spec_list(spec)
+    if not paths:
+        raise InputError(None, "no micrographs given")
+    return paths[0]
+
+
+def _find_one(spec: Path) -> pd.DataFrame:
+    if spec.suffix.lower() == ".star" and spec.is_file():
+        return read_micrographs_star(spec)
+    paths = _expand(spec, SUFFIXES)
+    if not paths:
+        raise InputError(spec, "no micrographs found (.mrc, .tif, .png, .jpg)")
+    return pd.DataFrame(
+        {
+            "name": [str(p) for p in paths],
+            "key": [micrograph_key(p) for p in paths],
+            "path": paths,
+            "angpix": np.nan,
+        }
+    )
+
+
+def find_micrographs(spec: Specs) -> pd.DataFrame:
+    """Micrographs from one or several folders, glob patterns, files or micrographs STARs
+    (several: as the shell expands ``Micrographs/*.mrc``), in the order given.
 
     Returns ``name``, ``key``, ``path``, ``angpix`` (NaN unless a STAR gives it) and, for a
     STAR with defoci, the CTF columns. Keys must be unique (they name the output stacks).
     """
-    spec = Path(spec)
-    if spec.suffix.lower() == ".star" and spec.is_file():
-        table = read_micrographs_star(spec)
-    else:
-        paths = _expand(spec, SUFFIXES)
-        if not paths:
-            raise InputError(spec, "no micrographs found (.mrc, .tif, .png, .jpg)")
-        table = pd.DataFrame(
-            {
-                "name": [str(p) for p in paths],
-                "key": [micrograph_key(p) for p in paths],
-                "path": paths,
-                "angpix": np.nan,
-            }
-        )
+    spec_label(spec)  # none given: an error
+    paths = spec_list(spec)
+    table = pd.concat([_find_one(p) for p in paths], ignore_index=True)
     dup = table.key[table.key.duplicated()]
     if len(dup):
-        raise InputError(spec, f"two micrographs share the name {dup.iloc[0]!r}")
+        raise InputError(spec_label(spec), f"two micrographs share the name {dup.iloc[0]!r}")
     return table.reset_index(drop=True)
 
 
@@ -223,7 +247,7 @@ def ctf_by_micrograph(
     mics: pd.DataFrame,
     ctf_star: str | os.PathLike | None,
     angpix: float | None,
-    source: str | os.PathLike,
+    source: Specs,
 ) -> dict[str, dict[str, float]] | None:
     """The :data:`CTF_COLUMNS` of each micrograph of ``mics`` by key: from ``ctf_star``
     (whose pixel size must agree with ``angpix``), else from ``mics`` itself (a micrographs
@@ -238,12 +262,13 @@ def ctf_by_micrograph(
     by_key = table.set_index("key")
     missing = [k for k in mics.key if k not in by_key.index]
     if missing:
-        raise InputError(Path(ctf_star or source), f"no CTF for micrograph {missing[0]}")
+        where = Path(ctf_star) if ctf_star else spec_label(source)
+        raise InputError(where, f"no CTF for micrograph {missing[0]}")
     return {k: by_key.loc[k, list(CTF_COLUMNS)].astype(float).to_dict() for k in mics.key}
 
 
 def plan_extraction(
-    micrographs: str | os.PathLike,
+    micrographs: Specs,
     coords: str | os.PathLike,
     *,
     fmt: str | None = None,
@@ -265,7 +290,7 @@ def plan_extraction(
     picks = read_all_picks(coords, fmt)
     if coords_angpix is not None:
         if mic_angpix is None:
-            raise InputError(Path(micrographs), "no pixel size to scale coordinates to")
+            raise InputError(spec_label(micrographs), "no pixel size to scale coordinates to")
         scale = coords_angpix / mic_angpix
     if scale is not None:
         picks = scale_coords(picks, scale)

@@ -76,27 +76,47 @@ def candidate_features(emb: np.ndarray, rc: np.ndarray, patch: int, diameter: fl
 
 @dataclass(frozen=True)
 class Ranker:
-    """A linear ranking of candidates: ``weights`` ``(D,)`` over token embeddings, ``bias``;
-    ``info`` records how it was fitted (pseudo-label counts, micrographs)."""
+    """A linear ranking of candidates: ``weights`` ``(D,)`` over token embeddings,
+    ``blob_weights`` ``(B,)`` over the candidate's blob features
+    (:func:`cryosift.picking.blobs.blob_features`; None: a ranker of embeddings only),
+    ``bias``; ``info`` records how it was fitted (pseudo-label counts, micrographs)."""
 
     weights: np.ndarray
     bias: float
     info: dict = field(default_factory=dict)
+    blob_weights: np.ndarray | None = None
+
+    @property
+    def all_weights(self) -> np.ndarray:
+        """``(D + B,)`` the weights over :func:`ranking_features`' columns."""
+        if self.blob_weights is None:
+            return np.asarray(self.weights, np.float64)
+        return np.concatenate([self.weights, self.blob_weights])
 
     def decision(self, features: np.ndarray) -> np.ndarray:
-        """Log-odds ``(N,)`` of being a particle for features ``(N, D)``."""
-        return np.asarray(features, np.float64) @ self.weights + self.bias
+        """Log-odds ``(N,)`` of being a particle for features ``(N, D)`` or ``(N, D + B)``."""
+        return np.asarray(features, np.float64) @ self.all_weights + self.bias
 
     def probability(
-        self, emb: np.ndarray, rc: np.ndarray, patch: int, diameter: float
+        self,
+        emb: np.ndarray,
+        rc: np.ndarray,
+        patch: int,
+        diameter: float,
+        blobs: np.ndarray | None = None,
     ) -> np.ndarray:
         """Probability ``(N,)`` that each candidate at preprocessed px ``rc`` ``(N, 2)`` is a
-        particle. The projection comes first (one channel to average, not ``D``); it equals
-        ``sigmoid(decision(candidate_features(...)))``."""
+        particle; ``blobs`` ``(N, B)`` its blob features when the ranker uses them. The
+        projection comes first (one channel to average, not ``D``); it equals
+        ``sigmoid(decision(ranking_features(...)))``."""
         if not len(rc):
             return np.empty(0, np.float64)
         projected = emb.astype(np.float64) @ self.weights  # (h, w)
         z = disc_means(projected, candidate_tokens(rc, patch), diameter / 2 / patch)
+        if self.blob_weights is not None:
+            if blobs is None:
+                raise ValueError("this ranker needs the candidates' blob features")
+            z = z + np.asarray(blobs, np.float64) @ self.blob_weights
         return 1.0 / (1.0 + np.exp(-(z + self.bias)))
 
     def to_dict(self) -> dict:
@@ -104,11 +124,20 @@ class Ranker:
             "weights": np.asarray(self.weights, np.float64),
             "bias": float(self.bias),
             "info": dict(self.info),
+            "blob_weights": None
+            if self.blob_weights is None
+            else np.asarray(self.blob_weights, np.float64),
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> Ranker:
-        return cls(np.asarray(d["weights"], np.float64), float(d["bias"]), dict(d["info"]))
+        blob = d.get("blob_weights")
+        return cls(
+            np.asarray(d["weights"], np.float64),
+            float(d["bias"]),
+            dict(d["info"]),
+            None if blob is None else np.asarray(blob, np.float64),
+        )
 
 
 def pseudo_labels(kept: np.ndarray, verdict: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -119,11 +148,17 @@ def pseudo_labels(kept: np.ndarray, verdict: np.ndarray) -> tuple[np.ndarray, np
 
 
 def fit_ranker(
-    features: np.ndarray, positive: np.ndarray, negative: np.ndarray, info: dict | None = None
+    features: np.ndarray,
+    positive: np.ndarray,
+    negative: np.ndarray,
+    info: dict | None = None,
+    n_blob: int = 0,
+    c: float = C,
 ) -> Ranker | None:
     """Logistic regression of ``positive`` against ``negative`` (``(N,)`` masks) on standardised
-    ``features`` ``(N, D)``, the scaler folded into the weights. None when either kind has
-    fewer than :data:`MIN_LABELS` members."""
+    ``features`` ``(N, D + n_blob)`` (the last ``n_blob`` columns blob features), the scaler
+    folded into the weights. None when either kind has fewer than :data:`MIN_LABELS`
+    members."""
     from sklearn.linear_model import LogisticRegression
 
     positive, negative = np.asarray(positive, bool), np.asarray(negative, bool)
@@ -133,11 +168,12 @@ def fit_ranker(
     x = np.asarray(features, np.float64)[use]
     mean, scale = x.mean(0), x.std(0)
     scale[scale == 0] = 1.0
-    clf = LogisticRegression(C=C, max_iter=5000).fit((x - mean) / scale, positive[use])
+    clf = LogisticRegression(C=c, max_iter=5000).fit((x - mean) / scale, positive[use])
     w = clf.coef_.ravel() / scale
     b = float(clf.intercept_[0] - (w * mean).sum())
     record = {"positives": int(positive.sum()), "negatives": int(negative.sum()), **(info or {})}
-    return Ranker(w, b, record)
+    split = len(w) - n_blob
+    return Ranker(w[:split], b, record, w[split:] if n_blob else None)
 
 
 def detector_box(diameter: float) -> tuple[int, int, float]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +25,7 @@ from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.coords import read_coords, write_relion
 from cryosift.io.micrographs import read_micrograph
 from cryosift.io.star import write_star
+from cryosift.picking.blobs import blob_features
 from cryosift.picking.embed import embed_micrograph
 from cryosift.picking.model import PickerModel, cached_model
 from cryosift.picking.pick import (
@@ -36,10 +37,12 @@ from cryosift.picking.pick import (
     picks_from_mask,
     sequential_mask,
 )
-from cryosift.picking.rank import candidate_features
-from cryosift.preprocess.micrograph import preprocess_stages
+from cryosift.picking.rank import Ranker, candidate_features
+from cryosift.preprocess.micrograph import Resize, preprocess_stages
 
 SETTINGS_FILE = "pick_settings.json"
+#: The particle cluster and the ranker learned on the survey, for a resumed run.
+STATE_FILE = "pick_state.json"
 #: Micrographs looked at to choose the particle cluster.
 CHOOSE_FROM = 4
 
@@ -48,7 +51,9 @@ CHOOSE_FROM = 4
 class PickJob:
     """What picking one micrograph needs besides the model. ``diameter`` in original px,
     ``edge`` in original px (None: half a diameter), ``cluster``: the particle cluster,
-    ``dark_z``: drop picks on areas darker than this (:func:`darkness`; None keeps them)."""
+    ``dark_z``: drop picks on areas darker than this (:func:`darkness`; None keeps them),
+    ``ranker``: the candidate ranker learned on this run's micrographs
+    (:mod:`cryosift.picking.adapt`; None: the model's own, if any)."""
 
     diameter: float
     cluster: int
@@ -58,43 +63,68 @@ class PickJob:
     sequential: bool = False
     seed: int = 0
     dark_z: float | None = DARK_Z
+    ranker: Ranker | None = field(default=None, compare=False, repr=False)
+
+    def describe(self) -> dict:
+        """The settings as JSON-ready values (the ranker, learned, is recorded elsewhere)."""
+        return {k: v for k, v in self.__dict__.items() if k != "ranker"}
 
 
-def _embed_labels(model: PickerModel, image: np.ndarray, diameter: float):
-    """The resized micrograph, its preprocessed form, the resize plan, the token embeddings
-    and their k-means labels."""
+@dataclass
+class Embedded:
+    """One micrograph seen by the model: ``small`` the resized micrograph and ``pre`` its
+    preprocessed form (both ``(rows, cols)``), the resize ``plan``, the token embeddings
+    ``emb`` ``(h, w, D)`` and their k-means ``labels`` ``(h, w)``."""
+
+    small: np.ndarray
+    pre: np.ndarray
+    plan: Resize
+    emb: np.ndarray
+    labels: np.ndarray
+
+
+def embed_image(model: PickerModel, image: np.ndarray, diameter: float) -> Embedded:
+    """Preprocess, embed and label one micrograph ``(rows, cols)``."""
     small, pre, plan = preprocess_stages(image, diameter, **model.preprocess)
     emb = embed_micrograph(model.mae, pre, model.mean, model.std)
-    return small, pre, plan, emb, nearest_centroid(emb, model.centroids)
+    return Embedded(small, pre, plan, emb, nearest_centroid(emb, model.centroids))
 
 
 @dataclass
 class Candidates:
     """What picking found on one micrograph: ``picks`` (``x``, ``y`` in original px, ``score``,
     ``passes``, ``keep``), their positions ``rc`` ``(N, 2)`` (row, col) in preprocessed px,
-    the token embeddings ``emb`` ``(h, w, D)``, the token side ``patch`` and the particle
-    ``diameter`` in preprocessed px."""
+    the token embeddings ``emb`` ``(h, w, D)``, the token side ``patch``, the particle
+    ``diameter`` in preprocessed px and the blob features ``blobs`` ``(N, B)``."""
 
     picks: pd.DataFrame
     rc: np.ndarray
     emb: np.ndarray
     patch: int
     diameter: float
+    blobs: np.ndarray
 
     def features(self) -> np.ndarray:
-        """``(N, D)`` mean embedding over each candidate's particle disc (the ranker's input)."""
-        return candidate_features(self.emb, self.rc, self.patch, self.diameter)
+        """``(N, D + B)`` the ranker's input: the mean embedding over each candidate's
+        particle disc, then its blob features."""
+        disc = candidate_features(self.emb, self.rc, self.patch, self.diameter)
+        return np.concatenate([disc, self.blobs], axis=1)
 
 
-def find_candidates(
-    model: PickerModel, image: np.ndarray, job: PickJob, ranked: bool = True
+def active_ranker(model: PickerModel, job: PickJob) -> Ranker | None:
+    """The ranker that scores candidates: the one learned in this run, else the model's."""
+    return job.ranker if job.ranker is not None else model.ranker
+
+
+def candidates_of(
+    model: PickerModel, seen: Embedded, job: PickJob, ranker: Ranker | None
 ) -> Candidates:
-    """Candidates of one micrograph ``(rows, cols)``, scored by the model's ranker when it
-    has one and ``ranked``, else by the particle map (see :func:`picks_from_mask`)."""
-    small, pre, plan, emb, labels = _embed_labels(model, image, job.diameter)
-    mask = labels == job.cluster
+    """Candidates of an embedded micrograph, scored by ``ranker`` (None: the particle map;
+    see :func:`picks_from_mask`)."""
+    mask = seen.labels == job.cluster
     if job.sequential:
-        mask = sequential_mask(emb, mask, seed=job.seed)
+        mask = sequential_mask(seen.emb, mask, seed=job.seed)
+    plan = seen.plan
     settings = PickSettings(
         diameter=job.diameter / plan.scale,
         edge=None if job.edge is None else job.edge / plan.scale,
@@ -104,19 +134,35 @@ def find_candidates(
     )
     exclude = None
     if job.dark_z is not None:
-        exclude = darkness(small, settings.diameter) < -job.dark_z
+        exclude = darkness(seen.small, settings.diameter) < -job.dark_z
     patch = model.mae.config.patch
+    blobs: dict[str, np.ndarray] = {}
+
+    def blob_at(rc: np.ndarray) -> np.ndarray:
+        if "x" not in blobs:
+            blobs["x"] = blob_features(seen.small, rc, settings.diameter)
+        return blobs["x"]
+
     rescore = None
-    if ranked and model.ranker is not None:
-        ranker = model.ranker
+    if ranker is not None:
 
         def rescore(rc: np.ndarray) -> np.ndarray:
-            return ranker.probability(emb, rc, patch, settings.diameter)
+            with_blobs = blob_at(rc) if ranker.blob_weights is not None else None
+            return ranker.probability(seen.emb, rc, patch, settings.diameter, with_blobs)
 
-    df = picks_from_mask(mask, patch, pre.shape, settings, exclude, rescore)
+    df = picks_from_mask(mask, patch, seen.pre.shape, settings, exclude, rescore)
     rc = np.stack([df.y.to_numpy(), df.x.to_numpy()], axis=1).astype(np.int64)
     x, y = plan.to_original(df.x.to_numpy(), df.y.to_numpy())
-    return Candidates(df.assign(x=x, y=y), rc, emb, patch, settings.diameter)
+    return Candidates(df.assign(x=x, y=y), rc, seen.emb, patch, settings.diameter, blob_at(rc))
+
+
+def find_candidates(
+    model: PickerModel, image: np.ndarray, job: PickJob, ranked: bool = True
+) -> Candidates:
+    """Candidates of one micrograph ``(rows, cols)``, scored by the run's or the model's
+    ranker when there is one and ``ranked``, else by the particle map."""
+    seen = embed_image(model, image, job.diameter)
+    return candidates_of(model, seen, job, active_ranker(model, job) if ranked else None)
 
 
 def pick_image(model: PickerModel, image: np.ndarray, job: PickJob) -> pd.DataFrame:
@@ -130,6 +176,19 @@ def pick_micrograph(model: PickerModel, path: Path, job: PickJob, angpix=None) -
     return pick_image(model, read_micrograph(path, angpix).image, job)
 
 
+def cluster_from_survey(
+    model: PickerModel, seen: list[Embedded], diameter: float
+) -> tuple[int, dict]:
+    """The particle cluster of the model's k-means: the one whose strongest blobs on the
+    embedded micrographs ``seen`` average to the most particle-like box (dark centre,
+    brighter ring)."""
+    n = model.centroids.shape[0]
+    d_pre = diameter / seen[0].plan.scale
+    labels, images = [s.labels for s in seen], [s.pre for s in seen]
+    cluster, scores = choose_particle_cluster(labels, images, model.mae.config.patch, d_pre, n)
+    return cluster, {"mode": "mean-box contrast", "contrast": [round(v, 3) for v in scores]}
+
+
 def choose_cluster(
     model: PickerModel,
     paths: list[Path],
@@ -138,37 +197,26 @@ def choose_cluster(
 ) -> tuple[int, dict]:
     """The particle cluster of the model's k-means for these micrographs.
 
-    Without ``example``: the cluster whose strongest blobs on the first :data:`CHOOSE_FROM`
-    micrographs average to the most particle-like box (dark centre, brighter ring). With
-    ``example`` (a micrograph and its annotated picks, the paper's mode): the cluster
-    covering most of the annotated discs."""
+    Without ``example``: :func:`cluster_from_survey` on the first :data:`CHOOSE_FROM`
+    micrographs. With ``example`` (a micrograph and its annotated picks, the paper's mode):
+    the cluster covering most of the annotated discs."""
+    if example is None:
+        seen = [embed_image(model, read_micrograph(p).image, diameter) for p in paths[:CHOOSE_FROM]]
+        return cluster_from_survey(model, seen, diameter)
     n = model.centroids.shape[0]
     p = model.mae.config.patch
-    if example is not None:
-        path, picks = example
-        image = read_micrograph(path).image
-        _, _, plan, _, labels = _embed_labels(model, image, diameter)
-        x, y = plan.to_preprocessed(picks.x.to_numpy(), picks.y.to_numpy())
-        r = diameter / plan.scale / 2
-        rows, cols = np.mgrid[: labels.shape[0], : labels.shape[1]]
-        ty, tx = (rows + 0.5) * p - 0.5, (cols + 0.5) * p - 0.5
-        inside = np.zeros(labels.shape, bool)
-        for cx, cy in zip(x, y, strict=True):
-            inside |= (tx - cx) ** 2 + (ty - cy) ** 2 <= r * r
-        share = [
-            float(((labels == c) & inside).sum() / max(1, (labels == c).sum())) for c in range(n)
-        ]
-        return int(np.argmax(share)), {"mode": "example", "share_in_particles": share}
-    labels, images = [], []
-    d_pre = diameter
-    for path in paths[:CHOOSE_FROM]:
-        image = read_micrograph(path).image
-        _, pre, plan, _, lab = _embed_labels(model, image, diameter)
-        labels.append(lab)
-        images.append(pre)
-        d_pre = diameter / plan.scale
-    cluster, scores = choose_particle_cluster(labels, images, p, d_pre, n)
-    return cluster, {"mode": "mean-box contrast", "contrast": [round(v, 3) for v in scores]}
+    path, picks = example
+    seen = embed_image(model, read_micrograph(path).image, diameter)
+    labels, plan = seen.labels, seen.plan
+    x, y = plan.to_preprocessed(picks.x.to_numpy(), picks.y.to_numpy())
+    r = diameter / plan.scale / 2
+    rows, cols = np.mgrid[: labels.shape[0], : labels.shape[1]]
+    ty, tx = (rows + 0.5) * p - 0.5, (cols + 0.5) * p - 0.5
+    inside = np.zeros(labels.shape, bool)
+    for cx, cy in zip(x, y, strict=True):
+        inside |= (tx - cx) ** 2 + (ty - cy) ** 2 <= r * r
+    share = [float(((labels == c) & inside).sum() / max(1, (labels == c).sum())) for c in range(n)]
+    return int(np.argmax(share)), {"mode": "example", "share_in_particles": share}
 
 
 def _coord_name(key: str) -> str:
@@ -211,6 +259,35 @@ def pick_task(task: PickTask) -> tuple[pd.DataFrame, float]:
     return df, time.perf_counter() - t0
 
 
+def _prepare_or_resume(
+    mics: pd.DataFrame,
+    model: str | None,
+    job: PickJob,
+    outdir: Path,
+    resume: bool,
+    device: str,
+    angpix: float | None,
+    adapt: bool,
+    example: tuple | None,
+) -> tuple[PickJob, dict, dict]:
+    """The job to pick with, the surveyed micrographs' candidates by key and the state (see
+    :func:`cryosift.picking.adapt.prepare_picking`), or those a resumed run recorded."""
+    from cryosift.picking.adapt import job_from_state, prepare_picking
+
+    path = outdir / STATE_FILE
+    if resume and path.exists():
+        try:
+            state = json.loads(path.read_text())
+            return job_from_state(job, state), {}, state
+        except (ValueError, KeyError):
+            pass
+    paths = dict(zip(mics.key, mics.path, strict=True))
+    picker = cached_model(model, device)
+    job, picks, state = prepare_picking(picker, paths, job, angpix, adapt, example)
+    write_all_or_nothing({path: lambda p: p.write_text(json.dumps(state, indent=2))})
+    return job, picks, state
+
+
 def run_picking(
     mics: pd.DataFrame,
     model: str | None,
@@ -221,11 +298,14 @@ def run_picking(
     angpix: float | None = None,
     device: str = "cpu",
     jobs: int = 1,
-) -> pd.DataFrame:
+    adapt: bool = True,
+    example: tuple | None = None,
+) -> tuple[pd.DataFrame, dict]:
     """Pick every micrograph of ``mics`` (``key``, ``path``, ``name``) into ``outdir`` with
-    the model in folder ``model`` (None: shipped), ``jobs`` micrographs at a time. Returns
-    the per-micrograph summary (``micrograph``, ``picks``, ``candidates``, ``seconds``,
-    ``status``: picked or resumed)."""
+    the model in folder ``model`` (None: shipped), ``jobs`` micrographs at a time: first the
+    survey (particle cluster, and the ranker learned on it when ``adapt``), then the rest.
+    Returns the per-micrograph summary (``micrograph``, ``picks``, ``candidates``,
+    ``seconds``, ``status``: picked or resumed) and the state (cluster, ranker)."""
     from cryosift.pipeline.executors import run_tasks
 
     outdir.mkdir(parents=True, exist_ok=True)
@@ -234,10 +314,25 @@ def run_picking(
     if not resume:
         for old in coords.glob("*_autopick.star"):
             old.unlink()
+        (outdir / STATE_FILE).unlink(missing_ok=True)
     write_all_or_nothing(
         {outdir / SETTINGS_FILE: lambda p: p.write_text(json.dumps(settings, indent=2))}
     )
+    t0 = time.perf_counter()
+    job, surveyed, state = _prepare_or_resume(
+        mics, model, job, outdir, resume, device, angpix, adapt, example
+    )
+    survey_seconds = (time.perf_counter() - t0) / max(1, len(surveyed))
     rows: dict[str, dict] = {}
+
+    def write(key: str, df: pd.DataFrame, seconds: float) -> None:
+        kept = df[df.keep].assign(micrograph=key, diameter=job.diameter)
+        write_all_or_nothing({coords / _coord_name(key): lambda p: write_relion(p, kept)})
+        rows[key] = {"picks": len(kept), "candidates": len(df), "seconds": round(seconds, 3)}
+        rows[key]["status"] = "picked"
+        if on_progress:
+            on_progress(1)
+
     todo = []
     for mic in mics.itertuples():
         target = coords / _coord_name(mic.key)
@@ -247,20 +342,12 @@ def run_picking(
             rows[mic.key]["status"] = "resumed"
             if on_progress:
                 on_progress(1)
+        elif mic.key in surveyed:
+            write(mic.key, surveyed[mic.key], survey_seconds)
         else:
             todo.append(PickTask(mic.key, Path(mic.path), job, model, device, angpix))
     for i, (df, seconds) in run_tasks(pick_task, todo, jobs):
-        key = todo[i].key
-        kept = df[df.keep].assign(micrograph=key, diameter=job.diameter)
-        write_all_or_nothing({coords / _coord_name(key): lambda p, k=kept: write_relion(p, k)})
-        rows[key] = {
-            "picks": len(kept),
-            "candidates": len(df),
-            "seconds": round(seconds, 3),
-            "status": "picked",
-        }
-        if on_progress:
-            on_progress(1)
+        write(todo[i].key, df, seconds)
     summary = pd.DataFrame([{"micrograph": k, **rows[k]} for k in mics.key])
     listing = [
         (str(m.name), str(Path("Coordinates") / _coord_name(m.key))) for m in mics.itertuples()
@@ -271,7 +358,7 @@ def run_picking(
             outdir / "pick_summary.csv": lambda p: summary.to_csv(p, index=False),
         }
     )
-    return summary
+    return summary, state
 
 
 def diameter_pixels(diameter_A: float | None, diameter_px: float | None, angpix) -> float:
@@ -295,10 +382,13 @@ def diameter_pixels(diameter_A: float | None, diameter_px: float | None, angpix)
 
 
 def find_with_diameter(
-    spec: Path, diameter_A: float | None, diameter_px: float | None, angpix: float | None
+    spec: Path | list[Path],
+    diameter_A: float | None,
+    diameter_px: float | None,
+    angpix: float | None,
 ) -> tuple[pd.DataFrame, float | None, float]:
-    """Micrographs from ``spec`` (every header checked), their one pixel size (Å, or None)
-    and the particle diameter in micrograph px."""
+    """Micrographs from ``spec``, one path or several (every header checked), their one
+    pixel size (Å, or None) and the particle diameter in micrograph px."""
     from cryosift.extract.run import find_micrographs, micrograph_angpix
     from cryosift.io.micrographs import probe_micrograph
 

@@ -25,7 +25,7 @@ import torch
 from cryosift.picking.embed import embed_micrograph
 from cryosift.picking.mae import MaeConfig, MaskedAutoencoder
 from cryosift.picking.model import STATE_FILE, PickerModel, atomic_torch_save, save_model
-from cryosift.picking.rank import Ranker, box_stack, detector_box, fit_ranker, pseudo_labels
+from cryosift.picking.rank import Ranker
 
 #: Clusters of the global k-means (the paper's 4).
 N_CLUSTERS = 4
@@ -196,34 +196,23 @@ def train_ranker(
     on_micrograph: Callable[[], None] | None = None,
 ) -> Ranker | None:
     """Learn the model's candidate ranker on the micrographs at ``paths`` (particle
-    ``diameter`` in their px), without annotation: every candidate the picker finds (up to
-    :data:`RANK_MICROGRAPHS` micrographs) is boxed and judged by ``cryosift clean``'s default
-    detector; its verdicts and the picker's own keep/drop are the pseudo-labels, the mean
-    embedding over the particle's disc the features (:mod:`cryosift.picking.rank`). None
-    when there are too few of either label."""
+    ``diameter`` in their px), without annotation, as every run adapts one
+    (:func:`cryosift.picking.adapt.learn_ranker`) but on up to :data:`RANK_MICROGRAPHS`
+    micrographs. None when there are too few of either label."""
     from cryosift.io.micrographs import read_micrograph
-    from cryosift.outliers.clean import clean_images
-    from cryosift.outliers.rules import DEFAULT_PRESET
-    from cryosift.picking.run import PickJob, choose_cluster, find_candidates
+    from cryosift.picking.adapt import learn_ranker
+    from cryosift.picking.run import PickJob, choose_cluster, embed_image
 
     cluster, _ = choose_cluster(model, paths, diameter)
     job = PickJob(diameter=diameter, cluster=cluster, seed=seed)
     take = np.unique(np.linspace(0, len(paths) - 1, min(len(paths), RANK_MICROGRAPHS)).astype(int))
-    features, kept, boxes = [], [], []
-    for i in take:
-        image = read_micrograph(paths[i], angpix).image
-        cand = find_candidates(model, image, job, ranked=False)
-        ok = cand.picks.passes.to_numpy()
-        features.append(cand.features()[ok])
-        kept.append(cand.picks.keep.to_numpy()[ok])
-        boxes.append(box_stack(image, cand.picks[["x", "y"]].to_numpy()[ok], diameter))
-        if on_micrograph:
-            on_micrograph()
-    stack = np.concatenate(boxes)
-    if not len(stack):
-        return None
-    radius = detector_box(diameter)[2]
-    verdict = clean_images(stack, radius, DEFAULT_PRESET, seed=seed)["verdict"].to_numpy()
-    positive, negative = pseudo_labels(np.concatenate(kept), verdict)
-    info = {"micrographs": len(take), "candidates": len(stack), "cluster": cluster}
-    return fit_ranker(np.concatenate(features), positive, negative, info)
+
+    def seen():
+        for i in take:
+            image = read_micrograph(paths[i], angpix).image
+            yield image, embed_image(model, image, diameter)
+
+    ranker, _ = learn_ranker(model, seen(), job, on_micrograph)
+    if ranker is not None:
+        ranker.info["cluster"] = cluster
+    return ranker

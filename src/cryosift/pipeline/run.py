@@ -41,7 +41,7 @@ from cryosift.io.particles import read_particles
 from cryosift.io.star import write_star
 from cryosift.outliers.clean import CleanConfig, clean_particles, write_clean_outputs
 from cryosift.picking.model import cached_model
-from cryosift.picking.run import PickJob, choose_cluster, write_autopick_list
+from cryosift.picking.run import PickJob, write_autopick_list
 from cryosift.pipeline.executors import run_tasks
 from cryosift.pipeline.tasks import MicrographResult, MicrographTask, process_micrograph
 
@@ -72,6 +72,7 @@ class RunConfig:
     phase_flip: bool = True
     invert: bool = True
     rules: str = "radial"
+    adapt: bool = True
     peaks: int = 10
     clean_size: int = 55
     seed: int = 0
@@ -150,6 +151,22 @@ def _read_done(outdir: Path, key: str) -> dict | None:
     return record if all(f.exists() for f in files) else None
 
 
+def _prepare(
+    mics: pd.DataFrame, cfg: RunConfig, device: str, given: dict | None
+) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """The run's state (particle cluster, ranker adapted on the survey) and the surveyed
+    micrographs' candidates by key (:func:`cryosift.picking.adapt.prepare_picking`)."""
+    if given is not None:
+        how = {"mode": "given coordinates, no picking"}
+        return {"cluster": -1, "cluster_choice": how, "ranker": None, "adapt": None}, {}
+    from cryosift.picking.adapt import prepare_picking
+
+    model = cached_model(cfg.model, device)
+    paths = dict(zip(mics.key, mics.path, strict=True))
+    _, surveyed, state = prepare_picking(model, paths, pick_job(cfg), cfg.angpix, cfg.adapt)
+    return state, surveyed
+
+
 # --------------------------------------------------------------------------- one micrograph
 
 
@@ -188,27 +205,46 @@ def write_micrograph(outdir: Path, task: MicrographTask, res: MicrographResult) 
 # --------------------------------------------------------------------------- the run
 
 
-def make_tasks(
-    mics: pd.DataFrame,
-    cfg: RunConfig,
-    cluster: int,
-    device: str,
-    ctf: dict[str, dict] | None,
-    given: dict[str, pd.DataFrame] | None = None,
-) -> list[MicrographTask]:
-    """One task per micrograph of ``mics`` (``key``, ``name``, ``path``); with ``given``
-    picks by key, those are extracted instead of picking."""
-    optics = next(iter(ctf.values())) if ctf else {}
-    settings = extract_settings(cfg, optics, phase_flip=cfg.phase_flip and bool(ctf))
+def pick_job(cfg: RunConfig, state: dict | None = None) -> PickJob:
+    """How to pick, from the run's settings and (when known) its state: the particle
+    cluster and the adapted ranker."""
+    from cryosift.picking.adapt import job_from_state
+
     job = PickJob(
         diameter=cfg.diameter,
-        cluster=cluster,
+        cluster=-1,
         edge=cfg.edge,
         area_fraction=cfg.area_fraction,
         threshold=cfg.threshold,
         sequential=cfg.sequential,
         seed=cfg.seed,
     )
+    return job if state is None else job_from_state(job, state)
+
+
+def make_tasks(
+    mics: pd.DataFrame,
+    cfg: RunConfig,
+    state: dict,
+    device: str,
+    ctf: dict[str, dict] | None,
+    given: dict[str, pd.DataFrame] | None = None,
+    surveyed: dict[str, pd.DataFrame] | None = None,
+) -> list[MicrographTask]:
+    """One task per micrograph of ``mics`` (``key``, ``name``, ``path``); with ``given``
+    picks by key, those are extracted instead of picking; ``surveyed`` micrographs' picks
+    (candidates with ``keep``) were found already, so their tasks only extract."""
+    optics = next(iter(ctf.values())) if ctf else {}
+    settings = extract_settings(cfg, optics, phase_flip=cfg.phase_flip and bool(ctf))
+    job = pick_job(cfg, state)
+    surveyed = surveyed or {}
+
+    def known(key: str) -> pd.DataFrame | None:
+        if given is not None:
+            return _given(given[key])
+        found = surveyed.get(key)
+        return None if found is None else found[["x", "y", "score", "keep"]]
+
     return [
         MicrographTask(
             key=m.key,
@@ -220,7 +256,7 @@ def make_tasks(
             device=device,
             ctf=ctf[m.key] if ctf else None,
             angpix=cfg.angpix,
-            given=None if given is None else _given(given[m.key]),
+            given=known(m.key),
         )
         for m in mics.itertuples()
     ]
@@ -379,19 +415,16 @@ def run_pipeline(
         _clear(outdir)
 
     t0 = time.perf_counter()
+    surveyed: dict[str, pd.DataFrame] = {}
     if state is None:
-        if given is not None:
-            cluster, how = -1, {"mode": "given coordinates, no picking"}
-        else:
-            model = cached_model(cfg.model, device)
-            cluster, how = choose_cluster(model, list(mics.path), cfg.diameter)
-        state = {"settings": settings, "cluster": cluster, "cluster_choice": how}
+        state, surveyed = _prepare(mics, cfg, device, given)
+        state = {"settings": settings, **state}
         write_all_or_nothing(
             {outdir / STATE_FILE: lambda p: p.write_text(json.dumps(state, indent=2))}
         )
-    timings["choose particle cluster"] = time.perf_counter() - t0
+    timings["survey (cluster, adaptation)"] = time.perf_counter() - t0
 
-    tasks = make_tasks(mics, cfg, int(state["cluster"]), device, ctf, given)
+    tasks = make_tasks(mics, cfg, state, device, ctf, given, surveyed)
     records: dict[str, dict] = {}
     todo = []
     for task in tasks:
@@ -454,6 +487,8 @@ def run_pipeline(
         facts = {
             "particle_cluster": int(state["cluster"]),
             "cluster_choice": state["cluster_choice"],
+            "adaptation": state.get("adapt"),
+            "ranker": state.get("ranker"),
             "clean": {
                 **result.stats,
                 "size": result.size,

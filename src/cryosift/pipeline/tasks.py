@@ -28,7 +28,8 @@ from cryosift.picking.run import PickJob, pick_image
 class MicrographTask:
     """One micrograph to pick and extract. ``model``: a model folder (None: the shipped
     one); ``ctf``: RELION CTF columns of this micrograph, or None; ``angpix`` overrides
-    the header; ``given``: picks to extract instead of picking (``x``, ``y``, ``score``)."""
+    the header; ``given``: picks to extract instead of picking (``x``, ``y``, ``score``;
+    with ``keep``, candidates of which only those kept are extracted)."""
 
     key: str
     name: str
@@ -64,7 +65,7 @@ def process_micrograph(task: MicrographTask) -> MicrographResult:
     t0 = time.perf_counter()
     image = read_micrograph(task.path, task.angpix).image
     if task.given is not None:
-        found = task.given.assign(keep=True)
+        found = task.given if "keep" in task.given else task.given.assign(keep=True)
     else:
         found = pick_image(cached_model(task.model, task.device), image, task.pick)
     picks = found.loc[found.keep, ["x", "y", "score"]].reset_index(drop=True)

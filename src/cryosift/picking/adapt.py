@@ -1,0 +1,195 @@
+"""Adaptation: the candidate ranker learned on the user's own micrographs, inside every run.
+
+``cryosift pick`` and ``cryosift run`` first look at a few micrographs in full (the survey,
+:data:`SURVEY` of them): their embeddings choose the particle cluster
+(:func:`cryosift.picking.run.cluster_from_survey`) and then, with no annotation, teach a
+ranking of candidates (:mod:`cryosift.picking.rank`):
+
+1. every candidate the particle map finds on them is boxed (1.5 diameters) and judged by
+   ``cryosift clean``'s default radial-profile detector; kept by the picker *and* accepted
+   by the detector is a pseudo-particle, rejected by the detector a pseudo-negative;
+2. a logistic regression learns, from the candidate's mean disc embedding and its blob
+   features (:mod:`cryosift.picking.blobs`), which candidates are particles; its
+   probability becomes every candidate's score, and 0.5 the default threshold.
+
+The survey micrographs' picks come from the embeddings already computed, so adapting costs
+only the boxes, the detector and the fit (a few seconds, whatever the number of
+micrographs). Boxes are cut from the resized micrograph when the particle is large enough
+there (:data:`MIN_SMALL_BOX`), else from the micrograph as read. With too few labels of
+either kind no ranker is learned and the particle map's score is kept. Deterministic per
+``seed`` (the detector's noise calibration is its only random draw).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from cryosift.picking.blobs import NAMES as BLOB_NAMES
+from cryosift.picking.model import PickerModel
+from cryosift.picking.rank import (
+    BOX_DIAMETERS,
+    Ranker,
+    box_stack,
+    detector_box,
+    fit_ranker,
+    pseudo_labels,
+)
+from cryosift.picking.run import Candidates, Embedded, PickJob, candidates_of
+
+#: Micrographs looked at in full before picking (the cluster choice's, see picking.run).
+SURVEY = 4
+#: Inverse L2 strength of the adapted ranker's logistic regression (standardised features;
+#: strong, as the pseudo-labels are noisy and the survey small).
+ADAPT_C = 0.01
+#: Boxes are cut from the resized micrograph when they are at least this many px there.
+MIN_SMALL_BOX = 32
+
+
+@dataclass
+class Adaptation:
+    """What adapting learned: the ``ranker`` (None when too few labels), the candidates of
+    every surveyed micrograph scored by it (``picks`` by micrograph key) and a record
+    ``info`` (label counts, time) for ``run.json``."""
+
+    ranker: Ranker | None
+    picks: dict = field(default_factory=dict)
+    info: dict = field(default_factory=dict)
+
+
+def detector_boxes(
+    image: np.ndarray, seen: Embedded, cand: Candidates, diameter: float
+) -> tuple[np.ndarray, float]:
+    """``(N, s, s)`` boxes around the candidates that pass the filters, and the particle
+    radius in their px. ``diameter`` in px of ``image`` ``(rows, cols)``."""
+    ok = cand.picks.passes.to_numpy()
+    d_small = diameter / seen.plan.scale
+    if BOX_DIAMETERS * d_small >= MIN_SMALL_BOX:
+        xy = cand.rc[ok][:, ::-1].astype(np.float64)
+        return box_stack(seen.small, xy, d_small), detector_box(d_small)[2]
+    xy = cand.picks.loc[ok, ["x", "y"]].to_numpy()
+    return box_stack(image, xy, diameter), detector_box(diameter)[2]
+
+
+def learn_ranker(
+    model: PickerModel,
+    seen: Iterable[tuple[np.ndarray, Embedded]],
+    job: PickJob,
+    on_micrograph: Callable[[], None] | None = None,
+) -> tuple[Ranker | None, dict]:
+    """The ranker learned on the micrographs ``seen`` (each the image as read and its
+    :class:`Embedded`), and a record of how. ``job`` gives the particle cluster, the
+    diameter and the seed."""
+    from cryosift.outliers.clean import clean_images
+    from cryosift.outliers.rules import DEFAULT_PRESET
+
+    features, kept, verdicts = [], [], []
+    n = 0
+    for image, e in seen:
+        cand = candidates_of(model, e, job, None)
+        ok = cand.picks.passes.to_numpy()
+        boxes, radius = detector_boxes(image, e, cand, job.diameter)
+        if len(boxes):
+            # judged per micrograph group below; the radius is the same for all
+            verdicts.append((boxes, radius))
+            features.append(cand.features()[ok])
+            kept.append(cand.picks.keep.to_numpy()[ok])
+        n += 1
+        if on_micrograph:
+            on_micrograph()
+    info = {"micrographs": n, "candidates": int(sum(len(b) for b, _ in verdicts))}
+    if not verdicts:
+        return None, {**info, "positives": 0, "negatives": 0}
+    stack = np.concatenate([b for b, _ in verdicts])
+    radius = verdicts[0][1]
+    verdict = clean_images(stack, radius, DEFAULT_PRESET, seed=job.seed)["verdict"].to_numpy()
+    positive, negative = pseudo_labels(np.concatenate(kept), verdict)
+    info.update(positives=int(positive.sum()), negatives=int(negative.sum()))
+    info["features"] = ["disc embedding", *BLOB_NAMES]
+    ranker = fit_ranker(
+        np.concatenate(features), positive, negative, info, n_blob=len(BLOB_NAMES), c=ADAPT_C
+    )
+    return ranker, info
+
+
+def adapt(
+    model: PickerModel,
+    survey: dict[str, tuple[np.ndarray, Embedded]],
+    job: PickJob,
+) -> Adaptation:
+    """Learn the ranker on the surveyed micrographs (``{key: (image, embedded)}``) and
+    score their candidates with it (the map's score when no ranker could be learned)."""
+    ranker, info = learn_ranker(model, survey.values(), job)
+    scorer = ranker if ranker is not None else model.ranker
+    scored = replace(job, ranker=ranker)
+    picks = {k: candidates_of(model, e, scored, scorer).picks for k, (_, e) in survey.items()}
+    return Adaptation(ranker, picks, info)
+
+
+def survey_micrographs(
+    model: PickerModel, paths: dict[str, object], diameter: float, angpix: float | None = None
+) -> dict[str, tuple[np.ndarray, Embedded]]:
+    """The first :data:`SURVEY` micrographs of ``paths`` (``{key: path}``) read and embedded."""
+    from cryosift.io.micrographs import read_micrograph
+    from cryosift.picking.run import embed_image
+
+    out = {}
+    for key, path in list(paths.items())[:SURVEY]:
+        image = read_micrograph(path, angpix).image
+        out[key] = (image, embed_image(model, image, diameter))
+    return out
+
+
+def ranker_json(ranker: Ranker | None) -> dict | None:
+    """``ranker`` as JSON-ready values (:meth:`Ranker.from_dict` reads them back)."""
+    if ranker is None:
+        return None
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in ranker.to_dict().items()}
+
+
+def prepare_picking(
+    model: PickerModel,
+    paths: dict[str, object],
+    job: PickJob,
+    angpix: float | None = None,
+    learn: bool = True,
+    example: tuple | None = None,
+) -> tuple[PickJob, dict, dict]:
+    """Survey the first micrographs of ``paths`` (``{key: path}``): choose the particle
+    cluster (from ``example``, an annotated micrograph and its picks, when given) and, when
+    ``learn``, adapt the ranker. Returns the job to pick the rest with, the surveyed
+    micrographs' candidates by key (scored as the rest will be) and the state to record
+    (``cluster``, ``cluster_choice``, ``ranker``, ``adapt``)."""
+    import time
+
+    from cryosift.picking.run import active_ranker, choose_cluster, cluster_from_survey
+
+    survey = survey_micrographs(model, paths, job.diameter, angpix)
+    if example is not None:
+        cluster, how = choose_cluster(model, list(paths.values()), job.diameter, example)
+    else:
+        cluster, how = cluster_from_survey(model, [e for _, e in survey.values()], job.diameter)
+    job = replace(job, cluster=cluster)
+    state = {"cluster": cluster, "cluster_choice": how, "ranker": None, "adapt": None}
+    if learn:
+        t0 = time.perf_counter()
+        adapted = adapt(model, survey, job)
+        job = replace(job, ranker=adapted.ranker)
+        state["ranker"] = ranker_json(adapted.ranker)
+        state["adapt"] = {**adapted.info, "seconds": round(time.perf_counter() - t0, 3)}
+        return job, adapted.picks, state
+    ranker = active_ranker(model, job)
+    picks = {k: candidates_of(model, e, job, ranker).picks for k, (_, e) in survey.items()}
+    return job, picks, state
+
+
+def job_from_state(job: PickJob, state: dict) -> PickJob:
+    """``job`` with the cluster and the ranker a previous run recorded (:func:`prepare_picking`)."""
+    ranker = state.get("ranker")
+    return replace(
+        job,
+        cluster=int(state["cluster"]),
+        ranker=None if ranker is None else Ranker.from_dict(ranker),
+    )
