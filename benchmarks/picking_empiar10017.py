@@ -145,12 +145,7 @@ def main() -> None:
     picks_u, secs = cryosift_picks(trained, images, names)
     rows.append({"picker": "cryosift, trained, ranker off (--no-rank)", "s_per_mic": secs})
     rows[-1].update(score(picks_u, truth, tune, test))
-    table = pd.DataFrame(rows)
-    RESULTS.mkdir(exist_ok=True)
-    table.to_csv(RESULTS / "picking_empiar10017.csv", index=False)
-    text = table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
-    (RESULTS / "picking_empiar10017.txt").write_text(text + "\n")
-    print(text)
+    write_table(rows, "picking_empiar10017")
     print(f"target F1 >= 0.72 with the shipped model: {rows[1]['F1']:.3f}")
     print(f"proper filters vs reference blurs: F1 {rows[1]['F1']:.3f} vs {rows[2]['F1']:.3f}")
     print(f"target <= 5 s per micrograph: {rows[1]['s_per_mic']:.2f} s")
@@ -159,6 +154,16 @@ def main() -> None:
     overlay(images[test[0]], picks[test[0]], truth[test[0]], RESULTS / "picking_empiar10017.png")
     trained_png = RESULTS / "picking_empiar10017_trained.png"
     overlay(images[test[0]], picks_t[test[0]], truth[test[0]], trained_png)
+
+
+def write_table(rows: list[dict], name: str) -> None:
+    """``RESULTS/<name>.csv`` and ``.txt`` of the benchmark's rows, printed too."""
+    table = pd.DataFrame(rows)
+    RESULTS.mkdir(exist_ok=True)
+    table.to_csv(RESULTS / f"{name}.csv", index=False)
+    text = table.to_string(index=False, float_format=lambda v: f"{v:.3f}")
+    (RESULTS / f"{name}.txt").write_text(text + "\n")
+    print(text)
 
 
 def overlay(image: np.ndarray, picks: pd.DataFrame, truth: pd.DataFrame, path: Path) -> None:

@@ -48,10 +48,10 @@ def training_images(seed: int) -> list[np.ndarray]:
         )
         for k in range(3):
             mic = simulate_micrograph(vol, cfg, k, f"sim{i}_{k}")
-            images.append(preprocess(mic.image, d)[0])
+            images.append(preprocess(mic.image, d, diameter_px=None)[0])
     for name, d_A in REAL_FILES.items():
         mic = read_micrograph(REAL / name)
-        images.append(preprocess(mic.image, d_A / mic.angpix)[0])
+        images.append(preprocess(mic.image, d_A / mic.angpix, diameter_px=None)[0])
     return images
 
 

@@ -83,3 +83,47 @@ def test_guided_filter_keeps_edges_and_smooths_noise():
     assert out[:, 110:].mean() - out[:, :90].mean() > 0.95  # edge kept
     const = np.full((50, 50), 3.0)
     np.testing.assert_allclose(guided_filter(const, 3, 1e-3), const, rtol=1e-6)
+
+
+def test_area_resize_is_block_mean_and_keeps_the_mean():
+    """A whole factor averages blocks; any factor keeps the mean of a constant and of a
+    ramp's centre line (each output pixel averages exactly its footprint)."""
+    from cryosift.preprocess.micrograph import area_weights, resize
+
+    rng = np.random.default_rng(3)
+    image = rng.normal(size=(64, 96)).astype(np.float32)
+    plan = plan_resize(image.shape, long_side=24)  # factor 4
+    blocks = image.reshape(16, 4, 24, 4).mean(axis=(1, 3))
+    np.testing.assert_allclose(resize(image, plan), blocks, atol=1e-6)
+    for n_in, n_out, tol in [(96, 24, 1e-4), (100, 37, 0.5), (3838, 1024, 0.5), (7, 7, 1e-6)]:
+        w = area_weights(n_in, n_out).toarray()
+        np.testing.assert_allclose(w.sum(axis=1), 1.0, atol=1e-6)
+        np.testing.assert_allclose(w.sum(axis=0).sum(), n_out, rtol=1e-6)
+        # a ramp of pixel-centre positions averages to the output pixel centres: exactly for
+        # whole factors, within half an input pixel (the staircase) otherwise, no drift
+        x = np.arange(n_in, dtype=np.float64)
+        centres = (np.arange(n_out) + 0.5) * n_in / n_out - 0.5
+        err = w @ x - centres
+        assert np.abs(err).max() <= tol and abs(err.mean()) < 0.05
+
+
+@pytest.mark.parametrize(("shape", "diameter"), [((4096, 4096), 108.0), ((3710, 3838), 61.0)])
+def test_working_scale_follows_the_particle_and_maps_back(shape, diameter):
+    """The particle spans WORK_DIAMETER px at the working scale whatever the micrograph's
+    size; a small particle is never enlarged; coordinates map back exactly."""
+    from cryosift.preprocess.micrograph import WORK_DIAMETER
+
+    plan = plan_resize(shape, diameter=diameter, diameter_px=WORK_DIAMETER)
+    assert diameter / plan.scale == pytest.approx(WORK_DIAMETER, rel=2e-3)
+    x = np.array([0.0, 1234.5, shape[1] - 1.0])
+    y = np.array([0.0, 77.25, shape[0] - 1.0])
+    xb, yb = plan.to_original(*plan.to_preprocessed(x, y))
+    np.testing.assert_allclose(xb, x, atol=1e-9)
+    np.testing.assert_allclose(yb, y, atol=1e-9)
+    small = plan_resize(shape, diameter=WORK_DIAMETER / 2, diameter_px=WORK_DIAMETER)
+    assert small.out_shape == shape
+    # the same micrograph binned by 2 works at the same scale (the particle halves too)
+    binned = plan_resize(
+        (shape[0] // 2, shape[1] // 2), diameter=diameter / 2, diameter_px=WORK_DIAMETER
+    )
+    assert binned.out_shape == pytest.approx(plan.out_shape, abs=1)

@@ -89,7 +89,7 @@ def main(
         task = bar.add_task("preprocessing", total=len(mics), rate="")
         for path in mics.path:
             image = read_micrograph(path, angpix).image
-            images.append(preprocess(image, diameter)[0])
+            images.append(preprocess(image, diameter, **(start.preprocess if start else {}))[0])
             bar.advance(task)
     small = [p for p, im in zip(mics.path, images, strict=True) if min(im.shape) < config.tile]
     if small:

@@ -12,8 +12,8 @@ on the resized micrograph (before the picker's filters), with ``d`` the particle
   surroundings (low-passed at ``d / 2``), both in units of the micrograph's sd.
 
 All maps are computed on the micrograph binned so that the particle spans about
-:data:`BINNED_DIAMETER` px (the finest scale is ``d / 6``), which keeps the cost to a few
-tens of ms per micrograph whatever the detector.
+:data:`BINNED_DIAMETER` to twice that px (the finest scale is ``d / 6``), which keeps the
+cost to a few tens of ms per micrograph whatever the detector.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ LOG_SCALES = (0.7, 1.0, 1.4)
 #: Names of the :func:`blob_features` columns.
 NAMES = ("log_0.7", "log_1.0", "log_1.4", "lowpass", "centre_surround")
 #: The particle's diameter in px of the binned micrograph the maps are computed on.
-BINNED_DIAMETER = 16.0
+BINNED_DIAMETER = 8.0
 
 
 def bin_mean(image: np.ndarray, factor: int) -> np.ndarray:

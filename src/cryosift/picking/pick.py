@@ -72,11 +72,22 @@ class PickSettings:
 def darkness(image: np.ndarray, diameter: float) -> np.ndarray:
     """Robust z-score ``(rows, cols)`` of ``image`` low-passed at the particle scale (Gaussian
     of sigma 0.75 ``diameter`` px): (low-pass - median) / (1.4826 MAD). Ice contamination
-    and thick carbon score far below zero; single particles do not, being smoothed away."""
-    low = ndimage.gaussian_filter(np.asarray(image, np.float32), 0.75 * diameter)
+    and thick carbon score far below zero; single particles do not, being smoothed away.
+    Computed on the image binned to about 8 px per diameter (the low-pass leaves nothing
+    finer), then repeated back to full size."""
+    from cryosift.picking.blobs import bin_mean
+
+    factor = max(1, int(diameter // 8))
+    binned = bin_mean(image, factor)
+    low = ndimage.gaussian_filter(binned, 0.75 * diameter / factor)
     med = float(np.median(low))
     mad = 1.4826 * float(np.median(np.abs(low - med)))
-    return (low - med) / max(mad, 1e-12)
+    z = (low - med) / max(mad, 1e-12)
+    if factor == 1:
+        return z
+    full = np.repeat(np.repeat(z, factor, axis=0), factor, axis=1)
+    pad = ((0, image.shape[0] - full.shape[0]), (0, image.shape[1] - full.shape[1]))
+    return np.pad(full, pad, mode="edge")
 
 
 def nearest_centroid(emb: np.ndarray, centroids: np.ndarray) -> np.ndarray:
@@ -191,19 +202,23 @@ def find_peaks(smap: np.ndarray, min_distance: float) -> np.ndarray:
     return rc[keep]
 
 
-def score_split(score: np.ndarray, seed: int = 0) -> float:
+def score_split(
+    score: np.ndarray, seed: int = 0, lo: float = 0.0, hi: float = 1.0, fallback=None
+) -> float:
     """The score above which a candidate is more likely in the high-scoring (particle) of two
-    Gaussian components fitted to ``score`` ``(N,)``; :data:`FALLBACK_THRESHOLD` when there
-    are fewer than 10 candidates."""
+    Gaussian components fitted to ``score`` ``(N,)``, searched on a grid over ``[lo, hi]``;
+    ``fallback`` (default :data:`FALLBACK_THRESHOLD`) when there are fewer than 10
+    candidates or no split."""
     from sklearn.mixture import GaussianMixture
 
+    fallback = FALLBACK_THRESHOLD if fallback is None else fallback
     if len(score) < 10 or np.ptp(score) == 0:
-        return FALLBACK_THRESHOLD
+        return fallback
     g = GaussianMixture(2, random_state=seed).fit(score.reshape(-1, 1))
-    hi = int(np.argmax(g.means_.ravel()))
-    grid = np.linspace(0, 1, 1001)
-    above = grid[(g.predict_proba(grid.reshape(-1, 1))[:, hi] >= 0.5) & (grid >= g.means_.min())]
-    return float(above.min()) if len(above) else FALLBACK_THRESHOLD
+    high = int(np.argmax(g.means_.ravel()))
+    grid = np.linspace(lo, hi, 1001)
+    above = grid[(g.predict_proba(grid.reshape(-1, 1))[:, high] >= 0.5) & (grid >= g.means_.min())]
+    return float(above.min()) if len(above) else fallback
 
 
 def ring_kernel(diameter: float) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from cryosift.errors import InputError
+from cryosift.executors import run_tasks
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.coords import read_coords, write_relion
 from cryosift.io.micrographs import read_micrograph
@@ -306,8 +307,6 @@ def run_picking(
     survey (particle cluster, and the ranker learned on it when ``adapt``), then the rest.
     Returns the per-micrograph summary (``micrograph``, ``picks``, ``candidates``,
     ``seconds``, ``status``: picked or resumed) and the state (cluster, ranker)."""
-    from cryosift.pipeline.executors import run_tasks
-
     outdir.mkdir(parents=True, exist_ok=True)
     coords = outdir / "Coordinates"
     resume = _settings_match(outdir, settings)

@@ -1,1 +1,2 @@
-"""One command from micrographs to clean particles: tasks, executors and the driver."""
+"""One command from micrographs to clean particles: the per-micrograph task and the driver
+(where tasks run: :mod:`cryosift.executors`)."""

@@ -33,6 +33,7 @@ import pandas as pd
 
 from cryosift import __version__
 from cryosift.errors import InputError
+from cryosift.executors import run_tasks
 from cryosift.extract.run import ExtractSettings, MicrographJob, particle_rows
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.coords import read_coords, write_relion
@@ -42,7 +43,6 @@ from cryosift.io.star import write_star
 from cryosift.outliers.clean import CleanConfig, clean_particles, write_clean_outputs
 from cryosift.picking.model import cached_model
 from cryosift.picking.run import PickJob, write_autopick_list
-from cryosift.pipeline.executors import run_tasks
 from cryosift.pipeline.tasks import MicrographResult, MicrographTask, process_micrograph
 
 STATE_FILE = "run_state.json"

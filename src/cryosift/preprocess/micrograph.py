@@ -3,10 +3,12 @@
 The paper's chain is: background normalisation by the particle diameter, a Wiener filter,
 CLAHE, a guided filter, and a resize to 1024 px on the long side. cryosift runs it as:
 
-1. **resize first**, keeping the aspect ratio, with anti-aliasing (``skimage.transform.resize``):
-   every later step then works on about 1024 x 1024 px whatever the detector, which keeps a
-   4096 x 4096 micrograph well under a second. The mapping back to the original pixels is exact
-   and kept in :class:`Resize` (pixel centres: ``x_orig = (x + 0.5) * sx - 0.5``);
+1. **resize first**, keeping the aspect ratio, anti-aliased by area averaging (:func:`resize`),
+   so the particle spans :data:`WORK_DIAMETER` px (the paper resizes to 1024 px on the long
+   side instead: ``diameter_px=None``): every later step then costs what the number of
+   particle areas in the micrograph says, not its pixel count. The mapping back to the
+   original pixels is exact and kept in :class:`Resize` (pixel centres:
+   ``x_orig = (x + 0.5) * sx - 0.5``);
 2. **background normalisation**: ``(x - mean) / std`` with the local mean and standard deviation
    taken over an annulus between the particle radius and the diameter, so a particle does not
    flatten itself (FFT convolution);
@@ -26,10 +28,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage, signal
+from scipy import ndimage, signal, sparse
 
-#: Long side of the preprocessed micrograph, px (the paper's 1024).
+#: Long side of the preprocessed micrograph, px (the paper's 1024), when the scale is not
+#: set by the particle.
 LONG_SIDE = 1024
+#: Particle diameter at the picker's working scale, px (seven 4-px tokens): micrographs are
+#: shrunk so the particle spans this, whatever their size or pixel size (never enlarged).
+WORK_DIAMETER = 28.0
 FILTERS = ("proper", "reference")
 
 
@@ -65,29 +71,53 @@ class Resize:
         return (np.asarray(x) + 0.5) / self.sx - 0.5, (np.asarray(y) + 0.5) / self.sy - 0.5
 
 
-def plan_resize(shape: tuple[int, int], long_side: int = LONG_SIDE) -> Resize:
-    """Resize ``(rows, cols)`` so the long side is ``long_side`` px, keeping the aspect ratio.
-
-    Micrographs already smaller are kept at their size (never upsampled)."""
+def plan_resize(
+    shape: tuple[int, int],
+    long_side: int = LONG_SIDE,
+    diameter: float | None = None,
+    diameter_px: float | None = None,
+) -> Resize:
+    """Resize ``(rows, cols)`` so the long side is ``long_side`` px, or, given the particle
+    ``diameter`` (px of ``shape``) and ``diameter_px``, so the particle spans
+    ``diameter_px`` px; the aspect ratio is kept. Never upsampled."""
     rows, cols = int(shape[0]), int(shape[1])
-    f = min(1.0, long_side / max(rows, cols))
+    if diameter_px is not None and diameter is not None:
+        f = min(1.0, diameter_px / diameter)
+    else:
+        f = min(1.0, long_side / max(rows, cols))
     return Resize((rows, cols), (max(1, round(rows * f)), max(1, round(cols * f))))
 
 
-def resize(image: np.ndarray, plan: Resize) -> np.ndarray:
-    """Anti-aliased resize of ``(rows, cols)`` to ``plan.out_shape`` (float32)."""
-    from skimage.transform import resize as sk_resize
+def area_weights(n_in: int, n_out: int) -> sparse.csr_matrix:
+    """``(n_out, n_in)`` weights of area resampling along one axis: output pixel ``i``
+    averages the input over its footprint ``[i s, (i + 1) s)`` (``s = n_in / n_out``, input
+    pixel ``j`` covering ``[j, j + 1)``), so pixel centres map as :class:`Resize` says and
+    every row sums to one."""
+    s = n_in / n_out
+    lo = np.arange(n_out) * s
+    hi = lo + s
+    first = np.floor(lo).astype(np.int64)
+    span = int(np.ceil(s)) + 1
+    cols = first[:, None] + np.arange(span)[None]
+    overlap = np.minimum(hi[:, None], cols + 1) - np.maximum(lo[:, None], cols)
+    ok = (overlap > 1e-9) & (cols < n_in)
+    rows = np.broadcast_to(np.arange(n_out)[:, None], cols.shape)
+    w = sparse.csr_matrix((overlap[ok] / s, (rows[ok], cols[ok])), shape=(n_out, n_in))
+    return w.astype(np.float32)
 
+
+def resize(image: np.ndarray, plan: Resize) -> np.ndarray:
+    """Anti-aliased resize of ``(rows, cols)`` to ``plan.out_shape`` (float32) by area
+    averaging (a box filter over each output pixel's footprint, separable, two sparse
+    products): for a whole factor it is the mean of each block."""
+    image = np.asarray(image, np.float32)
     if tuple(image.shape) == plan.out_shape:
-        return image.astype(np.float32, copy=False)
-    out = sk_resize(
-        image.astype(np.float32, copy=False),
-        plan.out_shape,
-        order=1,
-        anti_aliasing=True,
-        preserve_range=True,
-    )
-    return out.astype(np.float32)
+        return image
+    if plan.out_shape[0] > image.shape[0] or plan.out_shape[1] > image.shape[1]:
+        raise ValueError("resize only shrinks")
+    rows = area_weights(image.shape[0], plan.out_shape[0])
+    cols = area_weights(image.shape[1], plan.out_shape[1])
+    return np.asarray((cols @ (rows @ image).T).T, np.float32)
 
 
 def annulus_kernel(diameter: float) -> np.ndarray:
@@ -143,13 +173,14 @@ def preprocess(
     diameter: float,
     long_side: int = LONG_SIDE,
     filters: str = "proper",
+    diameter_px: float | None = WORK_DIAMETER,
 ) -> tuple[np.ndarray, Resize]:
     """The picker's preprocessing of one micrograph.
 
     ``image`` ``(rows, cols)`` any real dtype; ``diameter`` the particle diameter in px of
     ``image``. Returns the preprocessed ``(out_rows, out_cols)`` float32 image (mean 0, sd 1)
     and the :class:`Resize` that maps its coordinates back."""
-    _, pre, plan = preprocess_stages(image, diameter, long_side, filters)
+    _, pre, plan = preprocess_stages(image, diameter, long_side, filters, diameter_px)
     return pre, plan
 
 
@@ -158,10 +189,13 @@ def preprocess_stages(
     diameter: float,
     long_side: int = LONG_SIDE,
     filters: str = "proper",
+    diameter_px: float | None = WORK_DIAMETER,
 ) -> tuple[np.ndarray, np.ndarray, Resize]:
     """:func:`preprocess`, also returning the resized micrograph before the filters:
-    ``(resized, preprocessed, plan)``, both images ``(out_rows, out_cols)``."""
-    plan = plan_resize(image.shape, long_side)
+    ``(resized, preprocessed, plan)``, both images ``(out_rows, out_cols)``. The scale is
+    set by the particle (``diameter_px`` px across), or with ``diameter_px=None`` by the
+    long side (:func:`plan_resize`)."""
+    plan = plan_resize(image.shape, long_side, diameter, diameter_px)
     small = resize(image, plan)
     return small, filter_resized(small, diameter / plan.scale, filters), plan
 
