@@ -1,8 +1,10 @@
 """``cryosift pick``: find particles in micrographs with the self-supervised MAE picker.
 
-Reads micrographs (folder, glob, one file or a micrographs STAR), preprocesses each to 1024 px
-on the long side, embeds it with the picker model (the shipped one unless ``--model``),
-clusters the token embeddings and writes per-micrograph RELION coordinate STAR files with
+Reads micrographs (several files, a folder, a glob, one file or a micrographs STAR),
+preprocesses each at a scale set by the particle, embeds it with the picker model (the shipped
+one unless ``--model``), clusters the token embeddings, ranks the candidates with a ranking
+adapted on the first micrographs (``--no-adapt`` skips it) and writes per-micrograph RELION
+coordinate STAR files with
 ``_rlnAutopickFigureOfMerit`` under ``OUTDIR/Coordinates``, the RELION 4/5 ``autopick.star``
 list and ``pick_summary.csv``. Reruns skip micrographs already picked with the same settings.
 """

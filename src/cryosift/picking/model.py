@@ -8,7 +8,7 @@
 | ``state`` | the MAE's weights (encoder and decoder, so ``cryosift train`` can adapt it) |
 | ``mean``, ``std`` | training statistics of the preprocessed tiles |
 | ``centroids`` | ``(4, width)`` k-means centres fitted on training embeddings |
-| ``preprocess`` | ``long_side`` and ``filters`` used for training |
+| ``preprocess`` | ``filters``; ``diameter_px`` at work (default 28; None: ``long_side``) |
 | ``info`` | training record: seed, epochs, micrographs, final loss, versions |
 | ``ranker`` | ``None`` or the candidate ranker learned by ``cryosift train`` (a dict) |
 

@@ -2,11 +2,14 @@
 
 :func:`pick_micrograph` does everything for one micrograph (read, preprocess, embed, cluster,
 find picks, map back to original px) and returns a table; it needs only the model, the
-particle cluster and the settings, so a local pool or a Dask worker can run it. The driver
-(:func:`run_picking`) writes ``Coordinates/<key>_autopick.star`` per micrograph (RELION
-coordinate STAR with ``_rlnAutopickFigureOfMerit``) as each finishes, then the RELION 4/5
-``autopick.star`` list and ``pick_summary.csv``. A rerun with the same settings skips
-micrographs whose coordinate file exists; ``pick_settings.json`` records the settings.
+particle cluster and the settings (and the ranker adapted on this run's micrographs), so a
+local pool or a Dask worker can run it. The driver (:func:`run_picking`) first surveys the
+first micrographs (:mod:`cryosift.picking.adapt`: particle cluster, adapted ranker, their
+picks), then picks the rest; it writes ``Coordinates/<key>_autopick.star`` per micrograph
+(RELION coordinate STAR with ``_rlnAutopickFigureOfMerit``) as each finishes, then the
+RELION 4/5 ``autopick.star`` list and ``pick_summary.csv``. A rerun with the same settings
+skips micrographs whose coordinate file exists and reuses the survey's cluster and ranker
+from ``pick_state.json``; ``pick_settings.json`` records the settings.
 """
 
 from __future__ import annotations
