@@ -41,10 +41,10 @@ from cryosift.picking.rank import (
     fit_ranker,
     pseudo_labels,
 )
-from cryosift.picking.run import Candidates, Embedded, PickJob, candidates_of
+from cryosift.picking.run import CHOOSE_FROM, Candidates, Embedded, PickJob, candidates_of
 
-#: Micrographs looked at in full before picking (the cluster choice's, see picking.run).
-SURVEY = 4
+#: Micrographs looked at in full before picking (those the cluster choice looks at).
+SURVEY = CHOOSE_FROM
 #: Inverse L2 strength of the adapted ranker's logistic regression (standardised features;
 #: strong, as the pseudo-labels are noisy and the survey small).
 ADAPT_C = 0.01
