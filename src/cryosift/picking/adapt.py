@@ -14,7 +14,10 @@ ranking of candidates (:mod:`cryosift.picking.rank`):
    and the bias moved so that the split is probability 0.5 (:func:`centred_on_split`): the
    probability is every candidate's score and 0.5 the default threshold. The regression's
    own 0.5 follows the balance of the pseudo-labels instead (on EMPIAR-10017 80%
-   positive, on the ``make demo`` micrographs 46%), which carried badly between datasets.
+   positive, on the ``make demo`` micrographs 46%), which carried badly between datasets;
+4. one round of self-training: the pseudo-particles become the candidates this first ranker
+   keeps (instead of those the particle map keeps) that the detector accepts, and steps 2-3
+   are repeated. More rounds drift (measured: docs/picking.md).
 
 The survey micrographs' picks come from the embeddings already computed, so adapting costs
 only the boxes, the detector and the fit (a few seconds, whatever the number of
@@ -116,7 +119,14 @@ def learn_ranker(
     ranker = fit_ranker(x, positive, negative, info, n_blob=len(BLOB_NAMES), c=ADAPT_C)
     if ranker is None:
         return None, info
-    return centred_on_split(ranker, ranker.decision(x), job.seed), info
+    ranker = centred_on_split(ranker, ranker.decision(x), job.seed)
+    # one round of self-training: the first ranker's keep verdict replaces the particle map's
+    positive, negative = pseudo_labels(ranker.decision(x) >= 0, verdict)
+    info.update(positives=int(positive.sum()), negatives=int(negative.sum()), rounds=2)
+    refined = fit_ranker(x, positive, negative, info, n_blob=len(BLOB_NAMES), c=ADAPT_C)
+    if refined is None:
+        return ranker, info
+    return centred_on_split(refined, refined.decision(x), job.seed), info
 
 
 def centred_on_split(ranker: Ranker, logits: np.ndarray, seed: int = 0) -> Ranker:
