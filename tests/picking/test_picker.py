@@ -143,3 +143,17 @@ def test_bf16_embeddings_follow_float32():
     fast = embed_micrograph(model.mae, image, model.mean, model.std, bf16=True)
     same = nearest_centroid(fast, model.centroids) == nearest_centroid(full, model.centroids)
     assert same.mean() > 0.97
+
+
+def test_embedding_does_not_depend_on_the_batch_size():
+    """Windows go through the encoder in batches for speed only: any batch size gives the
+    same embeddings."""
+    from cryosift.picking.embed import embed_micrograph
+    from cryosift.picking.model import load_model
+
+    model = load_model()
+    image = np.random.default_rng(7).normal(size=(300, 260)).astype(np.float32)
+    ref = embed_micrograph(model.mae, image, model.mean, model.std, batch=128)
+    for batch in (1, 16, 37):
+        got = embed_micrograph(model.mae, image, model.mean, model.std, batch=batch)
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-6)

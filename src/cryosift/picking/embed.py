@@ -27,6 +27,9 @@ from cryosift.picking.mae import MaskedAutoencoder
 MARGIN = 8
 #: Windows needed to estimate the per-position mean embedding that centring removes.
 MIN_WINDOWS = 16
+#: Windows per forward pass. Small batches stay in the CPU's caches: a 1062-px micrograph
+#: embeds in 0.72 s at 16-32 windows and 0.91 s at 128 (2 threads; the same embeddings).
+BATCH = 16
 
 
 def _device(model: torch.nn.Module) -> torch.device:
@@ -54,7 +57,7 @@ def embed_micrograph(
     mean: float = 0.0,
     std: float = 1.0,
     margin: int = MARGIN,
-    batch: int = 128,
+    batch: int = BATCH,
     centre: bool = True,
     bf16: bool | None = None,
 ) -> np.ndarray:
