@@ -152,12 +152,11 @@ def find_micrographs(spec: Specs) -> pd.DataFrame:
     Returns ``name``, ``key``, ``path``, ``angpix`` (NaN unless a STAR gives it) and, for a
     STAR with defoci, the CTF columns. Keys must be unique (they name the output stacks).
     """
-    spec_label(spec)  # none given: an error
-    paths = spec_list(spec)
-    table = pd.concat([_find_one(p) for p in paths], ignore_index=True)
+    first = spec_label(spec)  # none given: an error
+    table = pd.concat([_find_one(p) for p in spec_list(spec)], ignore_index=True)
     dup = table.key[table.key.duplicated()]
     if len(dup):
-        raise InputError(spec_label(spec), f"two micrographs share the name {dup.iloc[0]!r}")
+        raise InputError(first, f"two micrographs share the name {dup.iloc[0]!r}")
     return table.reset_index(drop=True)
 
 

@@ -29,6 +29,7 @@ either kind no ranker is learned and the particle map's score is kept. Determini
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
@@ -92,25 +93,23 @@ def learn_ranker(
     from cryosift.outliers.clean import clean_images
     from cryosift.outliers.rules import DEFAULT_PRESET
 
-    features, kept, verdicts = [], [], []
-    n = 0
+    features, kept, boxes = [], [], []
+    n, radius = 0, 0.0
     for image, e in seen:
         cand = candidates_of(model, e, job, None)
         ok = cand.picks.passes.to_numpy()
-        boxes, radius = detector_boxes(image, e, cand, job.diameter)
-        if len(boxes):
-            # judged per micrograph group below; the radius is the same for all
-            verdicts.append((boxes, radius))
+        found, radius = detector_boxes(image, e, cand, job.diameter)  # radius: the same for all
+        if len(found):
+            boxes.append(found)
             features.append(cand.features()[ok])
             kept.append(cand.picks.keep.to_numpy()[ok])
         n += 1
         if on_micrograph:
             on_micrograph()
-    info = {"micrographs": n, "candidates": int(sum(len(b) for b, _ in verdicts))}
-    if not verdicts:
+    info = {"micrographs": n, "candidates": int(sum(len(b) for b in boxes))}
+    if not boxes:
         return None, {**info, "positives": 0, "negatives": 0}
-    stack = np.concatenate([b for b, _ in verdicts])
-    radius = verdicts[0][1]
+    stack = np.concatenate(boxes)
     verdict = clean_images(stack, radius, DEFAULT_PRESET, seed=job.seed)["verdict"].to_numpy()
     positive, negative = pseudo_labels(np.concatenate(kept), verdict)
     info.update(positives=int(positive.sum()), negatives=int(negative.sum()))
@@ -189,8 +188,6 @@ def prepare_picking(
     ``learn``, adapt the ranker. Returns the job to pick the rest with, the surveyed
     micrographs' candidates by key (scored as the rest will be) and the state to record
     (``cluster``, ``cluster_choice``, ``ranker``, ``adapt``)."""
-    import time
-
     from cryosift.picking.run import active_ranker, choose_cluster, cluster_from_survey
 
     survey = survey_micrographs(model, paths, job.diameter, angpix)

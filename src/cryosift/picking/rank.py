@@ -1,22 +1,24 @@
 """Ranking candidates by what the user's own micrographs teach: the picker's learned ranker.
 
 The k-means particle map finds candidates well (on EMPIAR-10017 they hold 87% of the
-labelled particles) but ranks them poorly. ``cryosift train`` therefore learns a ranking on
-the user's micrographs without annotation, from two views of every candidate:
+labelled particles) but ranks them poorly. Every run (:mod:`cryosift.picking.adapt`) and
+``cryosift train`` therefore learn a ranking on the user's micrographs without annotation,
+from two views of every candidate:
 
 - **labels from the image**: the candidate's box, cut from the micrograph and Fourier-cropped
   (:func:`box_stack`), is judged by the radial-profile detector (``cryosift clean``'s default
   preset, its threshold calibrated on simulated noise). A candidate the picker keeps *and*
   the detector accepts is a pseudo-positive; one the detector rejects (noise, partial or
   multiple) a pseudo-negative. Both kinds are noisy (on EMPIAR-10017, 75% and 32% true);
-- **features from the MAE**: the mean centred token embedding over the particle's disc.
+- **features**: the mean centred token embedding over the particle's disc, and optionally
+  (``blob_weights``) the candidate's blob responses (:mod:`cryosift.picking.blobs`).
 
-A logistic regression on the features (standardised, L2, C = :data:`C`) learns the
-embedding direction that separates them; the scaler is folded into the weights, so the
-ranker is one vector ``w`` and a bias ``b``, and a candidate's score is
-``sigmoid(b + mean over the disc of (embedding . w))``. Because the features never see the
-image profile the labels came from, the classifier cannot copy the detector's mistakes
-(with the profiles as features too, F1 fell from 0.786 to 0.760).
+A logistic regression on the features (standardised, L2) learns the direction that
+separates them; the scaler is folded into the weights, so the ranker is one vector ``w``
+(and ``blob_weights``) and a bias ``b``, and a candidate's score is
+``sigmoid(b + mean over the disc of (embedding . w) + blobs . blob_weights)``. The features
+never include the radial profiles the labels came from, so the classifier cannot copy the
+detector's mistakes (with the profiles as features too, F1 fell from 0.786 to 0.760).
 
 Token grid: token ``(i, j)`` covers preprocessed px rows ``i p .. i p + p - 1``; a candidate
 at preprocessed px ``(row, col)`` sits on token ``(row // p, col // p)``.
@@ -88,7 +90,8 @@ class Ranker:
 
     @property
     def all_weights(self) -> np.ndarray:
-        """``(D + B,)`` the weights over :func:`ranking_features`' columns."""
+        """``(D + B,)`` the weights over the columns of
+        :meth:`cryosift.picking.run.Candidates.features`."""
         if self.blob_weights is None:
             return np.asarray(self.weights, np.float64)
         return np.concatenate([self.weights, self.blob_weights])
@@ -108,7 +111,7 @@ class Ranker:
         """Probability ``(N,)`` that each candidate at preprocessed px ``rc`` ``(N, 2)`` is a
         particle; ``blobs`` ``(N, B)`` its blob features when the ranker uses them. The
         projection comes first (one channel to average, not ``D``); it equals
-        ``sigmoid(decision(ranking_features(...)))``."""
+        ``sigmoid(decision(Candidates.features()))``."""
         if not len(rc):
             return np.empty(0, np.float64)
         projected = emb.astype(np.float64) @ self.weights  # (h, w)

@@ -99,20 +99,22 @@ class Candidates:
     """What picking found on one micrograph: ``picks`` (``x``, ``y`` in original px, ``score``,
     ``passes``, ``keep``), their positions ``rc`` ``(N, 2)`` (row, col) in preprocessed px,
     the token embeddings ``emb`` ``(h, w, D)``, the token side ``patch``, the particle
-    ``diameter`` in preprocessed px and the blob features ``blobs`` ``(N, B)``."""
+    ``diameter`` in preprocessed px and the resized micrograph ``small`` (the blob
+    features' source)."""
 
     picks: pd.DataFrame
     rc: np.ndarray
     emb: np.ndarray
     patch: int
     diameter: float
-    blobs: np.ndarray
+    small: np.ndarray
 
     def features(self) -> np.ndarray:
         """``(N, D + B)`` the ranker's input: the mean embedding over each candidate's
         particle disc, then its blob features."""
         disc = candidate_features(self.emb, self.rc, self.patch, self.diameter)
-        return np.concatenate([disc, self.blobs], axis=1)
+        blobs = blob_features(self.small, self.rc, self.diameter)
+        return np.concatenate([disc, blobs], axis=1)
 
 
 def active_ranker(model: PickerModel, job: PickJob) -> Ranker | None:
@@ -140,24 +142,19 @@ def candidates_of(
     if job.dark_z is not None:
         exclude = darkness(seen.small, settings.diameter) < -job.dark_z
     patch = model.mae.config.patch
-    blobs: dict[str, np.ndarray] = {}
-
-    def blob_at(rc: np.ndarray) -> np.ndarray:
-        if "x" not in blobs:
-            blobs["x"] = blob_features(seen.small, rc, settings.diameter)
-        return blobs["x"]
-
     rescore = None
     if ranker is not None:
 
         def rescore(rc: np.ndarray) -> np.ndarray:
-            with_blobs = blob_at(rc) if ranker.blob_weights is not None else None
-            return ranker.probability(seen.emb, rc, patch, settings.diameter, with_blobs)
+            blobs = None
+            if ranker.blob_weights is not None:
+                blobs = blob_features(seen.small, rc, settings.diameter)
+            return ranker.probability(seen.emb, rc, patch, settings.diameter, blobs)
 
     df = picks_from_mask(mask, patch, seen.pre.shape, settings, exclude, rescore)
     rc = np.stack([df.y.to_numpy(), df.x.to_numpy()], axis=1).astype(np.int64)
     x, y = plan.to_original(df.x.to_numpy(), df.y.to_numpy())
-    return Candidates(df.assign(x=x, y=y), rc, seen.emb, patch, settings.diameter, blob_at(rc))
+    return Candidates(df.assign(x=x, y=y), rc, seen.emb, patch, settings.diameter, seen.small)
 
 
 def find_candidates(
