@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cryosift.picking.embed import embed_micrograph
-from cryosift.picking.mae import MaeConfig, MaskedAutoencoder, patchify, sincos_2d
+from cryosift.picking.mae import MaeConfig, MaskedAutoencoder, attention, patchify, sincos_2d
 from cryosift.picking.model import PickerModel, load_model, save_model
 from cryosift.picking.train import TrainSettings, learning_rate, train
 
@@ -30,6 +30,20 @@ def test_patchify_orders_rows_then_columns():
     assert tok.shape == (1, 4, 16)
     assert tok[0, 1, 0] == 4.0  # second token starts at column 4 of row 0
     assert tok[0, 2, 0] == 32.0  # third token starts at row 4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_attention_equals_torch_fused_kernel(dtype):
+    """The written-out bfloat16 form equals torch's fused attention in float32 to bf16
+    precision; rows of the attention weights sum to one (a uniform value gives itself)."""
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 64, 32, generator=g) for _ in range(3))
+    want = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    got = attention(q.to(dtype), k.to(dtype), v.to(dtype)).float()
+    tol = 1e-5 if dtype == torch.float32 else 0.03
+    assert (got - want).abs().max() < tol * want.abs().max()
+    ones = attention(q.to(dtype), k.to(dtype), torch.ones_like(v, dtype=dtype)).float()
+    assert torch.allclose(ones, torch.ones_like(ones), atol=1e-2)
 
 
 def test_sincos_distinct_positions_and_shape():
