@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.cryosift-installed
 
-.PHONY: install demo test lint bench clean browser
+.PHONY: install demo test lint bench clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,18 +23,27 @@ demo: install
 		--truth demo_out/micrographs/Coordinates -o demo_out/run
 	@echo "report: $(CURDIR)/demo_out/run/report.html (open it in a browser)"
 
-# Headless Chromium for the report's browser test (Debian packages; needs root or sudo).
-browser:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
-	  ( (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
-	    || echo "could not install chromium: the browser test will be skipped" )
+# Debian packages the tests use: headless Chromium (the report's browser test) and RELION 3.1
+# (the real-RELION tests: relion_pipeliner, relion_preprocess, relion_refine ...). Needs root
+# or sudo; what cannot be installed is skipped by its tests with the reason.
+system-deps:
+	@missing=""; \
+	  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+	    missing="$$missing chromium chromium-driver"; \
+	  command -v relion_pipeliner >/dev/null 2>&1 || missing="$$missing relion"; \
+	  if [ -n "$$missing" ]; then \
+	    SUDO=""; [ "$$(id -u)" -eq 0 ] || SUDO="sudo -n"; \
+	    ($$SUDO apt-get update -qq && \
+	     $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) || \
+	    echo "could not install$$missing: the tests that need them will be skipped"; \
+	  fi
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
 # pytest exits 5 when it collects no test: make treats that, like any failure, as an error.
-test: install lint browser
+test: install lint system-deps
 	$(PY) -m pytest -q
 
 bench: install

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -138,8 +139,11 @@ def assert_same_outputs(a: Path, b: Path) -> None:
     """Two runs wrote the same picks, particles and verdicts (images compared as arrays)."""
     import mrcfile
 
+    def text(run: Path, name: str) -> str:  # names in STAR files hold the run's own folder
+        return (run / name).read_text().replace(f"{run}/", "RUN/")
+
     for name in DETERMINISTIC:
-        assert (a / name).read_text() == (b / name).read_text(), name
+        assert text(a, name) == text(b, name), name
     coords = sorted(p.name for p in (a / "Coordinates").iterdir())
     assert coords == sorted(p.name for p in (b / "Coordinates").iterdir())
     for name in coords:
@@ -149,3 +153,17 @@ def assert_same_outputs(a: Path, b: Path) -> None:
     for name in stacks:
         with mrcfile.open(a / "Particles" / name) as x, mrcfile.open(b / "Particles" / name) as y:
             np.testing.assert_array_equal(x.data, y.data)
+
+
+def relion_project(sim: Path, root: Path, version: int) -> Path:
+    """A RELION project folder ``root/project``: :func:`run_sim`'s micrographs under
+    MotionCorr/job002, a CtfFind/job003 STAR naming them relative to the project folder, with
+    RELION ``version``'s header line (3 and 4: 30001, 5: 50001)."""
+    project = root / "project"
+    shutil.copytree(sim / "Micrographs", project / "MotionCorr/job002/Micrographs")
+    text = (sim / "micrographs_ctf.star").read_text()
+    body = text.split("\n", 1)[1].replace("Micrographs/", "MotionCorr/job002/Micrographs/")
+    star = project / "CtfFind/job003/micrographs_ctf.star"
+    star.parent.mkdir(parents=True)
+    star.write_text(f"\n# version {50001 if version == 5 else 30001}\n{body}")
+    return project

@@ -8,8 +8,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import DIAMETER_A, run_cli
-from cryosift.cli.relion_external import NODE_TYPES, parse_arguments, star_version
+from conftest import DIAMETER_A, relion_project, run_cli
+from cryosift.cli.relion_external import (
+    NODE_TYPES,
+    after_job_folder,
+    parse_arguments,
+    pipeline_version,
+    relion_version,
+    star_version,
+)
 from cryosift.errors import InputError
 from cryosift.io.particles import read_particles
 from cryosift.io.star import read_star_blocks
@@ -18,16 +25,7 @@ JOB = "External/job005/"
 
 
 def make_project(sim: Path, root: Path, version: int) -> Path:
-    """A RELION project: micrographs under MotionCorr/job002, a CtfFind/job003 STAR naming
-    them relative to the project folder, with RELION ``version``'s header line."""
-    project = root / "project"
-    shutil.copytree(sim / "Micrographs", project / "MotionCorr/job002/Micrographs")
-    text = (sim / "micrographs_ctf.star").read_text()
-    body = text.split("\n", 1)[1].replace("Micrographs/", "MotionCorr/job002/Micrographs/")
-    star = project / "CtfFind/job003/micrographs_ctf.star"
-    star.parent.mkdir(parents=True)
-    star.write_text(f"\n# version {50001 if version == 5 else 30001}\n{body}")
-    return project
+    return relion_project(sim, root, version)
 
 
 def external(project: Path, *args: str):
@@ -35,7 +33,12 @@ def external(project: Path, *args: str):
 
 
 def nodes(project: Path, job: str) -> dict[str, str]:
+    """The job's output nodes by name: RELION 4/5's labels (3.1's integer types checked to
+    go with them)."""
     table = read_star_blocks(project / job / "RELION_OUTPUT_NODES.star")["output_nodes"]
+    ints = {v: k for k, v in NODE_TYPES[3].items()}
+    for label, code in zip(table.rlnPipeLineNodeTypeLabel, table.rlnPipeLineNodeType, strict=True):
+        assert label in (NODE_TYPES[4][ints[code]], NODE_TYPES[5][ints[code]])
     return dict(zip(table.rlnPipeLineNodeName, table.rlnPipeLineNodeTypeLabel, strict=True))
 
 
@@ -170,3 +173,34 @@ def test_arguments_and_versions(tmp_path):
     assert star_version(f) == 4
     f.write_text("data_\n")
     assert star_version(f) is None
+    assert parse_arguments(["--relion_version", "3.1"]) == {"relion_version": "3.1"}
+    assert relion_version({"relion_version": "3.1"}, tmp_path) == (3, "--relion_version")
+    with pytest.raises(InputError, match=r"3\.1, 4 or 5"):
+        relion_version({"relion_version": "2"}, tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("pipeline", "want"),
+    [
+        ("data_pipeline_nodes\nloop_\n_rlnPipeLineNodeName #1\n_rlnPipeLineNodeType #2\n", 3),
+        ("# version 30001\ndata_pipeline_nodes\nloop_\n_rlnPipeLineNodeTypeLabel #2\n", 4),
+        ("# version 50001\ndata_pipeline_processes\nloop_\n_rlnPipeLineProcessTypeLabel\n", 5),
+        ("data_pipeline_general\n_rlnPipeLineJobCounter 1\n", None),
+    ],
+)
+def test_version_from_the_project_pipeline(tmp_path, pipeline, want):
+    """The project's pipeline decides before the input STAR's version line; without either,
+    RELION 5."""
+    (tmp_path / "default_pipeline.star").write_text(pipeline)
+    star = tmp_path / "in.star"
+    star.write_text("\n# version 30001\ndata_\n")
+    assert pipeline_version(tmp_path) == want
+    version, why = relion_version({"in_mics": str(star)}, tmp_path)
+    assert (version, why.split()[0]) == ((want, "default_pipeline.star") if want else (4, "the"))
+    assert relion_version({}, tmp_path / "elsewhere")[0] == 5
+
+
+def test_relion31_coordinate_names():
+    """RELION 3.1 keeps what follows the job folder (``decomposePipelineFileName``)."""
+    assert after_job_folder("MotionCorr/job002/Movies/a/mic.mrc") == "Movies/a/mic.mrc"
+    assert after_job_folder("Micrographs/mic.mrc") == "Micrographs/mic.mrc"

@@ -9,10 +9,13 @@ from hypothesis import strategies as st
 
 from cryosift.extract.boxes import (
     background_mask,
+    box_centres,
     box_origins,
     boxes_inside,
     crop_boxes,
     normalise_background,
+    repeat_edges,
+    subtract_ramp,
 )
 
 
@@ -34,11 +37,15 @@ def test_boxes_are_centred_on_picks(box):
         assert np.unravel_index(np.argmax(b), b.shape) == (box // 2, box // 2)
 
 
-def test_origins_round_half_up():
-    np.testing.assert_array_equal(box_origins(np.array([[10.5, 3.49]]), 4), [[1, 9]])
+def test_origins_truncate_like_relion():
+    """RELION casts a coordinate to ``long int``: 10.99 -> 10, never rounded up."""
+    np.testing.assert_array_equal(box_origins(np.array([[10.5, 3.99]]), 4), [[1, 8]])
+    centre, frac = box_centres(np.array([[7.75, 2.25]]))
+    np.testing.assert_array_equal(centre, [[7, 2]])
+    np.testing.assert_allclose(frac, [[0.75, 0.25]])
 
 
-def test_padding_uses_the_inside_mean():
+def test_padding_repeats_the_edge_or_fills():
     image = np.arange(20 * 30, dtype=np.float32).reshape(20, 30)
     picks = np.array([[1.0, 10.0], [15.0, 10.0]])
     assert boxes_inside(picks, 8, image.shape).tolist() == [False, True]
@@ -47,8 +54,30 @@ def test_padding_uses_the_inside_mean():
     boxes = crop_boxes(image, picks, 8, pad=True)
     inside = image[6:14, 0:5]  # columns -3..4 of which 0..4 exist
     np.testing.assert_array_equal(boxes[0][:, 3:], inside)
-    np.testing.assert_allclose(boxes[0][:, :3], inside.mean(), rtol=1e-6)
+    # RELION: the missing columns repeat micrograph column 0
+    np.testing.assert_array_equal(boxes[0][:, :3], np.repeat(inside[:, :1], 3, axis=1))
     np.testing.assert_array_equal(boxes[1], image[6:14, 11:19])
+    filled = crop_boxes(image, picks, 8, pad=True, fill=-5.0)
+    assert (filled[0][:, :3] == -5).all() and (filled[0][:, 3:] == inside).all()
+    # repeating the edge of a filled box gives the padded box back
+    np.testing.assert_array_equal(repeat_edges(filled, picks, image.shape), boxes)
+
+
+def test_ramp_is_removed_exactly():
+    n = 24
+    yy, xx = np.indices((n, n)) - n // 2
+    plane = 0.3 * xx - 0.7 * yy + 5.0
+    blob = np.exp(-(xx**2 + yy**2) / 8.0)
+    images = np.stack([plane + blob, 2 * plane]).astype(np.float32)
+    mask = background_mask(n, 6)
+    flat = subtract_ramp(images, mask)
+    assert np.abs(flat[1]).max() < 1e-4  # a pure plane leaves nothing
+    np.testing.assert_allclose(flat[0], blob - blob[mask].mean(), atol=2e-3)
+    out = normalise_background(images[:1], 6)
+    assert abs(out[0][mask].mean()) < 1e-5 and out[0][mask].std() == pytest.approx(1, rel=1e-4)
+    # without the ramp, only the mean is removed: the background keeps the plane's spread
+    kept = normalise_background(images[:1], 6, ramp=False)
+    assert np.corrcoef(kept[0][mask], plane[mask])[0, 1] > 0.99
 
 
 @settings(max_examples=25, deadline=None)

@@ -78,16 +78,23 @@ def extract(root: Path, *extra: str, out: str = "out"):
     return run_cli("extract", root / "mics", root / "coords", "-o", root / out, *extra)
 
 
-def test_blobs_are_centred_and_binned(tmp_path):
+@pytest.mark.parametrize("subpixel", [False, True])
+def test_blobs_are_centred_and_binned(tmp_path, subpixel):
+    """RELION centres a box on the pick's whole px (the fraction stays, halved by binning);
+    ``--subpixel`` moves the pick itself to the centre."""
     root = make_project(tmp_path, n=2)
-    res = extract(root, "--box-px", "40", "--bin", "2", "--no-normalise")
+    extra = ["--subpixel"] if subpixel else []
+    res = extract(root, "--box-px", "40", "--bin", "2", "--no-normalise", *extra)
     assert res.returncode == 0, res.stderr
     pset = read_particles(root / "out" / "particles.star")
     assert len(pset) == 12 and pset.box == 20 and pset.angpix == pytest.approx(2 * ANGPIX)
     images = pset.read(0, len(pset))
     star = starfile.read(root / "out" / "particles.star")["particles"]
     frac = star[["rlnCoordinateX", "rlnCoordinateY"]].to_numpy()
-    frac = frac - np.floor(frac + 0.5)  # where the blob sits relative to the box centre (px)
+    frac = frac - np.trunc(frac)  # where the blob sits relative to the box centre (px)
+    assert frac.std() > 0.1  # the picks do have fractions
+    if subpixel:
+        frac = 0 * frac
     yy, xx = np.mgrid[:20, :20]
     for img, (fx, fy) in zip(images, frac, strict=True):
         w = img / img.sum()
@@ -103,16 +110,19 @@ def test_blobs_are_centred_and_binned(tmp_path):
 
 
 def test_relion31_output_feeds_clean(tmp_path):
+    """Run from a project folder (``tmp_path``): every name in the STAR is relative to it, as
+    RELION reads them; ``cryosift clean`` finds the stacks from anywhere."""
     sim = tmp_path / "sim"
     assert run_cli("simulate", "micrographs", "-o", sim, "-n", "2", "--seed", "3").returncode == 0
     out = tmp_path / "ext"
     res = run_cli(
         "extract",
-        sim / "micrographs_ctf.star",
-        sim / "Coordinates",
+        "sim/micrographs_ctf.star",
+        "sim/Coordinates",
         "-o",
-        out,
+        "ext",
         *"--box-A 176 --size 44 --phase-flip --invert --diameter-A 88".split(),
+        cwd=tmp_path,
     )
     assert res.returncode == 0, res.stderr
     blocks = starfile.read(out / "particles.star")
@@ -129,10 +139,11 @@ def test_relion31_output_feeds_clean(tmp_path):
         assert col in optics.columns
     assert optics.rlnImageSize[0] == 44 and optics.rlnImagePixelSize[0] == pytest.approx(4.0)
     assert optics.rlnMicrographOriginalPixelSize[0] == pytest.approx(2.0)
-    assert all(re.fullmatch(r"\d{6}@Particles/mic_00[12]\.mrcs", n) for n in particles.rlnImageName)
+    names = particles.rlnImageName
+    assert all(re.fullmatch(r"\d{6}@ext/Particles/mic_00[12]\.mrcs", n) for n in names)
     assert set(particles.rlnMicrographName) == {
-        "Micrographs/mic_001.mrc",
-        "Micrographs/mic_002.mrc",
+        "sim/Micrographs/mic_001.mrc",
+        "sim/Micrographs/mic_002.mrc",
     }
     for col in (
         "rlnCoordinateX",
@@ -198,25 +209,29 @@ def test_invert_negates_and_normalise_sets_the_background(tmp_path):
     b = mrcfile.read(root / "b" / "Particles" / "mic_0.mrcs")
     np.testing.assert_array_equal(a, -b)
     yy, xx = np.mgrid[:48, :48] - 24
-    bg = a[:, np.hypot(yy, xx) > 0.375 * 48]  # RELION's default background circle
+    bg = a[:, np.hypot(yy, xx) > int(0.375 * 48)]  # RELION's default background circle
     np.testing.assert_allclose(bg.mean(axis=1), 0, atol=1e-4)
     np.testing.assert_allclose(bg.std(axis=1), 1, rtol=1e-3)
 
 
-def test_off_edge_picks_are_reported_or_padded(tmp_path):
+def test_off_edge_picks_are_reported_and_padded_or_skipped(tmp_path):
     root = make_project(tmp_path, n=2)
     xy = np.array([[5.0, 100.0], [160.0, 128.0], [300.0, 250.0]])  # two boxes leave mic_1
     write_stack(root / "mics" / "mic_1.mrc", _blobs(xy), ANGPIX)
     _coords(root / "coords" / "mic_1.star", xy)
-    res = extract(root, "--box-px", "32")
+    res = extract(root, "--box-px", "32", "--no-normalise")
     assert res.returncode == 0, res.stderr
     assert re.search(r"boxes off the edge: mic_1\.mrc \(2\)", res.stderr.replace("\n", " "))
     summary = pd.read_csv(root / "out" / "extract_summary.csv").set_index("micrograph")
     row = summary.loc[str(root / "mics" / "mic_1.mrc")]
-    assert (row.picks, row.extracted, row.off_edge) == (3, 1, 2)
-    res = extract(root, "--box-px", "32", "--pad", out="padded")
+    assert (row.picks, row.extracted, row.off_edge) == (3, 3, 2)  # RELION keeps them
+    boxes = mrcfile.read(root / "out" / "Particles" / "mic_1.mrcs")
+    # the first box's columns left of the micrograph repeat its column 0 (RELION's rule)
+    first = boxes[0]
+    np.testing.assert_array_equal(first[:, :11], np.repeat(first[:, 11:12], 11, axis=1))
+    res = extract(root, "--box-px", "32", "--skip-off-edge", out="skipped")
     assert res.returncode == 0, res.stderr
-    assert mrcfile.read(root / "padded" / "Particles" / "mic_1.mrcs").shape == (3, 32, 32)
+    assert mrcfile.read(root / "skipped" / "Particles" / "mic_1.mrcs").shape == (32, 32)  # one
 
 
 def test_rerun_resumes_and_parallel_equals_serial(tmp_path):
@@ -362,9 +377,11 @@ def test_several_micrograph_paths_equal_the_folder(tmp_path):
     files = sorted((root / "mics").glob("*.mrc"))
     res = run_cli("extract", *files, root / "coords", "-o", root / "each", "--box-px", "32")
     assert res.returncode == 0, res.stderr
-    assert (root / "each" / "particles.star").read_bytes() == (
-        root / "out" / "particles.star"
-    ).read_bytes()
+    each = (root / "each" / "particles.star").read_text()  # names hold the output folder
+    assert (
+        each.replace(f"{root}/each/", f"{root}/out/")
+        == (root / "out" / "particles.star").read_text()
+    )
     mixed = find_micrographs([files[2], root / "mics" / "mic_[01].mrc"])  # a file, a glob
     assert list(mixed.key) == ["mic_2", "mic_0", "mic_1"]
     with pytest.raises(InputError, match="share the name"):

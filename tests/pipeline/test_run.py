@@ -58,7 +58,7 @@ def test_run_writes_every_output(reference_run, run_sim):
     assert len(outl) == (scores.verdict != "inlier").sum()
     assert set(inl.rlnImageName) | set(outl.rlnImageName) == set(scores.image_name)
     # every particle keeps its micrograph and coordinates in scores.csv
-    assert set(scores.micrograph) <= {f"Micrographs/{m}.mrc" for m in mics}
+    assert set(scores.micrograph) <= {str(run_sim / f"Micrographs/{m}.mrc") for m in mics}
     assert scores[["x_px", "y_px"]].notna().all().all()
 
     doc = json.loads((out / "run.json").read_text())
@@ -96,13 +96,24 @@ def test_rerun_resumes_without_redoing_micrographs(reference_run, run_sim, tmp_p
 
 
 def test_rerun_with_more_micrographs_picks_only_the_new_ones(run_sim, tmp_path):
+    """Also: every name written in a STAR file is relative to ``--project-dir`` (files
+    outside it by absolute path), as RELION reads them."""
     out = tmp_path / "run"
     first = run_cli("run", run_sim / "Micrographs/mic_00[12].mrc", "--diameter-A", DIAMETER_A,
-                    "-o", out, "--jobs", "1")  # fmt: skip
+                    "-o", out, "--jobs", "1", "--project-dir", tmp_path)  # fmt: skip
     assert first.returncode == 0, first.stderr
     res = run_cli("run", run_sim / "Micrographs/mic_00[123].mrc", "--diameter-A", DIAMETER_A,
-                  "-o", out, "--jobs", "1")  # fmt: skip
+                  "-o", out, "--jobs", "1", "--project-dir", tmp_path)  # fmt: skip
     assert res.returncode == 0, res.stderr
+    particles = read_star_blocks(out / "particles.star")["particles"]
+    assert particles.rlnImageName.str.fullmatch(r"\d{6}@run/Particles/mic_00[123]\.mrcs").all()
+    assert set(particles.rlnMicrographName) <= {
+        str(run_sim / f"Micrographs/mic_00{i}.mrc") for i in (1, 2, 3)
+    }
+    listing = read_star_blocks(out / "autopick.star")["coordinate_files"]
+    assert listing.rlnMicrographCoordinates.str.startswith("run/Coordinates/").all()
+    inliers = read_star_blocks(out / "inliers.star")["particles"]
+    assert inliers.rlnImageName.str.contains("@run/Particles/").all()
     summary = pd.read_csv(out / "pick_summary.csv").set_index("key")
     assert summary.status.to_dict() == {
         "mic_001": "resumed",

@@ -73,3 +73,9 @@ DIAMETER_PX = typer.Option(
 )
 ANGPIX = typer.Option(None, "--angpix", help="Pixel size in Å (overrides headers)")
 DEVICE = typer.Option(None, "--device", help="cpu or cuda (default: cuda if present)")
+PROJECT_DIR = typer.Option(
+    None,
+    "--project-dir",
+    help="RELION project directory: every file name written in a STAR file is relative to "
+    "it, as RELION reads them (default: the working directory)",
+)

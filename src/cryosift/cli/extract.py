@@ -17,12 +17,12 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cryosift.cli.common import MICROGRAPHS, console, guarded, progress_bar
+from cryosift.cli.common import MICROGRAPHS, PROJECT_DIR, console, guarded, progress_bar
 from cryosift.errors import InputError
 from cryosift.extract.run import ExtractSettings, plan_extraction, run_extraction, spec_label
 from cryosift.io.coords import FORMATS
 
-#: RELION's default background circle: 75% of the box diameter.
+#: RELION's default background circle: 75% of the box diameter (its radius in whole px).
 RELION_BG_FRACTION = 0.375
 
 
@@ -104,17 +104,28 @@ def main(
         None,
         "--bg-radius-px",
         help="Background circle radius in output px (default: particle "
-        "radius, or RELION's 37.5% of the box)",
+        "radius, or RELION's 37.5% of the box, whole px)",
     ),
     normalise: bool = typer.Option(
         True, "--normalise/--no-normalise", help="Background to mean 0, std 1 (RELION)"
     ),
+    ramp: bool = typer.Option(
+        True, "--ramp/--no-ramp", help="Remove the background's fitted plane first (RELION)"
+    ),
     invert: bool = typer.Option(False, "--invert/--no-invert", help="Invert the contrast"),
     pad: bool = typer.Option(
-        False,
+        True,
         "--pad/--skip-off-edge",
-        help="Pad boxes that leave the micrograph (default: skip them, reported by micrograph)",
+        help="Boxes that leave the micrograph: cut with its edge pixels repeated (RELION), "
+        "or skipped; reported by micrograph either way",
     ),
+    subpixel: bool = typer.Option(
+        False,
+        "--subpixel",
+        help="Centre each box on its pick to a fraction of a px by a Fourier shift "
+        "(RELION centres on the pick's whole px)",
+    ),
+    project_dir: Path = PROJECT_DIR,
     ctf: Path = typer.Option(None, "--ctf", help="Micrographs STAR with defocus U/V/angle"),
     phase_flip: bool = typer.Option(False, "--phase-flip", help="Phase flip with the CTF"),
     angpix: float = typer.Option(
@@ -147,6 +158,7 @@ def main(
         angpix=angpix,
         scale=scale,
         coords_angpix=coords_angpix,
+        project=project_dir or Path.cwd(),
     )
     if phase_flip and not all(j.ctf for j in plan):
         raise InputError(
@@ -164,7 +176,7 @@ def main(
                 )
             bg_radius_px = diameter_A / 2 / mic_angpix * out / box
         else:
-            bg_radius_px = RELION_BG_FRACTION * out
+            bg_radius_px = int(RELION_BG_FRACTION * out)
     optics = next((j.ctf for j in plan if j.ctf), None) or {}
     settings = ExtractSettings(
         box=box,
@@ -175,6 +187,8 @@ def main(
         normalise=normalise,
         phase_flip=phase_flip,
         pad=pad,
+        ramp=ramp,
+        subpixel=subpixel,
         voltage=float(optics.get("rlnVoltage", voltage)),
         cs=float(optics.get("rlnSphericalAberration", cs)),
         amplitude_contrast=float(optics.get("rlnAmplitudeContrast", amplitude_contrast)),
@@ -188,6 +202,7 @@ def main(
             n_jobs=jobs,
             overwrite=overwrite,
             on_progress=lambda n: bar.advance(task, n),
+            project=project_dir or Path.cwd(),
         )
     console.print(summary_table(summary, outdir))
     for line in (

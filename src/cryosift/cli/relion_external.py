@@ -1,4 +1,4 @@
-"""``cryosift relion-external``: cryosift as a RELION 4/5 External job.
+"""``cryosift relion-external``: cryosift as a RELION 3.1, 4 or 5 External job.
 
 RELION runs the program from its project folder as
 ``cryosift relion-external --o External/job012/ --in_mics CtfFind/job004/micrographs_ctf.star
@@ -7,6 +7,14 @@ extract, clean), ``--in_mics`` + ``--in_coords`` (extract at those picks, clean)
 ``--in_parts`` (clean only), parameters as ``--LABEL VALUE`` pairs. Everything is written under
 ``--o``, with file names inside STAR files relative to the project folder, and
 ``RELION_OUTPUT_NODES.star`` naming the coordinates and the clean particles for the next job.
+
+The nodes file carries both RELION 3.1's integer ``_rlnPipeLineNodeType`` and RELION 4/5's
+``_rlnPipeLineNodeTypeLabel``: each version reads its own column. The coordinates differ by
+version: RELION 4/5 take ``autopick.star`` (a list of coordinate files), RELION 3.1 takes
+``coords_suffix_autopick.star`` (the micrographs STAR's name) with each micrograph's
+``<JOB>/<path after jobNNN/>_autopick.star``. The version is ``--relion_version``, else the
+project's ``default_pipeline.star`` (3.1 writes integer node types, 4 and 5 labels, 5 a
+``# version 50001`` line), else the input STAR's version line (50001: 5; 30001: 4), else 5.
 The job ends with ``RELION_JOB_EXIT_SUCCESS`` or ``RELION_JOB_EXIT_FAILURE``; when
 ``RELION_JOB_ABORT_NOW`` appears it stops after the micrograph at hand, removes that file and
 writes ``RELION_JOB_EXIT_ABORTED``. A rerun (RELION's "continue") resumes.
@@ -16,6 +24,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -33,8 +42,11 @@ SUCCESS, FAILURE, ABORTED = (
 ABORT_NOW = "RELION_JOB_ABORT_NOW"
 NODES_FILE = "RELION_OUTPUT_NODES.star"
 
-#: Node type labels of the outputs, by RELION major version.
+#: Node types of the outputs, by RELION major version (3: RELION 3.1's integer codes of
+#: ``pipeline_jobs.h``, NODE_MIC_COORDS and NODE_PART_DATA; the tests check them against the
+#: types the installed RELION gives its own AutoPick and Extract jobs).
 NODE_TYPES = {
+    3: {"coords": 2, "particles": 3},
     4: {
         "coords": "MicrographsCoords.star.relion.autopick",
         "particles": "ParticlesData.star.relion",
@@ -60,8 +72,14 @@ PARAMETERS = {
     "model": str,
     "seed": int,
     "device": str,
-    "relion_version": int,
+    "relion_version": lambda v: int(float(v)),  # 3, 3.1, 4 or 5
+    "adapt": str,
+    "project_dir": str,
 }
+#: The version assumed when nothing tells.
+DEFAULT_VERSION = 5
+#: RELION 3.1's coordinate files, the suffix after each micrograph's name.
+SUFFIX_31 = "_autopick.star"
 
 
 def parse_arguments(tokens: list[str]) -> dict[str, str]:
@@ -85,7 +103,7 @@ def parse_arguments(tokens: list[str]) -> dict[str, str]:
 
 def star_version(path: Path) -> int | None:
     """RELION's major version from a STAR file's ``# version NNNNN`` line (30001: RELION
-    3.1 and 4, 50001: RELION 5), or None when it has none."""
+    3.1 and 4, taken as 4; 50001: RELION 5), or None when it has none."""
     try:
         with open(path, errors="replace") as fh:
             head = fh.read(4096)
@@ -97,10 +115,73 @@ def star_version(path: Path) -> int | None:
     return 5 if int(m.group(1)) >= 50000 else 4
 
 
-def write_output_nodes(outdir: Path, nodes: list[tuple[str, str]]) -> None:
-    """``RELION_OUTPUT_NODES.star``: ``data_output_nodes`` with node names and type labels."""
-    table = pd.DataFrame(nodes, columns=["rlnPipeLineNodeName", "rlnPipeLineNodeTypeLabel"])
+def pipeline_version(project: Path) -> int | None:
+    """RELION's major version from the project's ``default_pipeline.star``: 3 when its
+    processes or nodes have integer types (RELION 3.1), 4 or 5 when they have type labels
+    (by its version line), None when it is absent or says neither."""
+    path = project / "default_pipeline.star"
+    try:
+        text = path.read_text(errors="replace")[:200_000]
+    except OSError:
+        return None
+    if re.search(r"_rlnPipeLine(Process|Node)TypeLabel\b", text):
+        return star_version(path) or 4
+    if re.search(r"_rlnPipeLine(Process|Node)Type\b", text):
+        return 3
+    return None
+
+
+def relion_version(args: dict, project: Path) -> tuple[int, str]:
+    """The RELION major version to write for, and where it came from."""
+    if "relion_version" in args:
+        version = _value(args, "relion_version")
+        if version not in NODE_TYPES:
+            raise InputError(None, f"--relion_version {args['relion_version']}: 3.1, 4 or 5")
+        return version, "--relion_version"
+    found = pipeline_version(project)
+    if found is not None:
+        return found, "default_pipeline.star"
+    source = args.get("in_mics") or args.get("in_parts")
+    found = star_version(Path(source)) if source else None
+    if found is not None:
+        return found, f"the version line of {source}"
+    return DEFAULT_VERSION, "the default (nothing tells)"
+
+
+def write_output_nodes(outdir: Path, nodes: list[tuple[str, str]], version: int) -> None:
+    """``RELION_OUTPUT_NODES.star``: ``data_output_nodes`` with node names, RELION 3.1's
+    integer types and RELION 4/5's type labels (of ``version``; 4's for 3.1)."""
+    labels = NODE_TYPES[max(version, 4)]
+    table = pd.DataFrame(
+        {
+            "rlnPipeLineNodeName": [name for name, _ in nodes],
+            "rlnPipeLineNodeType": [NODE_TYPES[3][kind] for _, kind in nodes],
+            "rlnPipeLineNodeTypeLabel": [labels[kind] for _, kind in nodes],
+        }
+    )
     write_star({"output_nodes": table}, outdir / NODES_FILE)
+
+
+def after_job_folder(name: str) -> str:
+    """What RELION 3.1 keeps of a micrograph's name to place its coordinate file: the part
+    after the ``jobNNN/`` folder (``decomposePipelineFileName``), else the whole name."""
+    m = re.search(r"job\d{3}/", name)
+    return name[m.end() :] if m else name
+
+
+def write_relion31_coords(out: Path, prefix: str, mics: pd.DataFrame, in_mics: str) -> str:
+    """RELION 3.1's layout of the picks in ``out`` (a ``cryosift run`` folder): each
+    micrograph's ``Coordinates/<key>_autopick.star`` copied to ``<after jobNNN/>`` +
+    :data:`SUFFIX_31`, and ``coords_suffix_autopick.star`` naming the micrographs STAR.
+    Returns the node's name."""
+    for m in mics.itertuples():
+        stem = str(Path(after_job_folder(str(m.name))).with_suffix(""))
+        target = out / f"{stem}{SUFFIX_31}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / "Coordinates" / f"{m.key}_autopick.star", target)
+    node = out / f"coords_suffix{SUFFIX_31}"
+    node.write_text(in_mics + "\n")
+    return prefix + node.name
 
 
 def _touch(path: Path) -> None:
@@ -111,17 +192,29 @@ def _value(args: dict, label: str):
     return PARAMETERS[label](args[label]) if label in args else None
 
 
-def run_job(args: dict[str, str]) -> list[tuple[str, str]]:
-    """Do the job RELION asked for; returns the output nodes (name, kind)."""
+def _yes(value: str) -> bool:
+    """A yes/no parameter (RELION's GUI passes what the user typed)."""
+    word = value.strip().lower()
+    if word in ("1", "yes", "y", "true", "on"):
+        return True
+    if word in ("0", "no", "n", "false", "off"):
+        return False
+    raise InputError(None, f"expected yes or no, got {value!r}")
+
+
+def run_job(args: dict[str, str], version: int, project: Path) -> list[tuple[str, str]]:
+    """Do the job RELION asked for, writing names relative to ``project``; returns the
+    output nodes (name, kind) in ``version``'s conventions."""
     from cryosift.cli.run import box_and_size
-    from cryosift.extract.run import ctf_by_micrograph
+    from cryosift.extract.run import ctf_by_micrograph, in_project
+    from cryosift.io.paths import folder_prefix, project_relative
     from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS
     from cryosift.picking.model import pick_device
     from cryosift.picking.run import find_with_diameter
     from cryosift.pipeline.run import RunConfig, run_pipeline
 
     out = Path(args["o"])
-    prefix = args["o"].rstrip("/") + "/"
+    prefix = folder_prefix(out, project)
     abort = out / ABORT_NOW
     rules = args.get("rules", DEFAULT_PRESET)
     if rules not in PRESETS:
@@ -138,6 +231,7 @@ def run_job(args: dict[str, str]) -> list[tuple[str, str]]:
     mics, mic_angpix, diameter = find_with_diameter(
         in_mics, _value(args, "diameter_A"), _value(args, "diameter_px"), angpix
     )
+    mics = in_project(mics, project)
     given = None
     if "in_coords" in args:
         from cryosift.extract.run import plan_extraction
@@ -156,7 +250,7 @@ def run_job(args: dict[str, str]) -> list[tuple[str, str]]:
         area_fraction=_value(args, "area_fraction"),
         model=args.get("model"),
         rules=rules,
-        adapt=str(args.get("adapt", "yes")).lower() not in ("0", "no", "false", "off"),
+        adapt=_yes(args.get("adapt", "yes")),
         seed=_value(args, "seed") or 0,
     )
     run_pipeline(
@@ -173,7 +267,11 @@ def run_job(args: dict[str, str]) -> list[tuple[str, str]]:
     )
     nodes = [(prefix + "inliers.star", "particles")]
     if given is None:
-        nodes.insert(0, (prefix + "autopick.star", "coords"))
+        if version == 3:
+            listing = project_relative(in_mics, project)
+            nodes.insert(0, (write_relion31_coords(out, prefix, mics, listing), "coords"))
+        else:
+            nodes.insert(0, (prefix + "autopick.star", "coords"))
     return nodes
 
 
@@ -191,7 +289,7 @@ def _clean_only(args: dict, out: Path, rules: str) -> None:
 
 
 def main(ctx: typer.Context) -> None:
-    """Run as a RELION 4/5 External job (--o, --in_mics/--in_parts, --LABEL VALUE ...)."""
+    """Run as a RELION 3.1/4/5 External job (--o, --in_mics/--in_parts, --LABEL VALUE ...)."""
     try:
         args = parse_arguments(list(ctx.args))
         if "o" not in args:
@@ -206,12 +304,11 @@ def main(ctx: typer.Context) -> None:
     from cryosift.pipeline.run import Aborted
 
     try:
-        source = Path(args.get("in_mics") or args.get("in_parts") or "")
-        version = _value(args, "relion_version") or star_version(source) or 5
-        if version not in NODE_TYPES:
-            raise InputError(None, f"--relion_version {version}: 4 or 5")
-        nodes = run_job(args)
-        write_output_nodes(out, [(name, NODE_TYPES[version][kind]) for name, kind in nodes])
+        project = Path(args.get("project_dir", "."))
+        version, why = relion_version(args, project)
+        print(f"cryosift relion-external: writing for RELION {version} ({why})", flush=True)
+        nodes = run_job(args, version, project)
+        write_output_nodes(out, nodes, version)
     except Aborted:
         (out / ABORT_NOW).unlink(missing_ok=True)
         _touch(out / ABORTED)

@@ -25,6 +25,7 @@ from cryosift.cli.common import (
     DIAMETER_PX,
     MICROGRAPHS,
     OUTDIR,
+    PROJECT_DIR,
     console,
     guarded,
     progress_bar,
@@ -137,9 +138,11 @@ def main(
     seed: int = typer.Option(0, "--seed", help="Random seed"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again, ignoring past runs"),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html"),
+    project_dir: Path = PROJECT_DIR,
 ) -> None:
     """Micrographs -> picks -> particles -> inliers, with report.html and run.json."""
-    from cryosift.extract.run import ctf_by_micrograph, spec_label
+    from cryosift.extract.run import ctf_by_micrograph, in_project, spec_label
+    from cryosift.io.paths import folder_prefix
     from cryosift.picking.run import find_with_diameter
 
     started = time.perf_counter()
@@ -153,6 +156,8 @@ def main(
         raise typer.BadParameter("--jobs must be at least 1")
     signal.signal(signal.SIGTERM, _sigterm)
     mics, mic_angpix, diameter = find_with_diameter(micrographs, diameter_A, diameter_px, angpix)
+    project = project_dir or Path.cwd()
+    mics = in_project(mics, project)
     ctf_by_key = ctf_by_micrograph(mics, ctf, mic_angpix, micrographs)
     if phase_flip and ctf_by_key and not mic_angpix:
         raise InputError(
@@ -199,6 +204,7 @@ def main(
             scheduler=dask_scheduler,
             device=dev,
             overwrite=overwrite,
+            name_prefix=folder_prefix(outdir, project),
             progress=progress,
             report=report,
             inputs=inputs,

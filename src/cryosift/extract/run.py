@@ -24,7 +24,13 @@ import numpy as np
 import pandas as pd
 
 from cryosift.errors import InputError
-from cryosift.extract.boxes import boxes_inside, crop_boxes, normalise_background
+from cryosift.extract.boxes import (
+    box_centres,
+    boxes_inside,
+    crop_boxes,
+    normalise_background,
+    repeat_edges,
+)
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.coords import check_inside, guess_format, read_coords, scale_coords
 from cryosift.io.micrographs import (
@@ -38,6 +44,7 @@ from cryosift.io.micrographs import (
 )
 from cryosift.io.mrc import open_stack, write_stack_chunks
 from cryosift.io.particles import CtfParams
+from cryosift.io.paths import folder_prefix, project_relative
 from cryosift.io.star import optics_table, read_star_blocks, write_star
 from cryosift.preprocess.fourier import phase_flip_and_crop
 
@@ -51,7 +58,11 @@ CHUNK = 256
 @dataclass(frozen=True)
 class ExtractSettings:
     """How boxes are cut. Sizes in px: ``box`` of the micrograph, ``size`` of the output,
-    ``bg_radius`` of the output; ``angpix`` is the micrograph pixel size in Å."""
+    ``bg_radius`` of the output; ``angpix`` is the micrograph pixel size in Å. ``pad``: boxes
+    that leave the micrograph are cut with its edge pixels repeated (RELION's default), else
+    skipped; ``ramp``: the background plane is removed before normalising (RELION's
+    default); ``subpixel``: each box is shifted by the fractional part of its pick so the
+    pick lands exactly on the centre pixel (RELION truncates it)."""
 
     box: int
     size: int
@@ -61,6 +72,8 @@ class ExtractSettings:
     normalise: bool = True
     phase_flip: bool = False
     pad: bool = False
+    ramp: bool = True
+    subpixel: bool = False
     voltage: float = 300.0
     cs: float = 2.7
     amplitude_contrast: float = 0.1
@@ -160,12 +173,30 @@ def find_micrographs(spec: Specs) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
+def in_project(mics: pd.DataFrame, project: str | os.PathLike | None) -> pd.DataFrame:
+    """``mics`` with each ``name`` as RELION reads it from the project directory ``project``
+    (:func:`cryosift.io.paths.project_relative` of its path); unchanged when None."""
+    if project is None:
+        return mics
+    return mics.assign(name=[project_relative(p, project) for p in mics.path])
+
+
+def _coords_suffix_files(spec: Path) -> list[Path]:
+    """RELION 3.1's ``coords_suffix<SUFFIX>`` file (e.g. ``AutoPick/job006/coords_suffix_
+    autopick.star``): the per-micrograph files ``*<SUFFIX>`` in the folders below it; an
+    empty list for any other path."""
+    if not (spec.is_file() and spec.name.startswith("coords_suffix")):
+        return []
+    suffix = spec.name[len("coords_suffix") :]
+    return sorted(p for p in spec.parent.rglob(f"*{suffix}") if p != spec and p.is_file())
+
+
 def read_all_picks(spec: str | os.PathLike, fmt: str | None = None) -> pd.DataFrame:
     """Picks from one coordinate file, a folder of them or a glob, with a ``source`` column
     (the file each pick came from) and ``per_file`` (the format names the micrograph by
     the file, so the file's stem is the micrograph)."""
     spec = Path(spec)
-    files = _expand(spec, COORD_SUFFIXES)
+    files = _coords_suffix_files(spec) or _expand(spec, COORD_SUFFIXES)
     if not files:
         raise InputError(spec, "no coordinate files found")
     parts = []
@@ -275,13 +306,15 @@ def plan_extraction(
     angpix: float | None = None,
     scale: float | None = None,
     coords_angpix: float | None = None,
+    project: str | os.PathLike | None = None,
 ) -> tuple[list[MicrographJob], float | None]:
     """Check every input and return the jobs and the micrograph pixel size (Å or None).
 
     Coordinates are multiplied by ``scale``, or by ``coords_angpix / angpix`` when the picks
-    were made on micrographs of another pixel size; nothing is scaled otherwise.
+    were made on micrographs of another pixel size; nothing is scaled otherwise. Micrograph
+    names are made relative to the RELION project directory ``project`` when given.
     """
-    mics = find_micrographs(micrographs)
+    mics = in_project(find_micrographs(micrographs), project)
     infos = [probe_micrograph(p) for p in mics.path]
     mic_angpix = micrograph_angpix(mics, infos, angpix)
     ctf = ctf_by_micrograph(mics, ctf_star, mic_angpix, micrographs)
@@ -343,15 +376,27 @@ def particle_boxes(
     ctf: dict[str, float] | None,
     workers: int = 1,
 ) -> Iterator[np.ndarray]:
-    """Yield the processed boxes for picks ``xy`` ``(n, 2)`` in chunks ``(b, size, size)``:
-    cut, phase flipped (with ``ctf`` when ``settings.phase_flip``), Fourier-cropped,
-    normalised and inverted as the settings say."""
+    """Yield the processed boxes for picks ``xy`` ``(n, 2)`` in chunks ``(b, size, size)``,
+    in RELION's order: cut (the micrograph's mean outside it), phase flipped (with ``ctf``
+    when ``settings.phase_flip``) at the box size, edges repeated, Fourier-cropped,
+    normalised, inverted as the settings say."""
     params = _ctf_params(ctf) if settings.phase_flip and ctf is not None else None
+    fill = float(np.mean(image)) if params is not None else None
     for start in range(0, len(xy), CHUNK):
-        boxes = crop_boxes(image, xy[start : start + CHUNK], settings.box, pad=settings.pad)
-        boxes = phase_flip_and_crop(boxes, settings.size, params, settings.angpix, workers)
+        pts = xy[start : start + CHUNK]
+        boxes = crop_boxes(image, pts, settings.box, pad=settings.pad, fill=fill)
+        shifts = -box_centres(pts)[1][:, ::-1] if settings.subpixel else None
+        if fill is not None and not boxes_inside(pts, settings.box, image.shape).all():
+            boxes = phase_flip_and_crop(boxes, settings.box, params, settings.angpix, workers)
+            boxes = repeat_edges(boxes, pts, image.shape)
+            params_now = None
+        else:
+            params_now = params
+        boxes = phase_flip_and_crop(
+            boxes, settings.size, params_now, settings.angpix, workers, shifts
+        )
         if settings.normalise:
-            boxes = normalise_background(boxes, settings.bg_radius)
+            boxes = normalise_background(boxes, settings.bg_radius, settings.ramp)
         if settings.invert:
             boxes = -boxes
         yield boxes
@@ -404,19 +449,22 @@ def extract_micrograph(
     outdir: Path,
     resume: bool = True,
     workers: int = 1,
+    prefix: str = "",
 ) -> dict:
     """Extract one micrograph into ``outdir/Particles``; returns its summary row (with the
-    particle rows under ``"rows"`` and the files it wrote under ``"written"``)."""
+    particle rows under ``"rows"`` and the files it wrote under ``"written"``). Image names
+    are ``prefix`` + ``Particles/<key>.mrcs`` (``prefix``: ``outdir`` seen from the
+    project directory)."""
     keep, n_off = selected_picks(job, settings)
     stack_rel = f"Particles/{job.key}.mrcs"
     stack, sidecar = outdir / stack_rel, outdir / "Particles" / f"{job.key}.star"
-    rows = particle_rows(job, keep, stack_rel)
+    rows = particle_rows(job, keep, prefix + stack_rel)
     summary = {
         "micrograph": job.name,
         "picks": len(job.picks),
         "extracted": len(keep),
         "off_edge": n_off,
-        "off_edge_action": "padded" if settings.pad else "skipped",
+        "off_edge_action": "edges repeated" if settings.pad else "skipped",
         "rows": rows,
         "written": [],
     }
@@ -478,9 +526,12 @@ def run_extraction(
     n_jobs: int = 1,
     overwrite: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    project: str | os.PathLike | None = None,
 ) -> pd.DataFrame:
     """Extract every job into ``outdir`` and write ``particles.star`` and
-    ``extract_summary.csv``; returns the summary (one row per micrograph).
+    ``extract_summary.csv``; returns the summary (one row per micrograph). Image names in
+    the STAR files are relative to the RELION project directory ``project`` (None: to
+    ``outdir``).
 
     Bad input met during the run (e.g. NaN pixels) removes what this run wrote and raises
     :class:`InputError`; an interrupted run leaves its finished micrographs for a rerun.
@@ -494,9 +545,10 @@ def run_extraction(
         if settings_path is not None:
             written.append(settings_path)
         workers = 1 if n_jobs > 1 else -1
+        prefix = folder_prefix(outdir, project)
 
         def work(job: MicrographJob) -> dict:
-            return extract_micrograph(job, settings, outdir, not overwrite, workers)
+            return extract_micrograph(job, settings, outdir, not overwrite, workers, prefix)
 
         results = []
         with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:

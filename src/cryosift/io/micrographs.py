@@ -234,7 +234,8 @@ def read_micrographs_star(path: str | os.PathLike) -> pd.DataFrame:
     """A RELION micrographs STAR (e.g. ``micrographs_ctf.star``), optics merged in.
 
     Returns one row per micrograph: ``name`` (as written), ``path`` (resolved beside the
-    STAR, then from the working folder), ``key`` (:func:`micrograph_key`), ``angpix`` (Å,
+    STAR, from the working folder, then from the folders above the STAR:
+    :func:`cryosift.io.paths.resolve_name`), ``key`` (:func:`micrograph_key`), ``angpix`` (Å,
     NaN when the file has none) and, when the file has defoci, the :data:`CTF_COLUMNS`.
     """
     from cryosift.io.star import float_column, merge_optics, read_star_blocks
@@ -268,10 +269,6 @@ def read_micrographs_star(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def _resolve_beside(star: Path, name: str) -> Path:
-    p = Path(name)
-    if p.is_absolute():
-        return p
-    for candidate in (star.parent / p, Path.cwd() / p):
-        if candidate.exists():
-            return candidate
-    return star.parent / p
+    from cryosift.io.paths import resolve_name
+
+    return resolve_name(name, star)

@@ -1,8 +1,8 @@
 """``cryosift run``'s driver: micrographs -> picks -> particles -> inliers, resumable.
 
-Layout of OUTDIR (names relative to it; ``name_prefix`` is put in front of the file names
-written *inside* STAR files, so that RELION, which resolves them from its project folder,
-finds them):
+Layout of OUTDIR (names relative to it; ``name_prefix``, OUTDIR seen from the RELION project
+directory, is put in front of the file names written *inside* STAR files, so that RELION,
+which resolves them from its project directory, finds them: :mod:`cryosift.io.paths`):
 
 - ``Coordinates/<key>_autopick.star`` per micrograph and ``autopick.star`` (RELION 4/5 list);
 - ``Particles/<key>.mrcs`` per micrograph and ``particles.star`` (RELION 3.1, all picks whose

@@ -1,0 +1,50 @@
+"""File names inside STAR files, as RELION reads and writes them.
+
+RELION runs every program from its project directory and reads every file name written in a
+STAR file relative to it. cryosift writes names relative to one stated project directory
+(:func:`project_relative`), and reads names by trying, in order, the places such a name may
+be relative to (:func:`resolve_name`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def project_relative(path: str | os.PathLike, project: str | os.PathLike) -> str:
+    """``path`` as written in a STAR file of the RELION project ``project``: relative to the
+    project when it lies inside it, else absolute (``"."`` for the project itself)."""
+    p = Path(os.path.abspath(path))
+    root = Path(os.path.abspath(project))
+    try:
+        return p.relative_to(root).as_posix() or "."
+    except ValueError:
+        return p.as_posix()
+
+
+def folder_prefix(folder: str | os.PathLike, project: str | os.PathLike | None) -> str:
+    """What goes before names relative to ``folder`` so they become relative to ``project``
+    (``""`` when ``project`` is None or is ``folder`` itself)."""
+    if project is None:
+        return ""
+    rel = project_relative(folder, project)
+    return "" if rel == "." else rel.rstrip("/") + "/"
+
+
+def resolve_name(name: str, star: Path, first: str | os.PathLike | None = None) -> Path:
+    """The file a name in the STAR file ``star`` stands for: tried under ``first`` (when
+    given), beside the STAR, in the working directory (RELION's project directory), then in
+    each folder above the STAR (the project that holds it); the first that exists, else the
+    name beside the STAR (or under ``first``)."""
+    p = Path(name)
+    if p.is_absolute():
+        return p
+    base = star.parent
+    tries = [Path(first) / p] if first is not None else []
+    tries += [base / p, Path.cwd() / p]
+    tries += [a / p for a in Path(os.path.abspath(base)).parents]
+    for candidate in tries:
+        if candidate.exists():
+            return candidate
+    return (Path(first) if first is not None else base) / p
