@@ -10,8 +10,9 @@ other 10 unless it says "all 20"):
   with its score (in this process), the threshold chosen on the first half; its seconds
   per micrograph are the steady-state picking loop (micrographs already read, 2 threads);
 - **RELION LoG, default threshold**: ``relion_autopick --LoG --LoG_diam_min 86.4
-  --LoG_diam_max 129.6 --angpix 1 --lowpass 20`` (Debian's RELION 3.1) on the micrographs
-  written as MRC, one thread; skipped with a message when ``relion_autopick`` is absent;
+  --LoG_diam_max 129.6 --angpix 1 --lowpass 20 --shrink 0`` (as RELION's GUI runs it;
+  Debian's RELION 3.1) on the micrographs written as MRC, one thread; skipped with a
+  message when ``relion_autopick`` is absent;
 - **RELION LoG, threshold tuned on half**: the same with ``--LoG_adjust_threshold`` chosen
   on the first half from a grid (those runs two at a time, each on one thread);
 - **LoG floor**: the blob picker written in ``picking_empiar10017.py``.
@@ -50,7 +51,13 @@ from picking_empiar10017 import (
 )
 
 WORK = RESULTS.parent / "_work" / "peers"
-LOG_ARGS = ["--LoG_diam_min", "86.4", "--LoG_diam_max", "129.6", "--angpix", "1", "--lowpass", "20"]
+#: RELION's GUI runs the LoG picker with ``--shrink 0`` always (micrographs downscaled to the
+#: low-pass resolution; ``pipeline_jobs.cpp``): without it relion_autopick works at full
+#: size, about 20 times slower.
+LOG_ARGS = [
+    *("--LoG_diam_min", "86.4", "--LoG_diam_max", "129.6", "--angpix", "1"),
+    *("--lowpass", "20", "--shrink", "0"),
+]
 ADJUST_GRID = (-0.25, 0.0, 0.25, 0.5, 0.75, 1.0, 1.25)
 CRYOSIFT = Path(sys.executable).parent / "cryosift"
 

@@ -132,3 +132,18 @@ def test_polarity_option(tmp_path):
     bad = run_cli("clean", star, "--diameter-A", "48", "--polarity", "up", "-o", tmp_path / "x")
     assert bad.returncode == 2 and "--polarity" in bad.stderr
     assert not (tmp_path / "x").exists()
+
+
+def test_summary_states_separability_and_warns_of_a_wrong_size(tmp_path):
+    """The toy stack at its true size: separability stated, no warning; at half the
+    diameter: one warning with both sizes; --eps-px outside the reference preset: a note."""
+    star = write_toy_dataset(tmp_path / "toy", n_inliers=80, n_per_outlier_type=20, seed=3)
+    right = run_cli("clean", star, "--diameter-A", "48", "-o", tmp_path / "a")
+    assert right.returncode == 0, right.stderr
+    text = " ".join((right.stderr + right.stdout).split())
+    assert "separability" in text and "warning" not in text
+    half = run_cli("clean", star, "--diameter-A", "24", "--eps-px", "3", "-o", tmp_path / "b")
+    assert half.returncode == 0, half.stderr
+    text = " ".join((half.stderr + half.stdout).split())
+    assert "warning: particle diameter given 12.0 px (24 Å)" in text
+    assert "--eps-px applies to the reference preset only" in text

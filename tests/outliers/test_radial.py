@@ -247,3 +247,72 @@ def test_refitting_the_discriminant_keeps_the_count_and_helps():
         accuracy[rounds] = np.mean(decision.kept == (truth == "inlier"))
     assert accuracy[3] > accuracy[1], accuracy
     assert accuracy[3] > 0.8, accuracy
+
+
+def _faint_stack(amp: float, n_particles: int = 900, n_noise: int = 300, n: int = 48):
+    """Faint Gaussian blobs (sigma 6 px) of amplitude ``amp`` in unit white noise, then pure
+    noise images; images and the particle mask."""
+    rng = np.random.default_rng(7)
+    yy, xx = np.indices((n, n)) - n // 2
+    images = rng.standard_normal((n_particles + n_noise, n, n)).astype(np.float32)
+    images[:n_particles] += amp * np.exp(-(xx**2 + yy**2) / 72.0).astype(np.float32)
+    return images, np.arange(len(images)) < n_particles
+
+
+def _judge(images: np.ndarray, radius: float, preset: str = "radial", eps=None):
+    from cryosift.outliers.clean import judge_stack
+
+    params = DetectorParams(size=images.shape[-1], radius=radius, peaks=10)
+    return judge_stack(lambda r: images[r], len(images), params, get_rules(preset), eps=eps)
+
+
+def test_low_contrast_particles_are_kept_and_low_separability_reported():
+    """Blobs whose contrast the usual threshold cannot see (it would keep about 10 % of
+    them): at least 90 % are kept, the facts say separability is low and why each image
+    was kept."""
+    images, particle = _faint_stack(0.1)
+    table, facts = _judge(images, 10.0)
+    kept = table.verdict.to_numpy() == "inlier"
+    sep = facts["separability"]
+    assert kept[particle].mean() >= 0.9, kept[particle].mean()
+    assert sep["low"] and sep["particle_signal_found"] and "LOW" in sep["note"]
+    assert sep["expected_tpr_of_the_usual_decision"] < 0.85
+    assert table.reason[kept & ~table.reason.eq("")].str.contains("low separability").any()
+
+
+def test_a_stack_of_pure_noise_is_still_removed():
+    images, _ = _faint_stack(0.0)
+    table, facts = _judge(images, 10.0)
+    assert (table.verdict == "inlier").mean() <= 0.15
+    assert not facts["separability"]["particle_signal_found"]
+    assert not facts["separability"]["low"]
+
+
+def test_a_clear_stack_is_judged_as_before():
+    """Separability good: the decision is the discriminant's alone."""
+    images, _ = _stack(300, 150, seed=2)
+    table, facts = _judge(images, R)
+    assert not facts["separability"]["low"]
+    assert not table.reason.str.contains("low separability").any()
+
+
+@pytest.mark.parametrize(("given", "warned"), [(R, False), (R / 2, True), (2 * R, True)])
+def test_a_radius_far_from_the_stacks_draws_a_warning(given, warned):
+    """The stack's mean image suggests the particle's radius: half or twice it is warned
+    about, with both numbers; the right one is not."""
+    images, _ = _stack(400, 100, seed=4)
+    _, facts = _judge(images, given)
+    assert facts["radius_from_stack_px"] == pytest.approx(R, rel=0.3)
+    assert bool(facts.get("warnings")) == warned
+    if warned:
+        assert f"{2 * given:.1f} px" in facts["warnings"][0]
+
+
+def test_eps_px_changes_only_the_reference_preset():
+    images, _ = _stack(200, 100, seed=6)
+    for preset in ("radial", "paper", "reference"):
+        base, _ = _judge(images, R, preset)
+        other, f1 = _judge(images, R, preset, eps=2.0)
+        same = base.drop(columns=["reason"]).equals(other.drop(columns=["reason"]))
+        assert same == (preset != "reference"), preset
+        assert (f1["cluster_eps_px"] == 2.0) == (preset == "reference")

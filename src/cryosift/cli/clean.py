@@ -46,6 +46,15 @@ def summary_line(result, n_total: int) -> str:
     )
 
 
+def notes(stats: dict) -> list[str]:
+    """The lines a user must read: the separability of the stack and any warning."""
+    out = []
+    if "separability" in stats:
+        out.append(stats["separability"]["note"])
+    out += [f"[yellow]warning:[/yellow] {w}" for w in stats.get("warnings", [])]
+    return out
+
+
 @guarded("clean")
 def main(
     particles: Path = typer.Argument(
@@ -55,6 +64,12 @@ def main(
     diameter_A: float = typer.Option(None, "--diameter-A", help="Particle diameter in Å"),
     radius_px: float = typer.Option(
         None, "--radius-px", help="Particle radius in pixels of the input images"
+    ),
+    eps_px: float = typer.Option(
+        None,
+        "--eps-px",
+        help="reference preset only: DBSCAN eps and border margin in input px (the "
+        "published code's r; default: the particle radius)",
     ),
     angpix: float = typer.Option(None, "--angpix", help="Pixel size in Å (overrides the file)"),
     size: int = typer.Option(55, "--size", help="Side d the images are Fourier-cropped to, px"),
@@ -87,6 +102,7 @@ def main(
     cfg = CleanConfig(
         diameter_A=diameter_A,
         radius_px=radius_px,
+        eps_px=eps_px,
         size=size,
         peaks=peaks,
         rules=rules,
@@ -105,3 +121,7 @@ def main(
     n = len(result.table)
     console.print(summary_table(result, n, outdir))
     console.print(summary_line(result, n), highlight=False)
+    for line in notes(result.stats):
+        console.print(line, highlight=False)
+    if eps_px is not None and rules != "reference":
+        console.print(f"note: --eps-px applies to the reference preset only; {rules} ignores it")

@@ -210,6 +210,10 @@ def main(
             inputs=inputs,
         )
     console.print(summary_table(run, outdir))
+    from cryosift.cli.clean import notes
+
+    for line in notes(run.facts["clean"]):
+        console.print(line, highlight=False)
     where = outdir / "report.html" if report else outdir
     console.print(
         f"diameter {diameter:.1f} px, box {box} -> {out} px; "

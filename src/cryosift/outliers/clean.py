@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,15 +15,17 @@ from cryosift.errors import InputError
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.particles import ParticleSet, write_cs_subset, write_particles_star
 from cryosift.outliers.detector import VERDICTS, Correlator, DetectorParams, detect
-from cryosift.outliers.profile import ProfileStats
+from cryosift.outliers.profile import ProfileStats, estimate_radius
 from cryosift.outliers.radial import (
     SMOOTH_RADII,
     RadialDecision,
     RingProfiles,
     central_window,
+    expected_tpr,
     null_profiles,
     polarity,
     radial_decision,
+    separability,
     window_size,
 )
 from cryosift.outliers.rules import DEFAULT_PRESET, POLARITIES, Rules, get_rules
@@ -32,6 +35,8 @@ from cryosift.preprocess.fourier import phase_flip_and_crop
 CHUNK_BYTES = 256 * 2**20
 #: Images the stack's typical radial profile is estimated from (evenly spaced).
 PROFILE_SAMPLE = 4096
+#: A particle radius given more than this factor away from the stack's own is warned about.
+SIZE_TOLERANCE = 1.3
 
 
 @dataclass
@@ -43,11 +48,14 @@ class CleanConfig:
     ``peaks`` the number A of correlation maxima, ``phase_flip`` ``None`` for automatic
     (flip when the input has CTF parameters and is not marked as already flipped),
     ``polarity`` ``"auto"``, ``"bright"`` or ``"dark"`` (``None``: the preset's), ``seed``
-    the seed of the simulated noise that calibrates the ``radial`` threshold.
+    the seed of the simulated noise that calibrates the ``radial`` threshold. ``eps_px``:
+    the ``reference`` preset's DBSCAN eps and border margin (the published code's ``r``), in
+    input px; None: the particle radius. The other presets ignore it.
     """
 
     diameter_A: float | None = None
     radius_px: float | None = None
+    eps_px: float | None = None
     size: int = 55
     peaks: int = 10
     rules: str = DEFAULT_PRESET
@@ -108,6 +116,15 @@ def detector_geometry(pset: ParticleSet, cfg: CleanConfig) -> DetectorParams:
     return DetectorParams(size=d, radius=radius * d / pset.box, peaks=cfg.peaks)
 
 
+def eps_prepared(pset: ParticleSet, cfg: CleanConfig, d: int) -> float | None:
+    """``cfg.eps_px`` in px of the prepared ``d x d`` images (None when not given)."""
+    if cfg.eps_px is None:
+        return None
+    if not np.isfinite(cfg.eps_px) or cfg.eps_px <= 0:
+        raise InputError(None, f"--eps-px must be positive (got {cfg.eps_px:g})")
+    return cfg.eps_px * d / pset.box
+
+
 def _check_finite(images: np.ndarray, pset: ParticleSet, rows: np.ndarray) -> None:
     """An :class:`InputError` naming the stack and image numbers of non-finite images among
     ``images``, the particles ``rows``."""
@@ -143,17 +160,27 @@ def judge_stack(
     workers: int = -1,
     seed: int = 0,
     on_progress: Callable[[int], None] | None = None,
+    scale: float = 1.0,
+    angpix: float | None = None,
+    eps: float | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Judge ``n`` images read through ``prepare(rows) -> (len(rows), d, d)``.
 
     ``params`` holds the image side d and the particle radius r (px of the prepared images);
     the preset decides the detection window, the polarity and who decides (peak rules or
     radial profiles, its threshold calibrated on noise simulated from ``seed``). Returns the
-    per-image table (offsets in prepared px) and run facts.
+    per-image table (offsets in prepared px) and run facts. ``eps`` (prepared px) replaces
+    the ``reference`` preset's DBSCAN eps and border margin. Facts: the window, the polarity, the
+    radius check (a warning when the stack suggests another size; ``scale`` input px per
+    prepared px and ``angpix`` word it) and, for the radial decision, its threshold and the
+    stack's :func:`cryosift.outliers.radial.separability`.
     """
     d, radius = params.size, params.radius
     w = window_size(d, radius, rules.window) if rules.window else d
-    det_params = DetectorParams(size=w, radius=radius * rules.radius_scale, peaks=params.peaks)
+    cluster_r = (
+        eps if eps is not None and rules.name == "reference" else radius * rules.radius_scale
+    )
+    det_params = DetectorParams(size=w, radius=cluster_r, peaks=params.peaks)
 
     def windowed(rows: np.ndarray) -> np.ndarray:
         return central_window(prepare(rows), w)
@@ -165,10 +192,19 @@ def judge_stack(
     # The typical radial profile, from an evenly spaced sample of the stack; scattered reads
     # fault in whole read-ahead windows, so they go 256 at a time.
     sample = np.unique(np.linspace(0, n - 1, min(n, PROFILE_SAMPLE)).astype(int))
-    stats = ProfileStats(w)
-    for start in range(0, len(sample), 256):
-        stats.add(windowed(sample[start : start + 256]), workers)
+    halves, kept = (ProfileStats(w), ProfileStats(w)), ([], [])
+    full_mean = np.zeros((d, d))
+    for i, start in enumerate(range(0, len(sample), 256)):
+        full = prepare(sample[start : start + 256])
+        full_mean += _standardised_sum(full)
+        images = central_window(full, w)
+        halves[i % 2].add(images, workers)
+        kept[i % 2].append(images)
+    stats = halves[0] + halves[1]
+    found = estimate_radius(full_mean / max(len(sample), 1))
+    size_check = check_radius(radius, found, scale, angpix)
     profile_z = stats.scorer()
+    held_out_z = _held_out_z(halves, kept)
     sign = _polarity_of(polarity_choice, rules, profile_z.template, radius)
     stack_mean = 0.0
     if rules.normalise == "stack":
@@ -191,16 +227,70 @@ def judge_stack(
         if on_progress:
             on_progress(len(images))
     table = pd.concat(parts, ignore_index=True)
-    facts = {"window": w, "polarity": sign}
+    facts = {"window": w, "polarity": sign, "cluster_eps_px": round(cluster_r, 3), **size_check}
     if rings is not None:
+        sep = separability(held_out_z)
         decision = radial_decision(
             np.concatenate(profiles),
             table["profile_z"].to_numpy(),
             null_profiles(stats, rings, seed),
+            sep=sep,
         )
         _apply_radial(table, decision)
         facts["radial_threshold"] = decision.threshold
+        if sep.detected:
+            usual = expected_tpr(decision.by_score, sep.share)
+            sep = dataclasses.replace(
+                sep, low=bool(np.isfinite(decision.floor)), expected_tpr=usual
+            )
+        facts["separability"] = {**sep.describe(), "note": sep.sentence()}
     return table, facts
+
+
+def _standardised_sum(images: np.ndarray) -> np.ndarray:
+    """Sum over ``(B, n, n)`` images, each brought to mean 0 and standard deviation 1."""
+    x = np.asarray(images, dtype=np.float64)
+    mean = x.mean(axis=(1, 2), keepdims=True)
+    sd = x.std(axis=(1, 2), keepdims=True)
+    return ((x - mean) / np.where(sd > 0, sd, 1.0)).sum(axis=0)
+
+
+def check_radius(
+    given: float, found: float | None, scale: float = 1.0, angpix: float | None = None
+) -> dict:
+    """Facts on the particle radius (px of the prepared images): the one ``given`` and the
+    one the stack's mean image suggests (:func:`cryosift.outliers.profile.estimate_radius`),
+    with a warning when they differ by more than :data:`SIZE_TOLERANCE` times; the warning
+    states diameters in input px (``scale`` input px per prepared px) and Å."""
+    out: dict = {"radius_given_px": round(given, 2), "radius_from_stack_px": None}
+    if found is None:
+        return out
+    out["radius_from_stack_px"] = round(found, 2)
+    ratio = given / found
+    if not 1 / SIZE_TOLERANCE <= ratio <= SIZE_TOLERANCE:
+
+        def size(r: float) -> str:
+            a = f" ({2 * r * scale * angpix:.0f} Å)" if angpix else ""
+            return f"{2 * r * scale:.1f} px{a}"
+
+        out["warnings"] = [
+            f"particle diameter given {size(given)}, but the stack's mean image suggests "
+            f"{size(found)} ({ratio:.0%} of it): check --diameter-A / --radius-px and the "
+            "pixel size"
+        ]
+    return out
+
+
+def _held_out_z(halves: tuple, images: tuple[list, list]) -> np.ndarray:
+    """z-scores of each half of the sample against the other half's typical profile: a
+    stack's own template also fits its noise, which biases z upwards (by about
+    sqrt(rings / images)); held out, pure noise scores N(0, 1)."""
+    parts = []
+    for stats, chunks in zip(halves[::-1], images, strict=True):
+        if chunks and stats.count:
+            scorer = stats.scorer()
+            parts += [scorer(c) for c in chunks]
+    return np.concatenate(parts) if parts else np.zeros(0)
 
 
 def _apply_radial(table: pd.DataFrame, decision: RadialDecision) -> None:
@@ -210,12 +300,18 @@ def _apply_radial(table: pd.DataFrame, decision: RadialDecision) -> None:
     rules_verdict = table["verdict"].to_numpy().astype(object)
     rules_reason = table["reason"].to_numpy().astype(object)
     kept, score, t = decision.kept, decision.score, decision.threshold
+    rescued = kept & ~decision.by_score
     verdict = np.where(kept, "inlier", rules_verdict).astype(object)
     verdict[~kept & (rules_verdict == "inlier")] = "noise"
     reason = np.full(len(table), "", dtype=object)
     # particles both judges keep need no reason; only the others are formatted
-    for i in np.flatnonzero(~kept | (rules_verdict != "inlier")):
-        if kept[i]:
+    for i in np.flatnonzero(~kept | (rules_verdict != "inlier") | rescued):
+        if rescued[i]:
+            reason[i] = (
+                f"kept: low separability, z {decision.z[i]:.2f} >= {decision.floor:.2f} "
+                f"(radial profile {score[i]:.2f} <= {t:.2f})"
+            )
+        elif kept[i]:
             reason[i] = f"kept: radial profile {score[i]:.2f} > {t:.2f} (peaks: {rules_reason[i]})"
         else:
             peaks = f"; peaks: {rules_reason[i]}" if rules_reason[i] else ""
@@ -264,6 +360,9 @@ def clean_particles(
         workers=cfg.workers,
         seed=cfg.seed,
         on_progress=on_progress,
+        scale=pset.box / params.size,
+        angpix=pset.angpix,
+        eps=eps_prepared(pset, cfg, params.size),
     )
     seconds = time.perf_counter() - t0
     scale = pset.box / params.size
@@ -289,9 +388,11 @@ def clean_images(
     peaks: int = 10,
     polarity_choice: str | None = None,
     seed: int = 0,
+    eps: float | None = None,
 ) -> pd.DataFrame:
     """Judge an in-memory stack ``(B, d, d)`` (already phase flipped and cropped) with
-    particle radius ``radius`` px: the per-image table of :func:`judge_stack`."""
+    particle radius ``radius`` px (and the ``reference`` preset's ``eps``, px): the
+    per-image table of :func:`judge_stack`."""
     images = np.asarray(images)
     table, _ = judge_stack(
         lambda rows: images[rows],
@@ -300,6 +401,7 @@ def clean_images(
         get_rules(rules),
         polarity_choice=polarity_choice,
         seed=seed,
+        eps=eps,
     )
     return table
 
@@ -312,7 +414,7 @@ def write_clean_outputs(outdir: Path, pset: ParticleSet, result: CleanResult) ->
     writers = {
         outdir / "inliers.star": lambda p: write_particles_star(p, pset, inl),
         outdir / "outliers.star": lambda p: write_particles_star(p, pset, outl),
-        outdir / "scores.csv": lambda p: result.table.to_csv(p, index=False, float_format="%.4f"),
+        outdir / "scores.csv": lambda p: result.table.round(4).to_csv(p, index=False),
     }
     if pset.cs_records is not None:
         writers[outdir / "inliers.cs"] = lambda p: write_cs_subset(p, pset, inl)

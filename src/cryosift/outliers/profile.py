@@ -39,10 +39,44 @@ def radial_template(mean_image: np.ndarray) -> np.ndarray:
     return t / norm if norm > 0 else t
 
 
+#: Where the rotationally averaged mean particle falls to half its contrast, in particle
+#: radii: 0.45-0.51 measured on EMPIAR-10017 boxes (1.25, 1.5 and 2 diameters, CryoPPP's
+#: diameter) and on simulated 70S ribosomes (the volume's diameter), at every SNR tried.
+HALF_CONTRAST_RADII = 0.5
+
+
+def estimate_radius(mean_image: np.ndarray) -> float | None:
+    """The particle radius (px) a stack's mean standardised image ``(n, n)`` suggests: where
+    its rotational average, measured from the background (the outer fifth), falls to half
+    of its centre's value, divided by :data:`HALF_CONTRAST_RADII`; None when the centre does
+    not stand out of the background's scatter."""
+    n = mean_image.shape[-1]
+    rings = ring_index(n)
+    counts = np.bincount(rings.ravel())
+    profile = np.bincount(rings.ravel(), weights=mean_image.ravel()) / np.maximum(counts, 1)
+    half = n // 2
+    outer = profile[int(0.8 * half) : half + 1]
+    q = profile[: half + 1] - np.median(outer)
+    q = q * np.sign(q[:2].mean())
+    if q[:2].mean() <= 4 * max(outer.std(), 1e-12):
+        return None
+    below = np.flatnonzero(q < q[:2].mean() / 2)
+    if not len(below) or below[0] == 0:
+        return None
+    i = below[0]  # linear crossing between rings i - 1 and i
+    level = q[:2].mean() / 2
+    r = i - 1 + (q[i - 1] - level) / max(q[i - 1] - q[i], 1e-12)
+    return float(r / HALF_CONTRAST_RADII)
+
+
 def image_moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-image mean and standard deviation ``(B,)`` (blank images get sd 1)."""
-    mean = images.mean(axis=(-2, -1), dtype=np.float64)
-    sd = images.std(axis=(-2, -1), dtype=np.float64)
+    """Per-image mean and standard deviation ``(B,)`` float64 of ``(B, n, n)`` images (blank
+    images get sd 1): two passes, the second on centred values, sums in float64 (twice as
+    fast as ``ndarray.std`` on float32 stacks, the same to 1e-9)."""
+    flat = np.asarray(images).reshape(len(images), -1)
+    mean = flat.sum(axis=1, dtype=np.float64) / flat.shape[1]
+    centred = flat - mean[:, None].astype(flat.dtype)
+    sd = np.sqrt(np.einsum("ij,ij->i", centred, centred, dtype=np.float64) / flat.shape[1])
     return mean, np.where(sd > 0, sd, 1.0)
 
 
@@ -96,6 +130,14 @@ class ProfileStats:
         t2 = np.abs(sfft.rfft2(template)) ** 2
         var = float((t2 * self.mean_power * _hermitian_weights(self.size)).sum() / self.size**2)
         return float(np.sqrt(var)) if var > 0 else 1.0
+
+    def __add__(self, other: ProfileStats) -> ProfileStats:
+        """The statistics of both streams of images together."""
+        out = ProfileStats(self.size)
+        out.count = self.count + other.count
+        out._sum = self._sum + other._sum
+        out._power = self._power + other._power
+        return out
 
     def noise_images(self, n: int, rng: np.random.Generator) -> np.ndarray:
         """``(n, size, size)`` float32 Gaussian noise images whose expected power spectrum is

@@ -21,6 +21,21 @@ image). The decision has three steps, none of which needs a label:
    from noise, so the threshold keeps them. It does not depend on how many outliers the stack
    holds.
 
+**Separability.** When the particles are faint (small, low contrast, thick ice), steps 1-3
+cannot tell them from noise, and a threshold that lets through 10 % of noise loses most of
+them. The z-score says how faint they are: pure noise has z ~ N(0, 1), particles
+~ N(mu, 1), so the stack's mean ``m = f mu`` and variance ``v = 1 + f (1 - f) mu^2`` give the
+particles' typical signal ``mu = (v - 1 + m^2) / m`` and their share ``f = m / mu``
+(:func:`separability`). When ``mu`` is so low that the z-score alone, at its 10 % noise
+pass, would lose more than :data:`WEAK_SIGNAL_LOSS` of the particles, and the discriminant's
+decision keeps too few images to hold ``1 - LOW_LOSS`` of the ``f B`` particles (after the
+10 % of the rest that pass like noise: :func:`expected_tpr`), the decision also keeps every
+image whose z-score reaches ``m - Phi^-1(1 - EXPECTED_LOSS)`` (it keeps what it cannot
+judge, at an expected loss of true particles of at most ``EXPECTED_LOSS``, since
+``mu >= m``) unless its score lies below what 99 % of noise
+reaches (clear junk). A stack without any particle signal (``m`` within three standard
+errors of 0) is judged as before: noise is removed.
+
 Also here: the detection window (a central crop sized from the particle diameter) and the
 contrast polarity found from the stack's typical profile.
 """
@@ -29,11 +44,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 from scipy import ndimage, sparse
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
+from cryosift.outliers.lda import Discriminant, fit_shrinkage_lda
 from cryosift.outliers.profile import ProfileStats, image_moments, ring_index
 
 #: Share of pure-noise images the decision lets through.
@@ -48,6 +64,101 @@ NULL_IMAGES = 16384
 SMOOTH_RADII = 1 / 12
 #: Times the discriminant is fitted, each time on the groups the previous fit ranked.
 REFINE_ROUNDS = 3
+#: Separability may be low when the z-score alone, at the ``NOISE_PASS`` threshold, would lose
+#: more than this share of the particles (the particles' signal ``mu`` below 1.53 noise sd).
+#: Above that, the discriminant's ring profiles separated particles from junk in every stack
+#: measured (constructed discs at mu 1.9-2.2, EMPIAR-10017 boxes at 2.4).
+WEAK_SIGNAL_LOSS = 0.40
+#: ... and it is low when the discriminant's decision is also expected to keep less than
+#: ``1 - LOW_LOSS`` of the particles (:func:`expected_tpr`).
+LOW_LOSS = 0.15
+#: Share of true particles the decision may lose when separability is low.
+EXPECTED_LOSS = 0.05
+#: Share of noise scoring below the level under which a low-separability stack's images are
+#: clear junk and stay out.
+JUNK_QUANTILE = 0.01
+
+
+@dataclass(frozen=True)
+class Separability:
+    """How far the stack's particles stand out of noise, from the z-scores alone.
+
+    ``signal``: the particles' typical z-score ``mu`` (noise standard deviations; 0 when the
+    stack shows no particle signal), ``share``: the estimated share of particle images,
+    ``auc``: the chance that a particle outscores a noise image on z (``Phi(mu / sqrt 2)``),
+    ``detected``: whether any particle signal is there at all, ``low``: whether the usual
+    decision would lose more than :data:`LOW_LOSS` of the particles, ``expected_tpr``: the
+    share of particles the usual decision is expected to keep (:func:`expected_tpr`, once
+    known), ``mean_z``: the stack's mean z-score ``m = f mu``."""
+
+    signal: float
+    share: float
+    auc: float
+    detected: bool
+    low: bool
+    expected_tpr: float | None = None
+    mean_z: float = 0.0
+
+    @property
+    def floor(self) -> float:
+        """A z-score above which at least ``1 - EXPECTED_LOSS`` of the particles lie
+        whatever their share: from the stack's mean z (``f mu <= mu``), not from ``mu``,
+        whose estimate leans on non-particles scoring with unit variance (real noise boxes
+        score with 1.05-1.1, which inflates ``mu`` when the signal is faint)."""
+        return self.mean_z - NormalDist().inv_cdf(1 - EXPECTED_LOSS)
+
+    def describe(self) -> dict:
+        out = {
+            "signal_z": round(self.signal, 3),
+            "particle_share": round(self.share, 3),
+            "auc": round(self.auc, 3),
+            "particle_signal_found": self.detected,
+            "low": self.low,
+        }
+        if self.expected_tpr is not None:
+            out["expected_tpr_of_the_usual_decision"] = round(self.expected_tpr, 3)
+        if self.low:
+            out["expected_particle_loss"] = EXPECTED_LOSS
+            out["keep_z_from"] = round(self.floor, 3)
+        return out
+
+    def sentence(self) -> str:
+        """One line for a summary."""
+        if not self.detected:
+            return "separability: no particle signal found (the stack looks like noise)"
+        level = "LOW" if self.low else "good"
+        text = (
+            f"separability {level}: particle signal {self.signal:.2f} noise sd "
+            f"(AUC {self.auc:.2f}), about {self.share:.0%} particles"
+        )
+        if self.low:
+            text += (
+                f"; kept what cannot be judged (z >= {self.floor:.2f}, expected loss of true "
+                f"particles at most {EXPECTED_LOSS:.0%}), clear junk still removed"
+            )
+        return text
+
+
+def separability(z: np.ndarray) -> Separability:
+    """:class:`Separability` from the radial-profile z-scores ``(B,)`` of a stack (method
+    of moments for a mixture of N(0, 1) non-particles and N(mu, 1) particles)."""
+    z = np.asarray(z, dtype=np.float64)
+    n = len(z)
+    m = float(z.mean()) if n else 0.0
+    if n < 20 or m <= 3 / np.sqrt(n):
+        return Separability(0.0, 0.0, 0.5, detected=False, low=False)
+    mu = max(float((z.var() - 1 + m * m) / m), m)
+    low = NormalDist().cdf(NOISE_Z - mu) > WEAK_SIGNAL_LOSS
+    auc = NormalDist().cdf(mu / np.sqrt(2))
+    return Separability(mu, m / mu, auc, True, low, mean_z=m)
+
+
+def expected_tpr(kept: np.ndarray, share: float) -> float:
+    """The share of the particles a decision keeping ``kept`` ``(B,)`` keeps, if the stack
+    holds ``share`` particles and the rest passes like noise (``NOISE_PASS``)."""
+    n = len(kept)
+    particles = max(share * n, 1.0)
+    return float(np.clip((kept.sum() - NOISE_PASS * (n - particles)) / particles, 0, 1))
 
 
 def window_size(size: int, radius: float, diameters: float) -> int:
@@ -115,16 +226,26 @@ class RingProfiles:
 @dataclass(frozen=True)
 class RadialDecision:
     """``score`` ``(B,)`` (LDA log-odds, particles high) and the ``threshold``: an image is
-    kept when ``score > threshold``. ``provisional`` ``(B,)`` is the first guess
-    (``z >= NOISE_Z``)."""
+    kept when ``score > threshold``, or, when separability is low, when its z-score reaches
+    the ``floor`` and its score is above ``junk``. ``provisional`` ``(B,)`` is the first
+    guess (``z >= NOISE_Z``)."""
 
     score: np.ndarray
     threshold: float
     provisional: np.ndarray
+    z: np.ndarray | None = None
+    floor: float = np.inf
+    junk: float = -np.inf
+
+    @property
+    def by_score(self) -> np.ndarray:
+        return self.score > self.threshold
 
     @property
     def kept(self) -> np.ndarray:
-        return self.score > self.threshold
+        if self.z is None or not np.isfinite(self.floor):
+            return self.by_score
+        return self.by_score | ((self.z >= self.floor) & (self.score > self.junk))
 
 
 def _standardiser(x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -135,11 +256,11 @@ def _standardiser(x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     return lambda y: (np.asarray(y, dtype=np.float64) - mean) / sd
 
 
-def _fit(x: np.ndarray, group: np.ndarray) -> LinearDiscriminantAnalysis:
-    return LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(x, group)
+def _fit(x: np.ndarray, group: np.ndarray) -> Discriminant:
+    return fit_shrinkage_lda(x, group)
 
 
-def _noise_threshold(lda: LinearDiscriminantAnalysis, null_x: np.ndarray) -> float:
+def _noise_threshold(lda: Discriminant, null_x: np.ndarray) -> float:
     """The score of ``lda`` above which ``NOISE_PASS`` of the standardised noise profiles
     ``null_x`` ``(M, F)`` fall."""
     return float(np.quantile(lda.decision_function(null_x), 1 - NOISE_PASS))
@@ -151,6 +272,7 @@ def radial_decision(
     null: np.ndarray | None = None,
     z0: float = NOISE_Z,
     rounds: int = REFINE_ROUNDS,
+    sep: Separability | None = None,
 ) -> RadialDecision:
     """Judge a whole stack from its radial profiles ``(B, F)`` and z-scores ``(B,)``.
 
@@ -162,7 +284,10 @@ def radial_decision(
     the threshold lets through ``NOISE_PASS`` of them; the LDA is refitted once between the
     images above it and the rest, and the threshold is taken again. Without, the threshold
     keeps as many images as the first guess. When the first guess keeps all or none (or the
-    stack is tiny) the z-score is the score and ``z0`` the threshold. Deterministic: no
+    stack is tiny) the z-score is the score and ``z0`` the threshold. With ``sep`` low (and
+    ``null``), and the score's decision expected to keep less than ``1 - LOW_LOSS`` of the
+    particles (:func:`expected_tpr`), images whose z-score reaches ``sep.floor`` are kept
+    too, unless their score is below what 99 % of the noise reaches. Deterministic: no
     random choice is made.
     """
     z = np.asarray(z, dtype=np.float64)
@@ -189,7 +314,10 @@ def radial_decision(
         lda = _fit(x, group)
         score = lda.decision_function(x)
         threshold = _noise_threshold(lda, null_x)
-    return RadialDecision(score, threshold, provisional)
+    if sep is None or not sep.low or expected_tpr(score > threshold, sep.share) >= 1 - LOW_LOSS:
+        return RadialDecision(score, threshold, provisional)
+    junk = float(np.quantile(lda.decision_function(null_x), JUNK_QUANTILE))
+    return RadialDecision(score, threshold, provisional, z, sep.floor, junk)
 
 
 def null_profiles(

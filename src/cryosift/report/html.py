@@ -90,6 +90,12 @@ def _images_by_verdict(run, pset, seed: int) -> tuple[list[dict], dict, dict]:
     return galleries, means, counts
 
 
+def _clean_notes(stats: dict) -> list[str]:
+    """The cleaning's separability sentence and warnings, for the top of the page."""
+    out = [stats["separability"]["note"]] if "separability" in stats else []
+    return out + [f"warning: {w}" for w in stats.get("warnings", [])]
+
+
 def _flatten(prefix: str, value, out: list) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
@@ -136,6 +142,7 @@ def build_context(outdir: Path, run, pset, cfg, inputs: dict, mics: pd.DataFrame
         "diameter": f"{cfg.diameter:.1f} px{angpix}",
         "box": f"{cfg.box} px -> {cfg.size} px",
         "n_micrographs": len(run.summary),
+        "clean_notes": _clean_notes(run.facts.get("clean", {})),
         "verdicts": list(VERDICTS),
         "colours": figures.COLOURS,
         "counts": {
