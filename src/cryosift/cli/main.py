@@ -19,6 +19,7 @@ from cryosift import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("extract", "Cut particle boxes from micrographs at picked coordinates."),
     "clean": ("clean", "Remove noise, partial and multiple-particle images."),
+    "classify": ("classify", "Reference-free 2D classification with good and bad classes."),
     "train": ("train", "Train the picker's masked autoencoder on unlabelled micrographs."),
     "pick": ("pick", "Pick particles with the self-supervised MAE picker."),
     "run": ("run", "Micrographs -> picks -> particles -> inliers, with a report."),

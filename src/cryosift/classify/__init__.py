@@ -1,0 +1,1 @@
+"""Reference-free 2D classification of particle images (``cryosift classify``)."""

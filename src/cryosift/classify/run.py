@@ -1,0 +1,244 @@
+"""``cryosift classify``: read a particle set, classify it, rank the classes, write RELION files.
+
+Particles are phase flipped when their CTF is known and not yet flipped, Fourier-cropped to
+at most :data:`SIZE` px, classified (:func:`cryosift.classify.align.classify`) and the
+classes ranked by the resolution their two half-sets agree to (:func:`rank_classes`).
+Written into OUTDIR, all or nothing: ``classes.mrcs`` (the averages, largest class first),
+``model.star`` (``data_model_classes``: ``_rlnReferenceImage``, ``_rlnClassDistribution``,
+``_rlnEstimatedResolution`` and the verdict), ``particles.star`` (the input's rows with
+``_rlnClassNumber``, ``_rlnAnglePsi``, ``_rlnOriginXAngst``, ``_rlnOriginYAngst``),
+``classify.json`` (settings, facts, timing) and ``classes.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cryosift.classify.align import ClassifyResult, ClassifySettings, classify, rotate_shift
+from cryosift.errors import InputError
+from cryosift.io.atomic import write_all_or_nothing
+from cryosift.io.mrc import write_stack
+from cryosift.io.particles import ParticleSet
+from cryosift.io.star import write_star
+from cryosift.preprocess.fourier import phase_flip_and_crop
+
+#: Side the particles are Fourier-cropped to before classification (px).
+SIZE = 64
+#: A class is good when its half-sets agree (FRC 0.5) to within this factor of the best
+#: class's resolution.
+GOOD_FACTOR = 1.5
+#: Particles read and prepared at once.
+CHUNK = 4096
+
+
+@dataclass
+class ClassRanking:
+    """Per class (in the result's order): ``resolution_A`` (or px when no pixel size) at which
+    the half-set averages' FRC falls below 0.5, ``good`` and the ``reason``."""
+
+    resolution: np.ndarray
+    good: np.ndarray
+    reason: list[str]
+
+
+def prepare(pset: ParticleSet, size: int = SIZE, workers: int = -1) -> tuple[np.ndarray, float]:
+    """All particles phase flipped (when their CTF is known and not yet applied) and
+    Fourier-cropped to ``min(size, box)`` px: ``(B, d, d)`` float32, and the cropped pixel
+    size (Å, or 0 when unknown)."""
+    d = min(size, pset.box)
+    flip = pset.ctf is not None and not pset.phase_flipped and bool(pset.angpix)
+    out = np.empty((len(pset), d, d), np.float32)
+    for start in range(0, len(pset), CHUNK):
+        rows = np.arange(start, min(start + CHUNK, len(pset)))
+        raw = pset.read_rows(rows)
+        pset.release_pages()
+        if not np.isfinite(raw).all():
+            raise InputError(pset.source, "NaN or Inf pixel values in the particle images")
+        ctf = pset.ctf.take(rows) if flip else None
+        out[rows] = phase_flip_and_crop(raw, d, ctf, pset.angpix, workers)
+    return out, (pset.angpix or 0.0) * pset.box / d
+
+
+def frc_resolution(a: np.ndarray, b: np.ndarray) -> float:
+    """The spatial frequency (cycles per px) at which the Fourier ring correlation of two
+    ``(n, n)`` images first falls below 0.5 (Nyquist, 0.5, when it never does)."""
+    n = a.shape[-1]
+    fa, fb = np.fft.rfft2(a), np.fft.rfft2(b)
+    fy = np.fft.fftfreq(n)[:, None]
+    fx = np.fft.rfftfreq(n)[None, :]
+    shell = np.rint(np.hypot(fy, fx) * n).astype(int).ravel()
+    num = np.bincount(shell, (fa * fb.conj()).real.ravel())
+    den = np.sqrt(
+        np.bincount(shell, (abs(fa) ** 2).ravel()) * np.bincount(shell, (abs(fb) ** 2).ravel())
+    )
+    frc = num / np.maximum(den, 1e-30)
+    below = np.flatnonzero(frc[1 : n // 2 + 1] < 0.5)
+    return (below[0] + 0.5) / n if len(below) else 0.5
+
+
+def rank_classes(images: np.ndarray, result: ClassifyResult, angpix: float) -> ClassRanking:
+    """Each class's half-set resolution: its particles (every other one) averaged in two
+    halves after alignment, the FRC of the halves; good when within :data:`GOOD_FACTOR` of the
+    best class. Classes of fewer than 4 particles are not judged good."""
+    import torch
+
+    k = len(result.averages)
+    res = np.full(k, np.inf)
+    x = torch.as_tensor(images)
+    for c in range(k):
+        members = np.flatnonzero(result.labels == c)
+        if len(members) < 4:
+            continue
+        psi = torch.as_tensor(np.radians(result.psi[members]), dtype=torch.float32)
+        shift = torch.as_tensor(result.shifts[members], dtype=torch.float32)
+        # undo image = shift_o(rotate_psi(average)): shift back first, then turn back
+        back = rotate_shift(rotate_shift(x[members], torch.zeros_like(psi), -shift), -psi,
+                            torch.zeros_like(shift)).numpy()  # fmt: skip
+        f = frc_resolution(back[0::2].mean(axis=0), back[1::2].mean(axis=0))
+        res[c] = (angpix or 1.0) / f
+    best = res.min() if np.isfinite(res).any() else np.inf
+    good = np.isfinite(res) & (res <= GOOD_FACTOR * best)
+    unit = "Å" if angpix else "px"
+    reason = [
+        f"half-sets agree to {r:.1f} {unit} (best {best:.1f}; good within {GOOD_FACTOR}x)"
+        if np.isfinite(r)
+        else "fewer than 4 particles"
+        for r in res
+    ]
+    return ClassRanking(res, good, reason)
+
+
+def largest_first(result: ClassifyResult, ranking: ClassRanking) -> np.ndarray:
+    """Class indices by decreasing size (ties: better resolution first)."""
+    return np.lexsort((ranking.resolution, -result.counts))
+
+
+def write_outputs(
+    outdir: Path,
+    pset: ParticleSet,
+    result: ClassifyResult,
+    ranking: ClassRanking,
+    angpix: float,
+    facts: dict,
+    prefix: str = "",
+) -> list[Path]:
+    """The files of the module docstring, classes renumbered largest first. ``prefix`` is
+    OUTDIR seen from the RELION project directory (names inside STAR files)."""
+    order = largest_first(result, ranking)
+    new_number = np.empty(len(order), np.int64)
+    new_number[order] = np.arange(1, len(order) + 1)
+    names = [f"{i:06d}@{prefix}classes.mrcs" for i in range(1, len(order) + 1)]
+    model = pd.DataFrame(
+        {
+            "rlnReferenceImage": names,
+            "rlnClassDistribution": result.counts[order] / max(result.counts.sum(), 1),
+            "rlnEstimatedResolution": np.where(np.isfinite(ranking.resolution[order]),
+                                               ranking.resolution[order], 999.0),
+            "rlnCryosiftClassSize": result.counts[order],
+            "rlnCryosiftGoodClass": ranking.good[order].astype(int),
+        }
+    )  # fmt: skip
+    parts = pset.particles.copy()
+    parts["rlnClassNumber"] = new_number[result.labels]
+    parts["rlnAnglePsi"] = np.round(result.psi, 3)
+    scale = angpix or 1.0
+    parts["rlnOriginXAngst"] = np.round(result.shifts[:, 0] * scale, 3)
+    parts["rlnOriginYAngst"] = np.round(result.shifts[:, 1] * scale, 3)
+    blocks = (
+        {"optics": pset.optics, "particles": parts}
+        if pset.optics is not None
+        else {pset.block_name or "particles": parts}
+    )
+    averages = result.averages[order].astype(np.float32)
+    writers = {
+        outdir / "classes.mrcs": lambda p: write_stack(p, averages, angpix or None),
+        outdir / "model.star": lambda p: write_star({"model_classes": model}, p),
+        outdir / "particles.star": lambda p: write_star(blocks, p),
+        outdir / "classify.json": lambda p: p.write_text(json.dumps(facts, indent=2, default=str)),
+        outdir / "classes.png": lambda p: gallery(p, averages, result.counts[order],
+                                                  ranking.good[order]),
+    }  # fmt: skip
+    write_all_or_nothing(writers)
+    return list(writers)
+
+
+def gallery(path: Path, averages: np.ndarray, counts: np.ndarray, good: np.ndarray) -> None:
+    """A PNG of the class averages in order, each with its size, framed green when good."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(10, len(averages))
+    rows = -(-len(averages) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.25), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.axis("off")
+    for i, (img, n, g) in enumerate(zip(averages, counts, good, strict=True)):
+        ax = axes.ravel()[i]
+        ax.axis("on")
+        ax.imshow(img, cmap="gray")
+        ax.set_title(f"{i + 1}: {n}", fontsize=7)
+        for s in ax.spines.values():
+            s.set_edgecolor("#2ca02c" if g else "#d62728")
+            s.set_linewidth(2)
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=80)
+    plt.close(fig)
+
+
+def classify_file(
+    path: str | Path,
+    outdir: str | Path,
+    settings: ClassifySettings,
+    *,
+    diameter_A: float | None = None,
+    angpix: float | None = None,
+    datadir: str | Path | None = None,
+    device: str = "cpu",
+    project: str | Path | None = None,
+) -> tuple[ClassifyResult, ClassRanking, dict]:
+    """``cryosift classify`` on one particles file; returns the result, ranking and facts."""
+    from cryosift.io.particles import read_particles
+    from cryosift.io.paths import folder_prefix
+
+    t0 = time.perf_counter()
+    pset = read_particles(path, datadir=datadir, angpix=angpix)
+    try:
+        images, crop_angpix = prepare(pset)
+        d = images.shape[-1]
+        radius = settings.radius
+        if diameter_A is not None:
+            if not crop_angpix:
+                raise InputError(pset.source, "--diameter-A needs a pixel size: pass --angpix")
+            radius = diameter_A / 2 / crop_angpix
+        if not 2 <= radius < d / 2:
+            raise InputError(pset.source, f"particle radius {radius:.1f} px does not fit {d} px")
+        run = ClassifySettings(**{**asdict(settings), "radius": float(radius)})
+        result = classify(images, run, device)
+        ranking = rank_classes(images, result, crop_angpix)
+        good_share = float(result.counts[ranking.good].sum() / max(len(images), 1))
+        facts = {
+            "settings": asdict(run),
+            "particles": len(images),
+            "size_px": d,
+            "angpix": crop_angpix,
+            "good_classes": int(ranking.good.sum()),
+            "share_in_good_classes": round(good_share, 4),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
+        outdir = Path(outdir)
+        outdir.mkdir(parents=True, exist_ok=True)
+        prefix = folder_prefix(outdir, project) if project is not None else ""
+        write_outputs(outdir, pset, result, ranking, crop_angpix, facts, prefix)
+    finally:
+        pset.close()
+    return result, ranking, facts

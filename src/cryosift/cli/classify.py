@@ -1,0 +1,75 @@
+"""``cryosift classify``: reference-free 2D classification of a particle set, with the classes
+ranked good or bad and RELION's files written (``classes.mrcs``, ``model.star``,
+``particles.star``)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from cryosift.cli.common import DEVICE, PROJECT_DIR, console, guarded
+
+
+@guarded("classify")
+def main(
+    particles: Path = typer.Argument(
+        ..., help="Particles: RELION .star, .mrcs stack or cryoSPARC .cs"
+    ),
+    outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder"),
+    classes: int = typer.Option(50, "--classes", "-K", help="Number of classes"),
+    diameter_A: float = typer.Option(
+        None, "--diameter-A", help="Particle diameter in Å (default: 60% of the box)"
+    ),
+    angpix: float = typer.Option(None, "--angpix", help="Pixel size in Å (overrides the file)"),
+    iterations: int = typer.Option(6, "--iterations", help="Alignment iterations"),
+    angles: int = typer.Option(72, "--angles", help="In-plane rotations searched (360/N deg)"),
+    shift: int = typer.Option(4, "--shift-px", help="Largest shift searched, px of 64-px images"),
+    datadir: Path = typer.Option(None, "--datadir", help="Where the stacks named in the file are"),
+    seed: int = typer.Option(0, "--seed", help="Random seed (k-means initialisation)"),
+    device: str = DEVICE,
+    project_dir: Path = PROJECT_DIR,
+) -> None:
+    """Reference-free 2D classification (class averages, good and bad classes)."""
+    from cryosift.classify.align import ClassifySettings
+    from cryosift.classify.run import SIZE, classify_file
+    from cryosift.picking.model import pick_device
+
+    if classes < 1:
+        raise typer.BadParameter("--classes must be at least 1")
+    if iterations < 1 or angles < 4 or shift < 0:
+        raise typer.BadParameter("--iterations >= 1, --angles >= 4, --shift-px >= 0")
+    started = time.perf_counter()
+    settings = ClassifySettings(
+        classes=classes,
+        iterations=iterations,
+        angles=angles,
+        shift=shift,
+        radius=0.3 * SIZE,
+        seed=seed,
+    )
+    result, _, facts = classify_file(
+        particles,
+        outdir,
+        settings,
+        diameter_A=diameter_A,
+        angpix=angpix,
+        datadir=datadir,
+        device=pick_device(device),
+        project=project_dir or Path.cwd(),
+    )
+    table = Table(title=f"cryosift classify -> {outdir}")
+    for col in ("", "count"):
+        table.add_column(col, justify="right" if col else "left")
+    table.add_row("particles", f"{facts['particles']:,}")
+    table.add_row("classes", f"{len(result.counts)}")
+    table.add_row("good classes", f"{facts['good_classes']}")
+    table.add_row("share of particles in good classes", f"{facts['share_in_good_classes']:.1%}")
+    console.print(table)
+    console.print(
+        f"{facts['size_px']} px images, {time.perf_counter() - started:.1f} s; "
+        f"classes.mrcs, model.star, particles.star, classes.png in {outdir}",
+        highlight=False,
+    )
