@@ -57,6 +57,17 @@ def test_run_writes_every_output(reference_run, run_sim):
     assert len(inl) == (scores.verdict == "inlier").sum()
     assert len(outl) == (scores.verdict != "inlier").sum()
     assert set(inl.rlnImageName) | set(outl.rlnImageName) == set(scores.image_name)
+    # the 2D classes of all particles, and their facts in run.json
+    import json
+
+    classes = json.loads((out / "run.json").read_text())["facts"]["classes"]
+    assert classes["classes"] == min(20, len(scores) // 10)
+    shares = classes["share_in_good_classes"]
+    n_in = (scores.verdict == "inlier").sum()
+    mixed = (shares["inliers"] * n_in + shares["removed"] * (len(scores) - n_in)) / len(scores)
+    assert shares["all"] == pytest.approx(mixed, abs=1e-3)
+    classified = read_star_blocks(out / "classes" / "particles.star")["particles"]
+    assert len(classified) == len(scores) and classified.rlnClassNumber.min() == 1
     # every particle keeps its micrograph and coordinates in scores.csv
     assert set(scores.micrograph) <= {str(run_sim / f"Micrographs/{m}.mrc") for m in mics}
     assert scores[["x_px", "y_px"]].notna().all().all()

@@ -50,6 +50,9 @@ def test_report_loads_cleanly_and_shows_the_counts(reference_run):
     assert len(images) >= 8
     broken = [alt for alt, complete, width in images if not (complete and width > 0)]
     assert not broken, broken
+    alts = [alt for alt, _, _ in images]
+    assert "2D class averages of the inliers" in alts
+    assert "2D class averages of the removed particles" in alts
     scores = pd.read_csv(reference_run / "scores.csv")
     summary = pd.read_csv(reference_run / "pick_summary.csv")
     for verdict in VERDICTS:

@@ -82,24 +82,42 @@ def frc_resolution(a: np.ndarray, b: np.ndarray) -> float:
     return (below[0] + 0.5) / n if len(below) else 0.5
 
 
+def aligned(images: np.ndarray, result: ClassifyResult, rows: np.ndarray) -> np.ndarray:
+    """The images ``rows`` of ``(B, n, n)`` brought into their class average's frame: the
+    inverse of image = shift_origin(rotate_psi(average)), shift back first, then turn."""
+    import torch
+
+    x = torch.as_tensor(images[rows])
+    psi = torch.as_tensor(np.radians(result.psi[rows]), dtype=torch.float32)
+    shift = torch.as_tensor(result.shifts[rows], dtype=torch.float32)
+    moved = rotate_shift(x, torch.zeros_like(psi), -shift)
+    return rotate_shift(moved, -psi, torch.zeros_like(shift)).numpy()
+
+
+def subset_averages(images: np.ndarray, result: ClassifyResult, keep: np.ndarray) -> np.ndarray:
+    """``(K, n, n)`` class averages of only the images where ``keep`` ``(B,)`` is true
+    (zeros for a class with none of them)."""
+    k, n = len(result.averages), images.shape[-1]
+    out = np.zeros((k, n, n), np.float32)
+    for c in range(k):
+        rows = np.flatnonzero((result.labels == c) & keep)
+        if len(rows):
+            out[c] = aligned(images, result, rows).mean(axis=0)
+    return out
+
+
 def rank_classes(images: np.ndarray, result: ClassifyResult, angpix: float) -> ClassRanking:
     """Each class's half-set resolution: its particles (every other one) averaged in two
     halves after alignment, the FRC of the halves; good when within :data:`GOOD_FACTOR` of the
     best class. Classes of fewer than 4 particles are not judged good."""
-    import torch
 
     k = len(result.averages)
     res = np.full(k, np.inf)
-    x = torch.as_tensor(images)
     for c in range(k):
         members = np.flatnonzero(result.labels == c)
         if len(members) < 4:
             continue
-        psi = torch.as_tensor(np.radians(result.psi[members]), dtype=torch.float32)
-        shift = torch.as_tensor(result.shifts[members], dtype=torch.float32)
-        # undo image = shift_o(rotate_psi(average)): shift back first, then turn back
-        back = rotate_shift(rotate_shift(x[members], torch.zeros_like(psi), -shift), -psi,
-                            torch.zeros_like(shift)).numpy()  # fmt: skip
+        back = aligned(images, result, members)
         f = frc_resolution(back[0::2].mean(axis=0), back[1::2].mean(axis=0))
         res[c] = (angpix or 1.0) / f
     best = res.min() if np.isfinite(res).any() else np.inf
@@ -242,3 +260,59 @@ def classify_file(
     finally:
         pset.close()
     return result, ranking, facts
+
+
+#: Fewest particles per class for ``cryosift run`` to classify (fewer classes otherwise).
+PER_CLASS = 10
+
+
+def classify_run_particles(
+    pset: ParticleSet,
+    inlier: np.ndarray,
+    radius_fraction: float,
+    classes: int,
+    outdir: Path,
+    prefix: str = "",
+    seed: int = 0,
+    device: str = "cpu",
+) -> dict | None:
+    """``cryosift run``'s 2D classification of all its particles ``pset`` (``inlier``
+    ``(B,)``: the cleaner's verdicts), the particle radius ``radius_fraction`` of the box.
+    Writes the files of :func:`write_outputs` into ``outdir``; returns the facts (share of
+    all particles, of the inliers and of the removed ones in good classes) and the two
+    galleries (PNG bytes: class averages of the inliers and of the removed particles, largest
+    class first), or None when there are too few particles for two classes."""
+    import io
+
+    k = min(classes, len(pset) // PER_CLASS)
+    if k < 2:
+        return None
+    t0 = time.perf_counter()
+    images, angpix = prepare(pset)
+    settings = ClassifySettings(classes=k, radius=radius_fraction * images.shape[-1], seed=seed)
+    result = classify(images, settings, device)
+    ranking = rank_classes(images, result, angpix)
+    inlier = np.asarray(inlier, bool)
+    good = ranking.good[result.labels]
+
+    def share(mask: np.ndarray) -> float:
+        return round(float(good[mask].mean()) if mask.any() else 0.0, 4)
+
+    facts = {
+        "classes": k,
+        "good_classes": int(ranking.good.sum()),
+        "share_in_good_classes": {"all": share(np.ones_like(inlier)), "inliers": share(inlier),
+                                  "removed": share(~inlier)},
+        "seconds": 0.0,
+    }  # fmt: skip
+    outdir.mkdir(parents=True, exist_ok=True)
+    write_outputs(outdir, pset, result, ranking, angpix, facts, prefix)
+    order = largest_first(result, ranking)
+    pngs = {}
+    for name, mask in (("inliers", inlier), ("removed", ~inlier)):
+        counts = np.bincount(result.labels[mask], minlength=k)[order]
+        buf = io.BytesIO()
+        gallery(buf, subset_averages(images, result, mask)[order], counts, ranking.good[order])
+        pngs[name] = buf.getvalue()
+    facts["seconds"] = round(time.perf_counter() - t0, 2)
+    return {"facts": facts, "galleries": pngs}

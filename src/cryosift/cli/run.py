@@ -138,6 +138,9 @@ def main(
     seed: int = typer.Option(0, "--seed", help="Random seed"),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again, ignoring past runs"),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html"),
+    classes: int = typer.Option(
+        20, "--classes", help="2D classes of all particles for the report (0: skip)"
+    ),
     project_dir: Path = PROJECT_DIR,
 ) -> None:
     """Micrographs -> picks -> particles -> inliers, with report.html and run.json."""
@@ -180,6 +183,7 @@ def main(
         phase_flip=phase_flip,
         rules=rules,
         adapt=adapt,
+        classes=max(0, classes),
         seed=seed,
     )
     inputs = {

@@ -58,7 +58,8 @@ class Aborted(Exception):
 class RunConfig:
     """Everything that decides the outputs. Lengths in micrograph px unless stated:
     ``diameter`` of the particle, ``box`` cut around each pick, ``size`` the boxes are
-    Fourier-cropped to; ``clean_size`` the side the outlier detector works at."""
+    Fourier-cropped to; ``clean_size`` the side the outlier detector works at; ``classes``
+    the 2D classes of all particles (0: no classification)."""
 
     diameter: float
     box: int
@@ -75,6 +76,7 @@ class RunConfig:
     adapt: bool = True
     peaks: int = 10
     clean_size: int = 55
+    classes: int = 20
     seed: int = 0
 
     def describe(self) -> dict:
@@ -90,6 +92,8 @@ class RunResult:
     metrics: pd.DataFrame | None
     timings: dict = field(default_factory=dict)
     facts: dict = field(default_factory=dict)
+    #: PNG bytes of the 2D class averages of the inliers and of the removed particles.
+    class_galleries: dict = field(default_factory=dict)
 
 
 def _no_progress(name: str, total: int) -> Callable[[int], None]:
@@ -355,6 +359,27 @@ def truth_metrics(
     return pd.DataFrame(rows)
 
 
+def _classify_stage(
+    run: RunResult, pset, cfg: RunConfig, outdir: Path, prefix: str, device: str
+) -> None:
+    """2D classes of all particles into ``outdir/classes`` (``cfg.classes``; skipped at 0 or
+    with too few particles): facts and galleries into ``run``."""
+    if cfg.classes <= 0:
+        return
+    from cryosift.classify.run import classify_run_particles
+
+    t0 = time.perf_counter()
+    inlier = run.scores["verdict"].to_numpy() == "inlier"
+    found = classify_run_particles(
+        pset, inlier, cfg.diameter / 2 / cfg.box, cfg.classes, outdir / "classes",
+        f"{prefix}classes/", cfg.seed, device,
+    )  # fmt: skip
+    if found is not None:
+        run.facts["classes"] = found["facts"]
+        run.class_galleries = found["galleries"]
+    run.timings["2D classes"] = time.perf_counter() - t0
+
+
 def versions() -> dict:
     """Versions of cryosift and of the libraries that decide its numbers."""
     import mrcfile
@@ -499,6 +524,7 @@ def run_pipeline(
         }
         run = RunResult(summary, table, metrics, timings, facts)
         write_clean_outputs(outdir, pset, result)
+        _classify_stage(run, pset, cfg, outdir, name_prefix, device)
         if metrics is not None:
             write_all_or_nothing(
                 {

@@ -90,6 +90,16 @@ def _images_by_verdict(run, pset, seed: int) -> tuple[list[dict], dict, dict]:
     return galleries, means, counts
 
 
+def _classes(run) -> dict | None:
+    """The 2D classes section: the two galleries and the shares in good classes."""
+    facts = run.facts.get("classes")
+    if not facts or not run.class_galleries:
+        return None
+    shares = {k: f"{v:.1%}" for k, v in facts["share_in_good_classes"].items()}
+    galleries = {k: base64.b64encode(v).decode("ascii") for k, v in run.class_galleries.items()}
+    return {**facts, "shares": shares, "galleries": galleries}
+
+
 def _clean_notes(stats: dict) -> list[str]:
     """The cleaning's separability sentence and warnings, for the top of the page."""
     out = [stats["separability"]["note"]] if "separability" in stats else []
@@ -143,6 +153,7 @@ def build_context(outdir: Path, run, pset, cfg, inputs: dict, mics: pd.DataFrame
         "box": f"{cfg.box} px -> {cfg.size} px",
         "n_micrographs": len(run.summary),
         "clean_notes": _clean_notes(run.facts.get("clean", {})),
+        "classes": _classes(run),
         "verdicts": list(VERDICTS),
         "colours": figures.COLOURS,
         "counts": {
