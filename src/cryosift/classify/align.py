@@ -187,19 +187,15 @@ def invariant_features(spec: torch.Tensor) -> torch.Tensor:
     return feats / feats.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
-def initial_references(images: torch.Tensor, aligner: Aligner, k: int, seed: int) -> torch.Tensor:
+def initial_references(
+    images: torch.Tensor, spectra: torch.Tensor, k: int, seed: int
+) -> torch.Tensor:
     """``(k, n, n)``: the medoid (the image nearest its cluster's centre) of each of ``k``
-    k-means clusters of the rotation-invariant features (20 principal components)."""
+    k-means clusters of the rotation-invariant features (20 principal components) of the
+    images' angular ``spectra`` ``(B, rings, F)``."""
     from sklearn.cluster import KMeans
 
-    feats = (
-        torch.cat(
-            [invariant_features(aligner.spectra(b)) for b in images.split(aligner.settings.batch)]
-        )
-        .cpu()
-        .double()
-        .numpy()
-    )
+    feats = invariant_features(spectra).cpu().double().numpy()
     feats -= feats.mean(axis=0)
     _, _, vt = np.linalg.svd(feats[:: max(1, len(feats) // 5000)], full_matrices=False)
     low = feats @ vt[: min(20, vt.shape[0])].T
@@ -209,13 +205,14 @@ def initial_references(images: torch.Tensor, aligner: Aligner, k: int, seed: int
     return images[medoids].clone()
 
 
-def _assign(images, refs, aligner) -> tuple[torch.Tensor, ...]:
-    """Best class, rotation (radians), reference shift (x, y px) and score of every image."""
+def _assign(spectra, refs, aligner) -> tuple[torch.Tensor, ...]:
+    """Best class, rotation (radians), reference shift (x, y px) and score of every image,
+    from the images' angular ``spectra`` ``(B, rings, F)``."""
     s = len(aligner.shifts)
     ref_spec, _ = aligner.reference_spectra(refs)
     labels, psi, shifts, scores = [], [], [], []
-    for batch in images.split(aligner.settings.batch):
-        row, rot, score, _ = aligner.best(aligner.spectra(batch), ref_spec)
+    for batch in spectra.split(aligner.settings.batch):
+        row, rot, score, _ = aligner.best(batch, ref_spec)
         labels.append(row // s)
         shifts.append(aligner.shifts[row % s])
         psi.append(rot.float() * (2 * math.pi / aligner.settings.angles))
@@ -245,18 +242,20 @@ def classify(images: np.ndarray, settings: ClassifySettings, device: str = "cpu"
     x = torch.as_tensor(np.asarray(images, dtype=np.float32), device=dev)
     aligner = Aligner(x.shape[-1], settings, dev)
     x = normalise(x, aligner.mask)
+    # the images do not change: their angular spectra are taken once
+    spectra = torch.cat([aligner.spectra(b) for b in x.split(settings.batch)])
     k = min(settings.classes, len(x))
-    refs = normalise(lowpass(initial_references(x, aligner, k, settings.seed), settings.lowpass),
-                     aligner.mask)  # fmt: skip
+    first = initial_references(x, spectra, k, settings.seed)
+    refs = normalise(lowpass(first, settings.lowpass), aligner.mask)
     for _ in range(max(1, settings.iterations)):
-        labels, psi, shifts, scores = _assign(x, refs, aligner)
+        labels, psi, shifts, scores = _assign(spectra, refs, aligner)
         sums, counts = _averages(x, labels, psi, shifts, k, aligner)
         empty = torch.nonzero(counts == 0).flatten()
         if len(empty):  # reseed empty classes with the images that fit worst
             worst = torch.argsort(scores)[: len(empty)]
             sums[empty], counts[empty] = x[worst], 1.0
         refs = normalise(lowpass(sums / counts[:, None, None], settings.lowpass), aligner.mask)
-    labels, psi, shifts, scores = _assign(x, refs, aligner)
+    labels, psi, shifts, scores = _assign(spectra, refs, aligner)
     sums, counts = _averages(x, labels, psi, shifts, k, aligner)
     averages = sums / counts.clamp_min(1)[:, None, None]
     c, s = torch.cos(psi), torch.sin(psi)

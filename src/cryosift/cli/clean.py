@@ -46,13 +46,12 @@ def summary_line(result, n_total: int) -> str:
     )
 
 
-def notes(stats: dict) -> list[str]:
-    """The lines a user must read: the separability of the stack and any warning."""
-    out = []
-    if "separability" in stats:
-        out.append(stats["separability"]["note"])
-    out += [f"[yellow]warning:[/yellow] {w}" for w in stats.get("warnings", [])]
-    return out
+def print_notes(stats: dict) -> None:
+    """:func:`cryosift.outliers.clean.clean_notes`, warnings in yellow."""
+    from cryosift.outliers.clean import clean_notes
+
+    for line in clean_notes(stats):
+        console.print(line, style="yellow" if line.startswith("warning") else None, highlight=False)
 
 
 @guarded("clean")
@@ -121,7 +120,6 @@ def main(
     n = len(result.table)
     console.print(summary_table(result, n, outdir))
     console.print(summary_line(result, n), highlight=False)
-    for line in notes(result.stats):
-        console.print(line, highlight=False)
+    print_notes(result.stats)
     if eps_px is not None and rules != "reference":
         console.print(f"note: --eps-px applies to the reference preset only; {rules} ignores it")

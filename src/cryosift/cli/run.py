@@ -214,10 +214,9 @@ def main(
             inputs=inputs,
         )
     console.print(summary_table(run, outdir))
-    from cryosift.cli.clean import notes
+    from cryosift.cli.clean import print_notes
 
-    for line in notes(run.facts["clean"]):
-        console.print(line, highlight=False)
+    print_notes(run.facts["clean"])
     where = outdir / "report.html" if report else outdir
     console.print(
         f"diameter {diameter:.1f} px, box {box} -> {out} px; "

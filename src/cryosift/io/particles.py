@@ -140,18 +140,17 @@ def read_particles(
 
 def _resolve(name: str, relative_to: Path, datadir: str | os.PathLike | None) -> Path:
     """A stack named in a STAR file in the folder ``relative_to``: under ``datadir`` (also by
-    its bare file name), beside the STAR, in the working directory, in each folder above the
-    STAR (RELION's project, :func:`cryosift.io.paths.resolve_name`), then by its bare file
-    name beside the STAR."""
+    its bare file name), at the :func:`cryosift.io.paths.places` RELION reads it from, then
+    by its bare file name beside the STAR."""
     p = Path(name)
     if p.is_absolute():
         return p
+    from cryosift.io.paths import places
+
     candidates = []
     if datadir is not None:
         candidates += [Path(datadir) / p, Path(datadir) / p.name]
-    candidates += [relative_to / p, Path.cwd() / p]
-    candidates += [a / p for a in Path(os.path.abspath(relative_to)).parents]
-    candidates += [relative_to / p.name]
+    candidates += [*places(p, relative_to), relative_to / p.name]
     for c in candidates:
         if c.exists():
             return c

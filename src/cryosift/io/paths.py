@@ -32,19 +32,24 @@ def folder_prefix(folder: str | os.PathLike, project: str | os.PathLike | None) 
     return "" if rel == "." else rel.rstrip("/") + "/"
 
 
+def places(name: Path, folder: Path) -> list[Path]:
+    """Where a relative ``name`` from a STAR file in ``folder`` may be, as RELION means it:
+    beside the STAR, in the working directory (RELION's project directory), then in each
+    folder above the STAR (the project that holds it)."""
+    ups = [a / name for a in Path(os.path.abspath(folder)).parents]
+    return [folder / name, Path.cwd() / name, *ups]
+
+
 def resolve_name(name: str, star: Path, first: str | os.PathLike | None = None) -> Path:
     """The file a name in the STAR file ``star`` stands for: tried under ``first`` (when
-    given), beside the STAR, in the working directory (RELION's project directory), then in
-    each folder above the STAR (the project that holds it); the first that exists, else the
+    given), then at the :func:`places` of RELION's reading; the first that exists, else the
     name beside the STAR (or under ``first``)."""
     p = Path(name)
     if p.is_absolute():
         return p
     base = star.parent
     tries = [Path(first) / p] if first is not None else []
-    tries += [base / p, Path.cwd() / p]
-    tries += [a / p for a in Path(os.path.abspath(base)).parents]
-    for candidate in tries:
+    for candidate in tries + places(p, base):
         if candidate.exists():
             return candidate
     return (Path(first) if first is not None else base) / p

@@ -15,7 +15,7 @@ from cryosift.errors import InputError
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.particles import ParticleSet, write_cs_subset, write_particles_star
 from cryosift.outliers.detector import VERDICTS, Correlator, DetectorParams, detect
-from cryosift.outliers.profile import ProfileStats, estimate_radius
+from cryosift.outliers.profile import ProfileStats, estimate_radius, image_moments
 from cryosift.outliers.radial import (
     SMOOTH_RADII,
     RadialDecision,
@@ -252,10 +252,8 @@ def judge_stack(
 
 def _standardised_sum(images: np.ndarray) -> np.ndarray:
     """Sum over ``(B, n, n)`` images, each brought to mean 0 and standard deviation 1."""
-    x = np.asarray(images, dtype=np.float64)
-    mean = x.mean(axis=(1, 2), keepdims=True)
-    sd = x.std(axis=(1, 2), keepdims=True)
-    return ((x - mean) / np.where(sd > 0, sd, 1.0)).sum(axis=0)
+    mean, sd = image_moments(images)
+    return ((images - mean[:, None, None]) / sd[:, None, None]).sum(axis=0)
 
 
 def check_radius(
@@ -282,6 +280,13 @@ def check_radius(
             "pixel size"
         ]
     return out
+
+
+def clean_notes(stats: dict) -> list[str]:
+    """The lines a user must read about a cleaning whose facts are ``stats``: the stack's
+    separability and any warning."""
+    out = [stats["separability"]["note"]] if "separability" in stats else []
+    return out + [f"warning: {w}" for w in stats.get("warnings", [])]
 
 
 def _held_out_z(halves: tuple, images: tuple[list, list]) -> np.ndarray:

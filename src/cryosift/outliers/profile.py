@@ -26,14 +26,17 @@ def ring_index(size: int) -> np.ndarray:
     return np.rint(np.hypot(yy, xx)).astype(np.int64)
 
 
+def radial_average(image: np.ndarray) -> np.ndarray:
+    """The mean of ``image`` ``(n, n)`` over each ring of :func:`ring_index`, ``(rings,)``."""
+    rings = ring_index(image.shape[-1]).ravel()
+    counts = np.bincount(rings)
+    return np.bincount(rings, weights=image.ravel()) / np.maximum(counts, 1)
+
+
 def radial_template(mean_image: np.ndarray) -> np.ndarray:
     """The rotational average of ``mean_image`` ``(n, n)``, zero mean and unit norm
     (all zeros when the average is flat)."""
-    n = mean_image.shape[-1]
-    rings = ring_index(n)
-    counts = np.bincount(rings.ravel())
-    profile = np.bincount(rings.ravel(), weights=mean_image.ravel()) / np.maximum(counts, 1)
-    t = profile[rings]
+    t = radial_average(mean_image)[ring_index(mean_image.shape[-1])]
     t = t - t.mean()
     norm = np.linalg.norm(t)
     return t / norm if norm > 0 else t
@@ -50,11 +53,8 @@ def estimate_radius(mean_image: np.ndarray) -> float | None:
     its rotational average, measured from the background (the outer fifth), falls to half
     of its centre's value, divided by :data:`HALF_CONTRAST_RADII`; None when the centre does
     not stand out of the background's scatter."""
-    n = mean_image.shape[-1]
-    rings = ring_index(n)
-    counts = np.bincount(rings.ravel())
-    profile = np.bincount(rings.ravel(), weights=mean_image.ravel()) / np.maximum(counts, 1)
-    half = n // 2
+    profile = radial_average(mean_image)
+    half = mean_image.shape[-1] // 2
     outer = profile[int(0.8 * half) : half + 1]
     q = profile[: half + 1] - np.median(outer)
     q = q * np.sign(q[:2].mean())

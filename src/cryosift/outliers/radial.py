@@ -49,7 +49,7 @@ from statistics import NormalDist
 import numpy as np
 from scipy import ndimage, sparse
 
-from cryosift.outliers.lda import Discriminant, fit_shrinkage_lda
+from cryosift.outliers.lda import fit_shrinkage_lda
 from cryosift.outliers.profile import ProfileStats, image_moments, ring_index
 
 #: Share of pure-noise images the decision lets through.
@@ -256,14 +256,9 @@ def _standardiser(x: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
     return lambda y: (np.asarray(y, dtype=np.float64) - mean) / sd
 
 
-def _fit(x: np.ndarray, group: np.ndarray) -> Discriminant:
-    return fit_shrinkage_lda(x, group)
-
-
-def _noise_threshold(lda: Discriminant, null_x: np.ndarray) -> float:
-    """The score of ``lda`` above which ``NOISE_PASS`` of the standardised noise profiles
-    ``null_x`` ``(M, F)`` fall."""
-    return float(np.quantile(lda.decision_function(null_x), 1 - NOISE_PASS))
+def _noise_threshold(null_scores: np.ndarray) -> float:
+    """The score above which ``NOISE_PASS`` of the noise images' scores ``(M,)`` fall."""
+    return float(np.quantile(null_scores, 1 - NOISE_PASS))
 
 
 def radial_decision(
@@ -300,7 +295,7 @@ def radial_decision(
     x = standardise(x)
     group = provisional
     for _ in range(max(1, rounds)):
-        lda = _fit(x, group)
+        lda = fit_shrinkage_lda(x, group)
         score = lda.decision_function(x)
         ranked = np.sort(score)[::-1]
         group = score >= ranked[n_keep - 1]
@@ -308,15 +303,17 @@ def radial_decision(
         threshold = float((ranked[n_keep - 1] + ranked[n_keep]) / 2)
         return RadialDecision(score, threshold, provisional)
     null_x = standardise(null)
-    threshold = _noise_threshold(lda, null_x)
+    null_scores = lda.decision_function(null_x)
+    threshold = _noise_threshold(null_scores)
     group = score > threshold
     if 2 <= group.sum() <= len(z) - 2:
-        lda = _fit(x, group)
+        lda = fit_shrinkage_lda(x, group)
         score = lda.decision_function(x)
-        threshold = _noise_threshold(lda, null_x)
+        null_scores = lda.decision_function(null_x)
+        threshold = _noise_threshold(null_scores)
     if sep is None or not sep.low or expected_tpr(score > threshold, sep.share) >= 1 - LOW_LOSS:
         return RadialDecision(score, threshold, provisional)
-    junk = float(np.quantile(lda.decision_function(null_x), JUNK_QUANTILE))
+    junk = float(np.quantile(null_scores, JUNK_QUANTILE))
     return RadialDecision(score, threshold, provisional, z, sep.floor, junk)
 
 

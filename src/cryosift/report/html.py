@@ -18,6 +18,7 @@ from cryosift import __version__
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.coords import read_coords
 from cryosift.io.micrographs import read_micrograph
+from cryosift.outliers.clean import clean_notes
 from cryosift.outliers.detector import VERDICTS
 from cryosift.report import figures
 
@@ -100,12 +101,6 @@ def _classes(run) -> dict | None:
     return {**facts, "shares": shares, "galleries": galleries}
 
 
-def _clean_notes(stats: dict) -> list[str]:
-    """The cleaning's separability sentence and warnings, for the top of the page."""
-    out = [stats["separability"]["note"]] if "separability" in stats else []
-    return out + [f"warning: {w}" for w in stats.get("warnings", [])]
-
-
 def _flatten(prefix: str, value, out: list) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
@@ -152,7 +147,7 @@ def build_context(outdir: Path, run, pset, cfg, inputs: dict, mics: pd.DataFrame
         "diameter": f"{cfg.diameter:.1f} px{angpix}",
         "box": f"{cfg.box} px -> {cfg.size} px",
         "n_micrographs": len(run.summary),
-        "clean_notes": _clean_notes(run.facts.get("clean", {})),
+        "clean_notes": clean_notes(run.facts.get("clean", {})),
         "classes": _classes(run),
         "verdicts": list(VERDICTS),
         "colours": figures.COLOURS,
