@@ -303,10 +303,7 @@ def classify_run_particles(
         "good_classes": int(ranking.good.sum()),
         "share_in_good_classes": {"all": share(np.ones_like(inlier)), "inliers": share(inlier),
                                   "removed": share(~inlier)},
-        "seconds": 0.0,
     }  # fmt: skip
-    outdir.mkdir(parents=True, exist_ok=True)
-    write_outputs(outdir, pset, result, ranking, angpix, facts, prefix)
     order = largest_first(result, ranking)
     pngs = {}
     for name, mask in (("inliers", inlier), ("removed", ~inlier)):
@@ -315,4 +312,6 @@ def classify_run_particles(
         gallery(buf, subset_averages(images, result, mask)[order], counts, ranking.good[order])
         pngs[name] = buf.getvalue()
     facts["seconds"] = round(time.perf_counter() - t0, 2)
+    outdir.mkdir(parents=True, exist_ok=True)
+    write_outputs(outdir, pset, result, ranking, angpix, facts, prefix)
     return {"facts": facts, "galleries": pngs}
