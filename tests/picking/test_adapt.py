@@ -10,7 +10,13 @@ import pytest
 
 from conftest import simulated_picking_micrographs
 from cryosift.evaluate.picks import evaluate_picks
-from cryosift.picking.adapt import job_from_state, learn_ranker, prepare_picking, ranker_json
+from cryosift.picking.adapt import (
+    centred_on_split,
+    job_from_state,
+    learn_ranker,
+    prepare_picking,
+    ranker_json,
+)
 from cryosift.picking.blobs import NAMES, blob_features
 from cryosift.picking.model import load_model
 from cryosift.picking.rank import Ranker, candidate_features, fit_ranker
@@ -86,6 +92,24 @@ def test_fit_ranker_splits_embedding_and_blob_weights():
     assert ranker.weights.shape == (4,) and ranker.blob_weights.shape == (2,)
     assert ranker.blob_weights[1] > 0 and ranker.weights[0] > 0
     assert np.mean((ranker.decision(x) > 0) == truth) > 0.9
+
+
+def test_centred_on_split_moves_the_threshold_to_the_mixture_split_or_the_lower_one():
+    """Two clusters of log-odds, split near their midpoint: the plain rule moves the bias so
+    that probability 0.5 falls at the split; the lenient rule moves it only when the split
+    lies below the ranker's own 0.5, and then to the same place."""
+    rng = np.random.default_rng(0)
+    ranker = Ranker(np.zeros(3), 0.0, {})
+    for centre in (2.0, -2.0):  # the split lies near +2 or near -2
+        logits = np.concatenate(
+            [rng.normal(centre - 3, 0.5, 300), rng.normal(centre + 3, 0.5, 300)]
+        )
+        plain = centred_on_split(ranker, logits)
+        lenient = centred_on_split(ranker, logits, lenient=True)
+        split = plain.info["split_logit"]
+        assert abs(split - centre) < 1.0 and plain.bias == pytest.approx(-split, abs=1e-4)
+        assert lenient.bias == pytest.approx(-min(split, 0.0), abs=1e-4)
+        assert lenient.info["bias_shift"] == pytest.approx(min(split, 0.0), abs=1e-4)
 
 
 @pytest.fixture(scope="module")

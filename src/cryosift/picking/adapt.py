@@ -11,13 +11,16 @@ ranking of candidates (:mod:`cryosift.picking.rank`):
 2. a logistic regression learns, from the candidate's mean disc embedding and its blob
    features (:mod:`cryosift.picking.blobs`), which candidates are particles;
 3. its log-odds over the survey's candidates are split by a two-component Gaussian mixture
-   and the bias moved so that the split is probability 0.5 (:func:`centred_on_split`): the
-   probability is every candidate's score and 0.5 the default threshold. The regression's
-   own 0.5 follows the balance of the pseudo-labels instead (on EMPIAR-10017 80%
-   positive, on the ``make demo`` micrographs 46%), which carried badly between datasets;
+   and the bias moved so that the split is probability 0.5 (:func:`centred_on_split`);
 4. one round of self-training: the pseudo-particles become the candidates this first ranker
-   keeps (instead of those the particle map keeps) that the detector accepts, and steps 2-3
-   are repeated. More rounds drift (measured: docs/picking.md).
+   keeps (instead of those the particle map keeps) that the detector accepts, and step 2 is
+   repeated. More rounds drift (measured: docs/picking.md);
+5. the refined ranker's probability is every candidate's score and 0.5 the default
+   threshold, with the bias set so that 0.5 falls at the *lower* of its own 0.5 and the
+   mixture split (:func:`centred_on_split` with ``lenient``). The F1-best cut on a
+   calibrated probability is at F1/2, below 0.5, so of two estimates of the 0.5 point the
+   lower is the nearer; it matters when the ranking is weak (faint or binned data: the
+   mixture split then kept half the particles, measured in docs/picking.md).
 
 The survey micrographs' picks come from the embeddings already computed, so adapting costs
 only the boxes, the detector and the fit (a few seconds, whatever the number of
@@ -125,19 +128,23 @@ def learn_ranker(
     refined = fit_ranker(x, positive, negative, info, n_blob=len(BLOB_NAMES), c=ADAPT_C)
     if refined is None:
         return ranker, info
-    return centred_on_split(refined, refined.decision(x), job.seed), info
+    return centred_on_split(refined, refined.decision(x), job.seed, lenient=True), info
 
 
-def centred_on_split(ranker: Ranker, logits: np.ndarray, seed: int = 0) -> Ranker:
+def centred_on_split(
+    ranker: Ranker, logits: np.ndarray, seed: int = 0, lenient: bool = False
+) -> Ranker:
     """``ranker`` with its bias moved so that probability 0.5 falls where a two-component
     mixture of the survey's candidate ``logits`` ``(N,)`` splits them (more likely the high
     component above): the default threshold then follows how many of this dataset's
-    candidates are particles, not the balance of its pseudo-labels."""
+    candidates are particles, not the balance of its pseudo-labels. ``lenient``: moved only
+    when the split lies below the ranker's own 0.5 (the lower of the two is kept)."""
     from cryosift.picking.pick import score_split
 
     split = score_split(logits, seed, float(logits.min()), float(logits.max()), fallback=0.0)
-    info = {**ranker.info, "split_logit": round(split, 4)}
-    return Ranker(ranker.weights, ranker.bias - split, info, ranker.blob_weights)
+    shift = min(split, 0.0) if lenient else split
+    info = {**ranker.info, "split_logit": round(split, 4), "bias_shift": round(shift, 4)}
+    return Ranker(ranker.weights, ranker.bias - shift, info, ranker.blob_weights)
 
 
 def adapt(

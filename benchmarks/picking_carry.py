@@ -1,0 +1,186 @@
+"""Do cryosift's picking defaults carry beyond EMPIAR-10017? Side by side with RELION's LoG.
+
+The only real set with ground truth is EMPIAR-10017 (20 micrographs, 108-px particles), so
+harder copies of it stand in for the unshared datasets, with simulations for other fields:
+
+- EMPIAR-10017 as recorded, binned by 2 and by 4 (54- and 27-px particles);
+- with noise added, coloured like each micrograph, of 0.5 and 1.0 times its own standard
+  deviation (:func:`real_outliers.micrograph`; the faintest has particles barely visible);
+- ``cryosift simulate micrographs``: the ``make demo`` field (sparse, contamination, carbon),
+  a faint one (SNR 0.25) and a crowded one (220 particles at 1.05 diameters).
+
+Every copy is written as MRC with its pixel size; both pickers run at their defaults as a user
+types them, no tuning: ``cryosift pick MICS --diameter-A D --angpix A`` (a whole process) and
+``relion_autopick --LoG --LoG_diam_min 0.8D --LoG_diam_max 1.2D --lowpass 20 --shrink 0``
+(as RELION's GUI runs it; skipped with a message when ``relion_autopick`` is absent). F1 is
+one-to-one within half a diameter over all micrographs of each set.
+
+    python benchmarks/picking_carry.py [--only NAME ...]
+
+Writes ``benchmarks/results/picking_carry.{csv,txt}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cryosift.evaluate.picks import evaluate_picks
+from cryosift.io.coords import read_coords
+from picking_empiar10017 import DATA, DIAMETER, RESULTS, load
+from real_outliers import Variant, micrograph
+
+WORK = RESULTS.parent / "_work" / "carry"
+CRYOSIFT = Path(sys.executable).parent / "cryosift"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A set to pick: ``variant`` of EMPIAR-10017, or ``simulate`` (extra arguments of
+    ``cryosift simulate micrographs``)."""
+
+    name: str
+    variant: Variant | None = None
+    simulate: tuple[str, ...] = ()
+
+
+DATASETS = (
+    Dataset("EMPIAR-10017", Variant("original")),
+    Dataset("binned by 2", Variant("bin2", bin=2)),
+    Dataset("binned by 4", Variant("bin4", bin=4)),
+    Dataset("noise 0.5 sd", Variant("noise0.5", noise=0.5)),
+    Dataset("noise 1.0 sd", Variant("noise1.0", noise=1.0)),
+    Dataset("simulated, demo field", simulate=("-n", "12", "--seed", "0")),
+    Dataset("simulated, SNR 0.25", simulate=("-n", "8", "--snr", "0.25", "--seed", "1")),
+    Dataset(
+        "simulated, crowded",
+        simulate=("-n", "8", "--particles", "220", "--min-spacing", "1.05", "--seed", "2"),
+    ),
+)
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name)
+
+
+def prepare(ds: Dataset) -> tuple[list[Path], dict, float, float]:
+    """The set's micrographs (written once), truth by micrograph stem, the particle diameter
+    in px and the pixel size in Å."""
+    import mrcfile
+
+    root = WORK / slug(ds.name)
+    if ds.variant is None:
+        if not (root / "simulation.json").exists():
+            cmd = [str(CRYOSIFT), "simulate", "micrographs", "-o", str(root), *ds.simulate]
+            subprocess.run(cmd, check=True, capture_output=True)
+        sim = json.loads((root / "simulation.json").read_text())
+        mics = sorted((root / "Micrographs").glob("*.mrc"))
+        truth = {p.stem: read_coords(root / "Coordinates" / f"{p.stem}.star") for p in mics}
+        d_px = sim["particle_diameter_px"]
+        return mics, truth, d_px, sim["particle_diameter_A"] / d_px
+    names, _, truth = load()
+    b = ds.variant.bin
+    (root / "mics").mkdir(parents=True, exist_ok=True)
+    mics = []
+    for n in names:
+        path = root / "mics" / f"{n}.mrc"
+        if not path.exists():
+            image = micrograph(str(DATA / "images" / f"{n}.jpg"), ds.variant)
+            with mrcfile.new(path, overwrite=True) as m:
+                m.set_data(image.astype(np.float32))
+                m.voxel_size = float(b)
+        mics.append(path)
+    truth = {n: t.assign(x=t.x / b, y=t.y / b) for n, t in truth.items()}
+    return mics, truth, DIAMETER / b, float(b)
+
+
+def f1_row(picks: dict, truth: dict, diameter: float) -> dict:
+    r = evaluate_picks(picks, truth, diameter).iloc[-1]
+    return {"precision": r.precision, "recall": r.recall, "F1": r.f1}
+
+
+def cryosift_picks(mics, d_px, angpix, out: Path) -> tuple[dict, float]:
+    shutil.rmtree(out, ignore_errors=True)
+    cmd = [str(CRYOSIFT), "pick", *map(str, mics), "--diameter-A", f"{d_px * angpix:.2f}"]
+    t0 = time.perf_counter()
+    subprocess.run([*cmd, "--angpix", str(angpix), "-o", str(out)], check=True, capture_output=True)
+    secs = time.perf_counter() - t0
+    coords = out / "Coordinates"
+    picks = {p.stem: read_coords(coords / f"{p.stem}_autopick.star", "relion") for p in mics}
+    return picks, secs
+
+
+def relion_picks(mics, d_px, angpix, out: Path) -> tuple[dict | None, float]:
+    if shutil.which("relion_autopick") is None:
+        return None, 0.0
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    for p in mics:  # RELION names its output after the micrograph's path
+        (out / "mics").mkdir(exist_ok=True)
+        (out / "mics" / p.name).symlink_to(p.resolve())
+    d_a = d_px * angpix
+    cmd = ["relion_autopick", "--i", "mics/*.mrc", "--odir", "rl/", "--pickname", "autopick"]
+    cmd += ["--LoG", "--LoG_diam_min", f"{0.8 * d_a:.2f}", "--LoG_diam_max", f"{1.2 * d_a:.2f}"]
+    cmd += ["--angpix", str(angpix), "--lowpass", "20", "--shrink", "0"]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=out, check=True, capture_output=True)
+    secs = time.perf_counter() - t0
+    picks = {}
+    for p in mics:
+        f = out / "rl" / "mics" / f"{p.stem}_autopick.star"
+        picks[p.stem] = read_coords(f, "relion") if f.exists() else pd.DataFrame(columns=["x", "y"])
+    return picks, secs
+
+
+def measure(ds: Dataset) -> list[dict]:
+    mics, truth, d_px, angpix = prepare(ds)
+    root = WORK / slug(ds.name)
+    base = {"set": ds.name, "diameter_px": round(d_px, 1), "micrographs": len(mics)}
+    picks, secs = cryosift_picks(mics, d_px, angpix, root / "cryosift")
+    rows = [{**base, "picker": "cryosift", **f1_row(picks, truth, d_px),
+             "s_per_mic": secs / len(mics)}]  # fmt: skip
+    rpicks, rsecs = relion_picks(mics, d_px, angpix, root / "relion")
+    if rpicks is None:
+        print("relion_autopick not found (apt-get install relion): RELION rows skipped")
+    else:
+        rows.append({**base, "picker": "RELION LoG", **f1_row(rpicks, truth, d_px),
+                     "s_per_mic": rsecs / len(mics)})  # fmt: skip
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", nargs="*", help="names of the sets to run (default: all)")
+    args = ap.parse_args()
+    if not DATA.exists():
+        raise SystemExit(f"{DATA} not found: the shared EMPIAR-10017 set is needed")
+    rows = []
+    for ds in DATASETS:
+        if args.only and ds.name not in args.only:
+            continue
+        rows += measure(ds)
+        print(pd.DataFrame(rows[-2:]).round(3).to_string(index=False), flush=True)
+    table = pd.DataFrame(rows)
+    wide = table.pivot_table(index="set", columns="picker", values="F1", sort=False)
+    if "RELION LoG" in wide:
+        wide["cryosift - RELION"] = wide["cryosift"] - wide["RELION LoG"]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    table.round(4).to_csv(RESULTS / "picking_carry.csv", index=False)
+    text = table.round(3).to_string(index=False) + "\n\n" + wide.round(3).to_string() + "\n"
+    (RESULTS / "picking_carry.txt").write_text(text)
+    print("\n" + wide.round(3).to_string())
+
+
+if __name__ == "__main__":
+    main()
