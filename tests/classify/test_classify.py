@@ -117,8 +117,11 @@ def test_classify_command_writes_what_relion_reads(tmp_path):
         model.rlnClassDistribution.sum() == pytest.approx(1)
         and model.rlnClassDistribution.is_monotonic_decreasing
     )
-    parts = starfile.read(tmp_path / "out" / "particles.star")
+    blocks = starfile.read(tmp_path / "out" / "particles.star", always_dict=True)
+    parts = blocks["particles"]
     assert len(parts) == 120 and set(parts.rlnClassNumber) <= {1, 2}
+    # a bare stack gets an optics group: RELION 3.1+ reads origins in Å only with one
+    assert blocks["optics"].rlnImagePixelSize.iloc[0] == 2.0 and (parts.rlnOpticsGroup == 1).all()
     for col in ("rlnAnglePsi", "rlnOriginXAngst", "rlnOriginYAngst"):
         assert parts[col].between(-360, 360).all()
     assert (tmp_path / "out" / "classes.png").read_bytes()[:4] == b"\x89PNG"
@@ -126,3 +129,80 @@ def test_classify_command_writes_what_relion_reads(tmp_path):
         stats = subprocess.run(["relion_image_handler", "--i", "out/classes.mrcs", "--stats"],
                                cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
         assert stats.returncode == 0 and stats.stdout.count("avg=") == 2, stats.stderr
+
+
+def _aligned_class_means(folder, star: str, labels: np.ndarray) -> np.ndarray:
+    """RELION's ``relion_stack_create --apply_transformation`` on ``star`` (in ``folder``):
+    the images turned and moved by their ``_rlnAnglePsi`` and origins, averaged per class
+    ``labels`` (1-based): ``(K, n, n)``."""
+    import subprocess
+
+    import mrcfile
+
+    cmd = ["relion_stack_create", "--i", star, "--o", "aligned", "--apply_transformation"]
+    res = subprocess.run(cmd, cwd=folder, capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    aligned = mrcfile.read(folder / "aligned.mrcs")
+    return np.stack([aligned[labels == k].mean(0) for k in range(1, labels.max() + 1)])
+
+
+@pytest.mark.skipif(
+    __import__("shutil").which("relion_stack_create") is None, reason="RELION is not installed"
+)
+def test_relion_applies_our_angles_and_origins_to_our_class_averages(tmp_path):
+    """RELION turns and moves each particle by the ``_rlnAnglePsi`` and
+    ``_rlnOriginX/YAngst`` that ``cryosift classify`` wrote: the particles so aligned average,
+    per class, to cryosift's own class averages (correlation > 0.9); with the angles' or the
+    origins' sign flipped they match less (RELION's convention, not only a consistent one)."""
+    import mrcfile
+    import starfile
+
+    from conftest import run_cli
+    from cryosift.io.mrc import write_stack
+
+    images, _ = _stack(60, sigma=0.4, seed=5)
+    write_stack(tmp_path / "parts.mrcs", images, 2.0)
+    res = run_cli("classify", "parts.mrcs", "-o", "out", "--classes", "2", "--diameter-A", "72",
+                  "--iterations", "4", cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    classes = mrcfile.read(tmp_path / "out" / "classes.mrcs")
+    blocks = starfile.read(tmp_path / "out" / "particles.star", always_dict=True)
+    labels = blocks["particles"].rlnClassNumber.to_numpy()
+
+    def match(flip: tuple[str, ...]) -> float:
+        """The worse class's correlation with the named columns' signs flipped."""
+        parts = blocks["particles"].copy()
+        for col in flip:
+            parts[col] *= -1
+        starfile.write({**blocks, "particles": parts}, tmp_path / "t.star", overwrite=True)
+        means = _aligned_class_means(tmp_path, "t.star", labels)
+        return min(float(np.corrcoef(means[k].ravel(), classes[k].ravel())[0, 1]) for k in (0, 1))
+
+    ours = match(())
+    assert ours > 0.9
+    assert match(("rlnAnglePsi",)) < ours - 0.1
+    assert match(("rlnOriginXAngst", "rlnOriginYAngst")) < ours - 0.05
+
+
+def test_relion_30_input_keeps_origins_in_px(tmp_path):
+    """A RELION 3.0 particles STAR (no optics block, no origins in Å) gets its origins in px
+    of its own images (``_rlnOriginX/Y``), in its own data block, and no optics block."""
+    import starfile
+
+    from conftest import run_cli
+    from cryosift.io.mrc import write_stack
+
+    images, _ = _stack(30, seed=7)
+    write_stack(tmp_path / "parts.mrcs", images, 2.0)
+    table = "".join(f"{i:06d}@parts.mrcs 2.0\n" for i in range(1, len(images) + 1))
+    (tmp_path / "parts.star").write_text(
+        "data_\nloop_\n_rlnImageName #1\n_rlnDetectorPixelSize #2\n" + table
+    )
+    res = run_cli("classify", "parts.star", "-o", "out", "--classes", "2", "--angpix", "2",
+                  "--diameter-A", "72", "--iterations", "2", cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    blocks = starfile.read(tmp_path / "out" / "particles.star", always_dict=True)
+    assert "optics" not in blocks
+    parts = next(iter(blocks.values()))
+    assert {"rlnOriginX", "rlnOriginY"} <= set(parts) and "rlnOriginXAngst" not in parts
+    assert parts.rlnOriginX.abs().max() <= 8 and parts.rlnOriginX.abs().max() > 0

@@ -25,7 +25,7 @@ from cryosift.errors import InputError
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.mrc import write_stack
 from cryosift.io.particles import ParticleSet
-from cryosift.io.star import write_star
+from cryosift.io.star import optics_table, write_star
 from cryosift.preprocess.fourier import phase_flip_and_crop
 
 #: Side the particles are Fourier-cropped to before classification (px).
@@ -164,15 +164,7 @@ def write_outputs(
     )  # fmt: skip
     parts = pset.particles.copy()
     parts["rlnClassNumber"] = new_number[result.labels]
-    parts["rlnAnglePsi"] = np.round(result.psi, 3)
-    scale = angpix or 1.0
-    parts["rlnOriginXAngst"] = np.round(result.shifts[:, 0] * scale, 3)
-    parts["rlnOriginYAngst"] = np.round(result.shifts[:, 1] * scale, 3)
-    blocks = (
-        {"optics": pset.optics, "particles": parts}
-        if pset.optics is not None
-        else {pset.block_name or "particles": parts}
-    )
+    blocks = alignment_blocks(pset, parts, result, result.averages.shape[-1])
     averages = result.averages[order].astype(np.float32)
     writers = {
         outdir / "classes.mrcs": lambda p: write_stack(p, averages, angpix or None),
@@ -184,6 +176,49 @@ def write_outputs(
     }  # fmt: skip
     write_all_or_nothing(writers)
     return list(writers)
+
+
+#: RELION's particle origin columns: 3.0's in px, 3.1+'s in Å.
+ORIGIN_COLUMNS = ("rlnOriginX", "rlnOriginY", "rlnOriginXAngst", "rlnOriginYAngst")
+
+
+def alignment_blocks(
+    pset: ParticleSet, parts: pd.DataFrame, result: ClassifyResult, side: int
+) -> dict[str, pd.DataFrame]:
+    """The STAR blocks of ``parts`` with each particle's ``_rlnAnglePsi`` and origin, in the
+    input's RELION convention (the classified images were ``side`` px; origins are written
+    in the input images' px or Å). RELION 3.1+ input: ``_rlnOriginX/YAngst`` beside its
+    optics block. RELION 3.0 input (no optics): ``_rlnOriginX/Y`` in px. A bare stack: an
+    optics group of its own (pixel size from the header, else 1 Å = 1 px), which RELION 3.1+
+    needs to read origins in Å. RELION's origin is minus the particle's offset from the box
+    centre (re-centred coordinates are the coordinate minus the origin): checked by
+    ``relion_stack_create --apply_transformation``, whose aligned particles average to our
+    class averages (tests/classify)."""
+    parts["rlnAnglePsi"] = np.round(result.psi, 3)
+    px = -result.shifts * (pset.box / side)  # (N, 2) x, y origins in px of the input images
+    in_px = pset.optics is None and pset.kind == "star" and "rlnOriginXAngst" not in parts
+    parts.drop(columns=[c for c in ORIGIN_COLUMNS if c in parts], inplace=True)
+    if in_px:  # RELION 3.0
+        parts["rlnOriginX"], parts["rlnOriginY"] = np.round(px.T, 3)
+    else:
+        parts["rlnOriginXAngst"], parts["rlnOriginYAngst"] = np.round(px.T * (pset.angpix or 1), 3)
+    if pset.optics is not None:
+        return {"optics": pset.optics, "particles": parts}
+    if pset.kind == "star":
+        return {pset.block_name or "particles": parts}
+    parts["rlnOpticsGroup"] = 1
+    return {"optics": stack_optics(pset), "particles": parts}
+
+
+def stack_optics(pset: ParticleSet) -> pd.DataFrame:
+    """A one-group optics table for particles that came without one (a bare stack): pixel
+    size from the header (else 1 Å), voltage, Cs and amplitude contrast from their CTF when
+    known, else RELION's defaults."""
+    ctf = {}
+    if pset.ctf is not None:
+        ctf = {"voltage": float(pset.ctf.voltage[0]), "cs": float(pset.ctf.cs[0]),
+               "amplitude_contrast": float(pset.ctf.amplitude_contrast[0])}  # fmt: skip
+    return optics_table(pset.angpix or 1.0, pset.box, phase_flipped=pset.phase_flipped, **ctf)
 
 
 def gallery(path: Path, averages: np.ndarray, counts: np.ndarray, good: np.ndarray) -> None:
