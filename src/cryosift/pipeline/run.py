@@ -400,6 +400,128 @@ def versions() -> dict:
     }
 
 
+def _survey(
+    mics: pd.DataFrame,
+    cfg: RunConfig,
+    outdir: Path,
+    settings: dict,
+    overwrite: bool,
+    device: str,
+    given: dict | None,
+) -> tuple[dict, dict[str, pd.DataFrame]]:
+    """The run's state (particle cluster, adapted ranker), from a previous run with the same
+    ``settings`` or from a new survey (written to :data:`STATE_FILE`), and the surveyed
+    micrographs' candidates by key (empty when resumed)."""
+    state = _check_state(outdir, settings, overwrite)
+    if overwrite:
+        _clear(outdir)
+    if state is not None:
+        return state, {}
+    state, surveyed = _prepare(mics, cfg, device, given)
+    state = {"settings": settings, **state}
+    write_all_or_nothing({outdir / STATE_FILE: lambda p: p.write_text(json.dumps(state, indent=2))})
+    return state, surveyed
+
+
+def _pick_and_extract(
+    tasks: list[MicrographTask],
+    outdir: Path,
+    jobs: int,
+    scheduler: str | None,
+    progress: Progress,
+    stop: Callable[[], bool],
+) -> list[dict]:
+    """Every micrograph's record (in the order of ``tasks``): finished ones read back, the
+    rest picked and extracted, each written as soon as it is done. Raises :class:`Aborted`
+    when ``stop`` says so between micrographs."""
+    records: dict[str, dict] = {}
+    todo = []
+    for task in tasks:
+        done = _read_done(outdir, task.key)
+        if done is not None:
+            records[task.key] = {**done, "status": "resumed"}
+        else:
+            todo.append(task)
+    advance = progress("picking + extracting", len(tasks))
+    advance(len(tasks) - len(todo))
+    if stop():
+        raise Aborted("stop requested before picking")
+    for i, res in run_tasks(process_micrograph, todo, jobs, scheduler):
+        records[res.key] = {**write_micrograph(outdir, todo[i], res), "status": "picked"}
+        advance(1)
+        if stop():
+            raise Aborted(f"stop requested after {len(records)} of {len(tasks)} micrographs")
+    ordered = [records[t.key] for t in tasks]
+    for rec in ordered:
+        rec["summary"]["status"] = rec["status"]
+    return ordered
+
+
+def _clean(pset, particles: pd.DataFrame, cfg: RunConfig, progress: Progress):
+    """``cryosift clean`` on the extracted particles ``pset``; its result, whose table gains
+    each particle's micrograph, coordinates (px) and pick score from ``particles``."""
+    clean_cfg = CleanConfig(
+        radius_px=cfg.diameter / 2 * cfg.size / cfg.box,
+        size=cfg.clean_size,
+        peaks=cfg.peaks,
+        rules=cfg.rules,
+        phase_flip=False,
+        seed=cfg.seed,
+    )
+    result = clean_particles(pset, clean_cfg, on_progress=progress("cleaning", len(pset)))
+    table = result.table
+    table.insert(2, "micrograph", particles["rlnMicrographName"].to_numpy())
+    table.insert(3, "x_px", particles["rlnCoordinateX"].to_numpy())
+    table.insert(4, "y_px", particles["rlnCoordinateY"].to_numpy())
+    fom = particles.get("rlnAutopickFigureOfMerit", pd.Series(np.nan, particles.index))
+    table.insert(5, "pick_score", fom.to_numpy(float))
+    return result
+
+
+def _facts(state: dict, result, extract: ExtractSettings) -> dict:
+    """What the run found out (cluster, adaptation, cleaning's statistics) for ``run.json``."""
+    return {
+        "particle_cluster": int(state["cluster"]),
+        "cluster_choice": state["cluster_choice"],
+        "adaptation": state.get("adapt"),
+        "ranker": state.get("ranker"),
+        "clean": {
+            **result.stats,
+            "size": result.size,
+            "radius_px": round(result.radius, 3),
+            "phase_flipped": result.phase_flipped,
+        },
+        "extract": extract.describe(),
+    }
+
+
+def _write_run_json(outdir: Path, run: RunResult, result, cfg: RunConfig, context: dict) -> None:
+    """``run.json``: inputs, parameters, facts, counts, metrics, timings, versions;
+    ``context`` holds ``inputs``, ``jobs``, ``dask_scheduler`` and ``device``."""
+    summary, inputs = run.summary, context["inputs"]
+    doc = {
+        "complete": True,
+        "command": inputs.get("command"),
+        "inputs": inputs,
+        "parameters": cfg.describe(),
+        "facts": run.facts,
+        "counts": {
+            "micrographs": len(summary),
+            "micrographs_resumed": int((summary.status == "resumed").sum()),
+            "picks": int(summary.picks.sum()),
+            "particles": len(run.scores),
+            **{f"verdict_{k}": v for k, v in result.counts().items()},
+        },
+        "metrics": None if run.metrics is None else run.metrics.to_dict(orient="records"),
+        "timings_s": {k: round(v, 3) for k, v in run.timings.items()},
+        "versions": versions(),
+        **{k: context[k] for k in ("jobs", "dask_scheduler", "device")},
+    }
+    write_all_or_nothing(
+        {outdir / "run.json": lambda p: p.write_text(json.dumps(doc, indent=2, default=str))}
+    )
+
+
 def run_pipeline(
     mics: pd.DataFrame,
     cfg: RunConfig,
@@ -425,7 +547,6 @@ def run_pipeline(
     between micrographs; when it returns True the run raises :class:`Aborted`, keeping
     finished micrographs for a rerun."""
     progress = progress or _no_progress
-    stop = should_stop or (lambda: False)
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(outdir)
@@ -435,45 +556,16 @@ def run_pipeline(
     settings = {**cfg.describe(), "ctf": bool(ctf)}
     if given is not None:
         settings["given_picks"] = {k: len(v) for k, v in sorted(given.items())}
-    state = _check_state(outdir, settings, overwrite)
-    if overwrite:
-        _clear(outdir)
-
     t0 = time.perf_counter()
-    surveyed: dict[str, pd.DataFrame] = {}
-    if state is None:
-        state, surveyed = _prepare(mics, cfg, device, given)
-        state = {"settings": settings, **state}
-        write_all_or_nothing(
-            {outdir / STATE_FILE: lambda p: p.write_text(json.dumps(state, indent=2))}
-        )
+    state, surveyed = _survey(mics, cfg, outdir, settings, overwrite, device, given)
     timings["survey (cluster, adaptation)"] = time.perf_counter() - t0
 
-    tasks = make_tasks(mics, cfg, state, device, ctf, given, surveyed)
-    records: dict[str, dict] = {}
-    todo = []
-    for task in tasks:
-        done = _read_done(outdir, task.key)
-        if done is not None:
-            records[task.key] = {**done, "status": "resumed"}
-        else:
-            todo.append(task)
     t0 = time.perf_counter()
-    advance = progress("picking + extracting", len(tasks))
-    advance(len(tasks) - len(todo))
-    if stop():
-        raise Aborted("stop requested before picking")
-    for i, res in run_tasks(process_micrograph, todo, jobs, scheduler):
-        records[res.key] = {**write_micrograph(outdir, todo[i], res), "status": "picked"}
-        advance(1)
-        if stop():
-            raise Aborted(f"stop requested after {len(records)} of {len(tasks)} micrographs")
+    tasks = make_tasks(mics, cfg, state, device, ctf, given, surveyed)
+    stop = should_stop or (lambda: False)
+    records = _pick_and_extract(tasks, outdir, jobs, scheduler, progress, stop)
     timings["pick + extract"] = time.perf_counter() - t0
-
-    ordered = [records[t.key] for t in tasks]
-    for rec in ordered:
-        rec["summary"]["status"] = rec["status"]
-    summary, particles = _write_lists(outdir, mics, ordered, tasks[0].extract, name_prefix)
+    summary, particles = _write_lists(outdir, mics, records, tasks[0].extract, name_prefix)
     if not len(particles):
         raise InputError(
             None,
@@ -484,22 +576,7 @@ def run_pipeline(
     t0 = time.perf_counter()
     pset = read_particles(outdir / "particles.star")
     try:
-        clean_cfg = CleanConfig(
-            radius_px=cfg.diameter / 2 * cfg.size / cfg.box,
-            size=cfg.clean_size,
-            peaks=cfg.peaks,
-            rules=cfg.rules,
-            phase_flip=False,
-            seed=cfg.seed,
-        )
-        advance = progress("cleaning", len(pset))
-        result = clean_particles(pset, clean_cfg, on_progress=advance)
-        table = result.table
-        table.insert(2, "micrograph", particles["rlnMicrographName"].to_numpy())
-        table.insert(3, "x_px", particles["rlnCoordinateX"].to_numpy())
-        table.insert(4, "y_px", particles["rlnCoordinateY"].to_numpy())
-        fom = particles.get("rlnAutopickFigureOfMerit", pd.Series(np.nan, particles.index))
-        table.insert(5, "pick_score", fom.to_numpy(float))
+        result = _clean(pset, particles, cfg, progress)
         metrics = None
         if truth is not None:
             picks = {
@@ -507,31 +584,16 @@ def run_pipeline(
                 for k in summary.key
             }
             keys = dict(zip(summary.micrograph, summary.key, strict=True))
-            metrics = truth_metrics(truth, picks, table, keys, cfg.diameter)
+            metrics = truth_metrics(truth, picks, result.table, keys, cfg.diameter)
         timings["clean"] = time.perf_counter() - t0
-        facts = {
-            "particle_cluster": int(state["cluster"]),
-            "cluster_choice": state["cluster_choice"],
-            "adaptation": state.get("adapt"),
-            "ranker": state.get("ranker"),
-            "clean": {
-                **result.stats,
-                "size": result.size,
-                "radius_px": round(result.radius, 3),
-                "phase_flipped": result.phase_flipped,
-            },
-            "extract": tasks[0].extract.describe(),
-        }
-        run = RunResult(summary, table, metrics, timings, facts)
+        facts = _facts(state, result, tasks[0].extract)
+        run = RunResult(summary, result.table, metrics, timings, facts)
         write_clean_outputs(outdir, pset, result)
         _classify_stage(run, pset, cfg, outdir, name_prefix, device)
         if metrics is not None:
+            csv = outdir / "metrics.csv"
             write_all_or_nothing(
-                {
-                    outdir / "metrics.csv": lambda p: metrics.to_csv(
-                        p, index=False, float_format="%.4f"
-                    )
-                }
+                {csv: lambda p: metrics.to_csv(p, index=False, float_format="%.4f")}
             )
         if report:
             from cryosift.report.html import write_report
@@ -541,27 +603,6 @@ def run_pipeline(
             timings["report"] = time.perf_counter() - t0
     finally:
         pset.close()
-    doc = {
-        "complete": True,
-        "command": (inputs or {}).get("command"),
-        "inputs": inputs or {},
-        "parameters": cfg.describe(),
-        "facts": facts,
-        "counts": {
-            "micrographs": len(summary),
-            "micrographs_resumed": int((summary.status == "resumed").sum()),
-            "picks": int(summary.picks.sum()),
-            "particles": len(table),
-            **{f"verdict_{k}": v for k, v in result.counts().items()},
-        },
-        "metrics": None if metrics is None else metrics.to_dict(orient="records"),
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "versions": versions(),
-        "jobs": jobs,
-        "dask_scheduler": scheduler,
-        "device": device,
-    }
-    write_all_or_nothing(
-        {outdir / "run.json": lambda p: p.write_text(json.dumps(doc, indent=2, default=str))}
-    )
+    context = {"inputs": inputs or {}, "jobs": jobs, "dask_scheduler": scheduler, "device": device}
+    _write_run_json(outdir, run, result, cfg, context)
     return run
