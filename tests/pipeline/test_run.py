@@ -143,6 +143,12 @@ def test_process_pool_gives_the_same_outputs(reference_run, run_sim, tmp_path):
     assert_same_outputs(reference_run, out)
 
 
+def _default_sigint() -> None:
+    # a test suite started in the background (``cmd &``) hands its children SIGINT ignored,
+    # and Python then keeps ignoring it: give the run Ctrl-C as a terminal would
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(args: list, tmp_path: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "cryosift", *map(str, args)],
@@ -150,6 +156,7 @@ def _start(args: list, tmp_path: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         cwd=tmp_path,
+        preexec_fn=_default_sigint,
     )
 
 

@@ -197,7 +197,7 @@ def alignment_blocks(
     parts["rlnAnglePsi"] = np.round(result.psi, 3)
     px = -result.shifts * (pset.box / side)  # (N, 2) x, y origins in px of the input images
     in_px = pset.optics is None and pset.kind == "star" and "rlnOriginXAngst" not in parts
-    parts.drop(columns=[c for c in ORIGIN_COLUMNS if c in parts], inplace=True)
+    parts = parts.drop(columns=[c for c in ORIGIN_COLUMNS if c in parts])
     if in_px:  # RELION 3.0
         parts["rlnOriginX"], parts["rlnOriginY"] = np.round(px.T, 3)
     else:
