@@ -51,6 +51,9 @@ bench: install
 	$(PY) benchmarks/synthetic_outliers.py
 	$(PY) benchmarks/real_outliers.py
 	$(PY) benchmarks/picking_empiar10017.py
+	$(PY) benchmarks/picking_peers.py
+	$(PY) benchmarks/picking_carry.py
+	$(PY) benchmarks/classify_2d.py
 	$(PY) benchmarks/pipeline_throughput.py
 
 clean:
