@@ -37,6 +37,7 @@ def test_pick_writes_relion_outputs_and_resumes(sim, tmp_path):
     assert len(listing) == 2
     summary = pd.read_csv(out / "pick_summary.csv")
     assert set(summary.status) == {"picked"}
+    assert (summary.picks + summary.below_threshold <= summary.candidates).all()
     # the survey learned a ranker, recorded for a resumed run
     state = json.loads((out / "pick_state.json").read_text())
     assert state["adapt"]["micrographs"] == 2 and "adaptation:" in res.stderr
@@ -97,6 +98,16 @@ def test_pick_threshold_keeps_fewer(sim, tmp_path):
     a = read_coords(tmp_path / "a" / "Coordinates" / "mic_001_autopick.star")
     b = read_coords(tmp_path / "b" / "Coordinates" / "mic_001_autopick.star")
     assert len(b) < len(a) and (b.score >= 0.9).all()
+    # the default threshold's picks and the candidates it left out (counted in the summary)
+    # are together what --threshold 0 writes; the output says how to get them
+    default = run_cli("pick", sim / "Micrographs" / "mic_001.mrc", "--diameter-px", "44",
+                      "-o", tmp_path / "c")  # fmt: skip
+    assert default.returncode == 0, default.stderr
+    c = read_coords(tmp_path / "c" / "Coordinates" / "mic_001_autopick.star")
+    row = pd.read_csv(tmp_path / "c" / "pick_summary.csv").iloc[0]
+    assert row.picks == len(c) and row.picks + row.below_threshold == len(a)
+    assert row.below_threshold > 0
+    assert "--threshold 0 writes them" in " ".join(default.stderr.split())
 
 
 def test_train_from_shipped_model_then_pick(sim, tmp_path):

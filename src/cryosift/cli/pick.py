@@ -45,6 +45,9 @@ def summary_table(summary, outdir: Path, cluster: int) -> Table:
     table.add_row("picks", f"{int(summary.picks.sum()):,}")
     table.add_row("picks per micrograph (median)", f"{float(np.median(summary.picks)):.0f}")
     table.add_row("micrographs with zero picks", f"{int((summary.picks == 0).sum()):,}")
+    below = summary.below_threshold.sum()
+    if below > 0:
+        table.add_row("candidates below the threshold", f"{int(below):,}")
     table.add_row("micrographs resumed", f"{int((summary.status == 'resumed').sum()):,}")
     done = summary[summary.status == "picked"]
     if len(done):
@@ -166,6 +169,12 @@ def main(
     cluster = int(state["cluster"])
     console.print(adapt_line(state), highlight=False)
     console.print(summary_table(summary, outdir, cluster))
+    if threshold is None and summary.below_threshold.sum() > 0:
+        console.print(
+            "candidates below the default threshold are left out: --threshold 0 writes them "
+            "all with their scores (_rlnAutopickFigureOfMerit) to choose from later",
+            highlight=False,
+        )
     console.print(
         f"diameter {diameter:.1f} px"
         + (f" ({mic_angpix:.3f} Å/px)" if mic_angpix else "")

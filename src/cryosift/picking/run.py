@@ -305,8 +305,9 @@ def run_picking(
     """Pick every micrograph of ``mics`` (``key``, ``path``, ``name``) into ``outdir`` with
     the model in folder ``model`` (None: shipped), ``jobs`` micrographs at a time: first the
     survey (particle cluster, and the ranker learned on it when ``adapt``), then the rest.
-    Returns the per-micrograph summary (``micrograph``, ``picks``, ``candidates``,
-    ``seconds``, ``status``: picked or resumed) and the state (cluster, ranker)."""
+    Returns the per-micrograph summary (``micrograph``, ``picks``, ``below_threshold``: the
+    candidates the threshold left out, ``candidates``: all peaks found, ``seconds``,
+    ``status``: picked or resumed) and the state (cluster, ranker)."""
     outdir.mkdir(parents=True, exist_ok=True)
     coords = outdir / "Coordinates"
     resume = _settings_match(outdir, settings)
@@ -327,7 +328,9 @@ def run_picking(
     def write(key: str, df: pd.DataFrame, seconds: float) -> None:
         kept = df[df.keep].assign(micrograph=key, diameter=job.diameter)
         write_all_or_nothing({coords / _coord_name(key): lambda p: write_relion(p, kept)})
-        rows[key] = {"picks": len(kept), "candidates": len(df), "seconds": round(seconds, 3)}
+        below = int((df.passes & ~df.keep).sum())  # candidates the threshold left out
+        rows[key] = {"picks": len(kept), "below_threshold": below, "candidates": len(df)}
+        rows[key]["seconds"] = round(seconds, 3)
         rows[key]["status"] = "picked"
         if on_progress:
             on_progress(1)
@@ -337,7 +340,8 @@ def run_picking(
         target = coords / _coord_name(mic.key)
         if resume and target.exists():
             done = read_coords(target, "relion")
-            rows[mic.key] = {"picks": len(done), "candidates": np.nan, "seconds": 0.0}
+            rows[mic.key] = {"picks": len(done), "below_threshold": np.nan,
+                             "candidates": np.nan, "seconds": 0.0}  # fmt: skip
             rows[mic.key]["status"] = "resumed"
             if on_progress:
                 on_progress(1)
