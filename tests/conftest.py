@@ -15,6 +15,28 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 #: Broken files from ``bad_inputs/`` that no command may take as a micrograph, and the words
 #: their one-line error must contain.
+#: Broken particle inputs of ``shared/data/bad_inputs`` and words their one-line error holds.
+BAD_PARTICLES = [
+    ("truncated.mrcs", "truncated"),
+    ("empty.mrcs", "empty"),
+    ("not_an_mrc.mrcs", "not an MRC"),
+    ("bad_mode.mrcs", "mode 5"),
+    ("huge_header.mrcs", "header"),
+    ("nan_images.mrcs", "NaN"),
+    ("empty_particles.star", "zero particles"),
+    ("index_past_end.star", "past the end"),
+    ("missing_stack.star", "not found"),
+    ("no_image_name.star", "_rlnImageName"),
+    ("garbled.star", "garbled"),
+]
+#: Particle inputs of ``shared/data/bad_inputs`` that must simply work.
+GOOD_PARTICLES = [
+    "good.mrcs",
+    "ok.star",
+    "crlf.star",
+    "constant_images.mrcs",
+    "volume_not_stack.mrc",
+]
 BAD_MICROGRAPHS = [
     ("truncated.mrcs", "truncated"),
     ("empty.mrcs", "empty"),

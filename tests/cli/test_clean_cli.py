@@ -5,23 +5,11 @@ import pandas as pd
 import pytest
 import starfile
 
-from conftest import assert_cli_rejects, run_cli, shared_path
+from conftest import BAD_PARTICLES, GOOD_PARTICLES, assert_cli_rejects, run_cli, shared_path
 from cryosift.simulate.toy import write_toy_dataset
 
-BAD = [
-    ("truncated.mrcs", "truncated"),
-    ("empty.mrcs", "empty"),
-    ("not_an_mrc.mrcs", "not an MRC"),
-    ("bad_mode.mrcs", "mode 5"),
-    ("huge_header.mrcs", "header"),
-    ("nan_images.mrcs", "NaN"),
-    ("empty_particles.star", "zero particles"),
-    ("index_past_end.star", "past the end"),
-    ("missing_stack.star", "not found"),
-    ("no_image_name.star", "_rlnImageName"),
-    ("garbled.star", "garbled"),
-]
-GOOD = ["good.mrcs", "ok.star", "crlf.star", "constant_images.mrcs", "volume_not_stack.mrc"]
+BAD = BAD_PARTICLES
+GOOD = GOOD_PARTICLES
 
 
 @pytest.mark.parametrize("name, words", BAD)

@@ -24,12 +24,14 @@ from cryosift.classify.align import ClassifyResult, ClassifySettings, classify, 
 from cryosift.errors import InputError
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.mrc import write_stack
-from cryosift.io.particles import ParticleSet
+from cryosift.io.particles import ParticleSet, check_finite
 from cryosift.io.star import optics_table, write_star
 from cryosift.preprocess.fourier import phase_flip_and_crop
 
 #: Side the particles are Fourier-cropped to before classification (px).
 SIZE = 64
+#: Particle radius, as a fraction of the classified images' side, when no size is given.
+DEFAULT_RADIUS = 0.3
 #: A class is good when its half-sets agree (FRC 0.5) to within this factor of the best
 #: class's resolution.
 GOOD_FACTOR = 1.5
@@ -58,8 +60,7 @@ def prepare(pset: ParticleSet, size: int = SIZE, workers: int = -1) -> tuple[np.
         rows = np.arange(start, min(start + CHUNK, len(pset)))
         raw = pset.read_rows(rows)
         pset.release_pages()
-        if not np.isfinite(raw).all():
-            raise InputError(pset.source, "NaN or Inf pixel values in the particle images")
+        check_finite(raw, pset, rows)
         ctf = pset.ctf.take(rows) if flip else None
         out[rows] = phase_flip_and_crop(raw, d, ctf, pset.angpix, workers)
     return out, (pset.angpix or 0.0) * pset.box / d
@@ -273,6 +274,8 @@ def classify_file(
             if not crop_angpix:
                 raise InputError(pset.source, "--diameter-A needs a pixel size: pass --angpix")
             radius = diameter_A / 2 / crop_angpix
+        elif radius >= d / 2:  # images smaller than the default radius assumes
+            radius = DEFAULT_RADIUS * d
         if not 2 <= radius < d / 2:
             raise InputError(pset.source, f"particle radius {radius:.1f} px does not fit {d} px")
         run = ClassifySettings(**{**asdict(settings), "radius": float(radius)})

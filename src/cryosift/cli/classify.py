@@ -34,7 +34,7 @@ def main(
 ) -> None:
     """Reference-free 2D classification (class averages, good and bad classes)."""
     from cryosift.classify.align import ClassifySettings
-    from cryosift.classify.run import SIZE, classify_file
+    from cryosift.classify.run import DEFAULT_RADIUS, SIZE, classify_file
     from cryosift.picking.model import pick_device
 
     if classes < 1:
@@ -47,7 +47,7 @@ def main(
         iterations=iterations,
         angles=angles,
         shift=shift,
-        radius=0.3 * SIZE,
+        radius=DEFAULT_RADIUS * SIZE,
         seed=seed,
     )
     result, _, facts = classify_file(

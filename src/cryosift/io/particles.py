@@ -369,6 +369,18 @@ def _read_cs(path: Path, datadir) -> ParticleSet:
     )
 
 
+def check_finite(images: np.ndarray, pset: ParticleSet, rows: np.ndarray) -> None:
+    """An :class:`InputError` naming the stack and image numbers of non-finite images among
+    ``images``, the particles ``rows``."""
+    bad = ~np.isfinite(images).all(axis=(1, 2))
+    if bad.any():
+        rows = np.asarray(rows)[bad]
+        stack = pset.stack_of(int(rows[0]))
+        same = [int(pset.image_index[r]) + 1 for r in rows if pset.stack_of(int(r)) == stack]
+        shown = ", ".join(map(str, same[:5])) + (", ..." if len(same) > 5 else "")
+        raise InputError(stack, f"NaN or Inf pixel values in image(s) {shown}")
+
+
 def write_particles_star(path: Path, pset: ParticleSet, rows: np.ndarray) -> None:
     """Write the particles ``rows`` (0-based) of ``pset`` as a STAR file RELION reads directly:
     the same optics block and image names as the input (RELION 3.1 format for ``.cs`` input)."""

@@ -13,7 +13,12 @@ import pandas as pd
 
 from cryosift.errors import InputError
 from cryosift.io.atomic import write_all_or_nothing
-from cryosift.io.particles import ParticleSet, write_cs_subset, write_particles_star
+from cryosift.io.particles import (
+    ParticleSet,
+    check_finite,
+    write_cs_subset,
+    write_particles_star,
+)
 from cryosift.outliers.detector import VERDICTS, Correlator, DetectorParams, detect
 from cryosift.outliers.profile import ProfileStats, estimate_radius, image_moments
 from cryosift.outliers.radial import (
@@ -126,18 +131,6 @@ def eps_prepared(pset: ParticleSet, cfg: CleanConfig, d: int) -> float | None:
     if not np.isfinite(cfg.eps_px) or cfg.eps_px <= 0:
         raise InputError(None, f"--eps-px must be positive (got {cfg.eps_px:g})")
     return cfg.eps_px * d / pset.box
-
-
-def _check_finite(images: np.ndarray, pset: ParticleSet, rows: np.ndarray) -> None:
-    """An :class:`InputError` naming the stack and image numbers of non-finite images among
-    ``images``, the particles ``rows``."""
-    bad = ~np.isfinite(images).all(axis=(1, 2))
-    if bad.any():
-        rows = np.asarray(rows)[bad]
-        stack = pset.stack_of(int(rows[0]))
-        same = [int(pset.image_index[r]) + 1 for r in rows if pset.stack_of(int(r)) == stack]
-        shown = ", ".join(map(str, same[:5])) + (", ..." if len(same) > 5 else "")
-        raise InputError(stack, f"NaN or Inf pixel values in image(s) {shown}")
 
 
 def _polarity_of(choice: str | None, rules: Rules, template: np.ndarray, radius: float) -> int:
@@ -353,7 +346,7 @@ def clean_particles(
         """The particles ``rows``, checked, phase flipped if asked, cropped to ``d``."""
         raw = pset.read_rows(rows)
         pset.release_pages()  # read-ahead pages of the memory map would otherwise stay
-        _check_finite(raw, pset, rows)
+        check_finite(raw, pset, rows)
         ctf = pset.ctf.take(rows) if flip else None
         return phase_flip_and_crop(raw, params.size, ctf, pset.angpix, cfg.workers)
 

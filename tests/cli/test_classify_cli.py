@@ -1,0 +1,31 @@
+"""``cryosift classify`` on the shared broken inputs: one-line errors, or simply working."""
+
+from __future__ import annotations
+
+import mrcfile
+import numpy as np
+import pytest
+import starfile
+
+from conftest import BAD_PARTICLES, GOOD_PARTICLES, assert_cli_rejects, run_cli, shared_path
+
+
+@pytest.mark.parametrize("name, words", BAD_PARTICLES)
+def test_bad_input_one_line_exit_2_no_output(tmp_path, name, words):
+    out = tmp_path / "out"
+    res = run_cli("classify", shared_path("bad_inputs", name), "--classes", "2", "-o", out)
+    assert_cli_rejects(res, name, words, out)
+
+
+@pytest.mark.parametrize("name", GOOD_PARTICLES)
+def test_good_inputs_classify_with_the_default_size(tmp_path, name):
+    """Without --diameter-A the particle is taken to fill 60% of the box, whatever the box
+    (these stacks are 32 px, smaller than the 64 px the default radius was set for)."""
+    out = tmp_path / "out"
+    res = run_cli("classify", shared_path("bad_inputs", name), "--classes", "2",
+                  "--iterations", "2", "-o", out)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    classes = mrcfile.read(out / "classes.mrcs")
+    assert classes.shape[0] == 2 and np.isfinite(classes).all()
+    parts = starfile.read(out / "particles.star", always_dict=True)["particles"]
+    assert set(parts.rlnClassNumber) <= {1, 2} and np.isfinite(parts.rlnAnglePsi).all()
