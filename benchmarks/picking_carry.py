@@ -17,7 +17,8 @@ one-to-one within half a diameter over all micrographs of each set.
 
     python benchmarks/picking_carry.py [--only NAME ...]
 
-Writes ``benchmarks/results/picking_carry.{csv,txt}``.
+Writes ``benchmarks/results/picking_carry.{csv,txt}`` and ``picking_carry.png`` (an overlay
+per set: labelled particles, cryosift's and RELION's picks; the labels are incomplete).
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ def relion_picks(mics, d_px, angpix, out: Path) -> tuple[dict | None, float]:
     return picks, secs
 
 
-def measure(ds: Dataset) -> list[dict]:
+def measure(ds: Dataset) -> tuple[list[dict], dict]:
+    """The set's rows (one per picker) and what its overlay panel shows."""
     mics, truth, d_px, angpix = prepare(ds)
     root = WORK / slug(ds.name)
     base = {"set": ds.name, "diameter_px": round(d_px, 1), "micrographs": len(mics)}
@@ -156,7 +158,46 @@ def measure(ds: Dataset) -> list[dict]:
     else:
         rows.append({**base, "picker": "RELION LoG", **f1_row(rpicks, truth, d_px),
                      "s_per_mic": rsecs / len(mics)})  # fmt: skip
-    return rows
+    first = mics[0].stem
+    view = {"name": ds.name, "path": mics[0], "diameter": d_px, "truth": truth[first]}
+    view.update(cryosift=picks[first], relion=None if rpicks is None else rpicks[first])
+    return rows, view
+
+
+def overlays(views: list[dict], path: Path) -> None:
+    """One panel per set: the central 10 x 10 diameters of its first micrograph with the
+    labelled particles (green circles), cryosift's picks (red +) and RELION's (cyan x). The
+    labels are incomplete, so a pick without a circle is not always wrong: look."""
+    import matplotlib
+    import mrcfile
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = 4
+    rows = -(-len(views) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 4.3 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.set_axis_off()
+    for ax, v in zip(axes.ravel(), views, strict=False):
+        image = mrcfile.read(v["path"]).astype(np.float32)
+        side = min(int(10 * v["diameter"]), *image.shape)
+        r0, c0 = (image.shape[0] - side) // 2, (image.shape[1] - side) // 2
+        ax.imshow(image[r0 : r0 + side, c0 : c0 + side], cmap="gray")
+        marks = [("truth", "o", "lime"), ("cryosift", "+", "red"), ("relion", "x", "cyan")]
+        for key, marker, colour in marks:
+            xy = v[key]
+            if xy is None:
+                continue
+            inside = xy.x.between(c0, c0 + side - 1) & xy.y.between(r0, r0 + side - 1)
+            ms = 10 if marker == "o" else 6
+            ax.plot(xy.x[inside] - c0, xy.y[inside] - r0, marker, ms=ms, mfc="none", mec=colour,
+                    color=colour, label=key)  # fmt: skip
+        ax.set_title(v["name"], fontsize=10)
+    axes.ravel()[0].legend(loc="upper right", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=70)
+    plt.close(fig)
 
 
 def main() -> None:
@@ -165,12 +206,14 @@ def main() -> None:
     args = ap.parse_args()
     if not DATA.exists():
         raise SystemExit(f"{DATA} not found: the shared EMPIAR-10017 set is needed")
-    rows = []
+    rows, views = [], []
     for ds in DATASETS:
         if args.only and ds.name not in args.only:
             continue
-        rows += measure(ds)
-        print(pd.DataFrame(rows[-2:]).round(3).to_string(index=False), flush=True)
+        found, view = measure(ds)
+        rows += found
+        views.append(view)
+        print(pd.DataFrame(found).round(3).to_string(index=False), flush=True)
     table = pd.DataFrame(rows)
     wide = table.pivot_table(index="set", columns="picker", values="F1", sort=False)
     if "RELION LoG" in wide:
@@ -179,6 +222,7 @@ def main() -> None:
     table.round(4).to_csv(RESULTS / "picking_carry.csv", index=False)
     text = table.round(3).to_string(index=False) + "\n\n" + wide.round(3).to_string() + "\n"
     (RESULTS / "picking_carry.txt").write_text(text)
+    overlays(views, RESULTS / "picking_carry.png")
     print("\n" + wide.round(3).to_string())
 
 
