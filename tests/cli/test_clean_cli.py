@@ -12,10 +12,18 @@ BAD = BAD_PARTICLES
 GOOD = GOOD_PARTICLES
 
 
+#: What each command that reads particles needs besides the input (bad-input test below).
+PARTICLE_COMMANDS = {"clean": ("--radius-px", "6"), "classify": ("--classes", "2")}
+
+
+@pytest.mark.parametrize("command", sorted(PARTICLE_COMMANDS))
 @pytest.mark.parametrize("name, words", BAD)
-def test_bad_input_one_line_exit_2_no_output(tmp_path, name, words):
+def test_bad_input_one_line_exit_2_no_output(tmp_path, name, words, command):
+    """``clean`` and ``classify`` on each broken particles file: one line naming the file
+    and the problem, exit 2, nothing written."""
     out = tmp_path / "out"
-    res = run_cli("clean", shared_path("bad_inputs", name), "--radius-px", "6", "-o", out)
+    args = PARTICLE_COMMANDS[command]
+    res = run_cli(command, shared_path("bad_inputs", name), *args, "-o", out)
     assert_cli_rejects(res, name, words, out)
 
 
