@@ -35,7 +35,7 @@ def main(
     """Reference-free 2D classification (class averages, good and bad classes)."""
     from cryosift.classify.align import ClassifySettings
     from cryosift.classify.run import DEFAULT_RADIUS, SIZE, classify_file
-    from cryosift.picking.model import pick_device
+    from cryosift.device import pick_device
 
     if classes < 1:
         raise typer.BadParameter("--classes must be at least 1")

@@ -30,10 +30,11 @@ from cryosift.cli.common import (
     guarded,
     progress_bar,
 )
+from cryosift.device import pick_device
 from cryosift.errors import InputError
 from cryosift.io.coords import read_coords
 from cryosift.io.micrographs import resolve_key
-from cryosift.picking.model import cached_model, pick_device
+from cryosift.picking.model import cached_model
 from cryosift.picking.run import PickJob, find_with_diameter, run_picking
 
 

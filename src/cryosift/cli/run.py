@@ -30,10 +30,11 @@ from cryosift.cli.common import (
     guarded,
     progress_bar,
 )
+from cryosift.device import pick_device
 from cryosift.errors import InputError
 from cryosift.outliers.detector import VERDICTS
 from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS
-from cryosift.picking.model import cached_model, pick_device
+from cryosift.picking.model import cached_model
 from cryosift.pipeline.run import RunConfig, RunResult, run_pipeline
 
 #: Box side in particle diameters, and the largest side boxes are cropped to by default.

@@ -25,9 +25,10 @@ from cryosift.cli.common import (
     guarded,
     progress_bar,
 )
+from cryosift.device import pick_device
 from cryosift.io.micrographs import read_micrograph
 from cryosift.picking.mae import DEFAULT_PRESET, PRESETS
-from cryosift.picking.model import load_model, pick_device, save_model
+from cryosift.picking.model import load_model, save_model
 from cryosift.picking.run import find_with_diameter
 from cryosift.picking.train import (
     FINE_TUNE,

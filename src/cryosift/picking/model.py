@@ -126,10 +126,3 @@ def cached_model(directory: str | None, device: str) -> PickerModel:
     if key not in _LOADED:
         _LOADED[key] = load_model(directory, device)
     return _LOADED[key]
-
-
-def pick_device(device: str | None = None) -> str:
-    """``device`` when given, else CUDA when present, else CPU."""
-    if device:
-        return device
-    return "cuda" if torch.cuda.is_available() else "cpu"
