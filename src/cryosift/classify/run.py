@@ -24,9 +24,9 @@ from cryosift.classify.align import ClassifyResult, ClassifySettings, classify, 
 from cryosift.errors import InputError
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.mrc import write_stack
-from cryosift.io.particles import ParticleSet, check_finite
-from cryosift.io.star import optics_table, write_star
-from cryosift.preprocess.fourier import phase_flip_and_crop
+from cryosift.io.particles import ParticleSet, one_optics_group
+from cryosift.io.star import write_star
+from cryosift.preprocess.particles import prepared_rows
 
 #: Side the particles are Fourier-cropped to before classification (px).
 SIZE = 64
@@ -58,11 +58,7 @@ def prepare(pset: ParticleSet, size: int = SIZE, workers: int = -1) -> tuple[np.
     out = np.empty((len(pset), d, d), np.float32)
     for start in range(0, len(pset), CHUNK):
         rows = np.arange(start, min(start + CHUNK, len(pset)))
-        raw = pset.read_rows(rows)
-        pset.release_pages()
-        check_finite(raw, pset, rows)
-        ctf = pset.ctf.take(rows) if flip else None
-        out[rows] = phase_flip_and_crop(raw, d, ctf, pset.angpix, workers)
+        out[rows] = prepared_rows(pset, rows, d, flip, workers)
     return out, (pset.angpix or 0.0) * pset.box / d
 
 
@@ -207,19 +203,9 @@ def alignment_blocks(
         return {"optics": pset.optics, "particles": parts}
     if pset.kind == "star":
         return {pset.block_name or "particles": parts}
-    parts["rlnOpticsGroup"] = 1
-    return {"optics": stack_optics(pset), "particles": parts}
-
-
-def stack_optics(pset: ParticleSet) -> pd.DataFrame:
-    """A one-group optics table for particles that came without one (a bare stack): pixel
-    size from the header (else 1 Å), voltage, Cs and amplitude contrast from their CTF when
-    known, else RELION's defaults."""
-    ctf = {}
-    if pset.ctf is not None:
-        ctf = {"voltage": float(pset.ctf.voltage[0]), "cs": float(pset.ctf.cs[0]),
-               "amplitude_contrast": float(pset.ctf.amplitude_contrast[0])}  # fmt: skip
-    return optics_table(pset.angpix or 1.0, pset.box, phase_flipped=pset.phase_flipped, **ctf)
+    parts["rlnOpticsGroup"] = 1  # a bare stack: an optics group of its own
+    optics = one_optics_group(pset.angpix or 1.0, pset.box, pset.ctf, pset.phase_flipped)
+    return {"optics": optics, "particles": parts}
 
 
 def gallery(path: Path, averages: np.ndarray, counts: np.ndarray, good: np.ndarray) -> None:
@@ -339,6 +325,7 @@ def classify_run_particles(
     facts = {
         "classes": k,
         "good_classes": int(ranking.good.sum()),
+        "good_factor": GOOD_FACTOR,
         "share_in_good_classes": {"all": share(np.ones_like(inlier)), "inliers": share(inlier),
                                   "removed": share(~inlier)},
     }  # fmt: skip

@@ -18,7 +18,13 @@ import pandas as pd
 
 from cryosift.errors import InputError
 from cryosift.io.mrc import MrcStack, open_stack
-from cryosift.io.star import float_column, merge_optics, read_star_blocks, write_star
+from cryosift.io.star import (
+    float_column,
+    merge_optics,
+    optics_table,
+    read_star_blocks,
+    write_star,
+)
 
 _IMAGE_NAME = re.compile(r"^\s*(\d+)@(.+?)\s*$")
 
@@ -342,18 +348,7 @@ def _read_cs(path: Path, datadir) -> ParticleSet:
         particles["rlnDefocusAngle"] = ctf.angle
         particles["rlnPhaseShift"] = ctf.phase_shift
     particles["rlnOpticsGroup"] = 1
-    optics = pd.DataFrame(
-        {
-            "rlnOpticsGroup": [1],
-            "rlnOpticsGroupName": ["opticsGroup1"],
-            "rlnImagePixelSize": [angpix],
-            "rlnImageSize": [stacks[0].shape[0]],
-            "rlnImageDimensionality": [2],
-            "rlnVoltage": [float(ctf.voltage[0]) if ctf else 300.0],
-            "rlnSphericalAberration": [float(ctf.cs[0]) if ctf else 2.7],
-            "rlnAmplitudeContrast": [float(ctf.amplitude_contrast[0]) if ctf else 0.1],
-        }
-    )
+    optics = one_optics_group(angpix, stacks[0].shape[0], ctf)
     return ParticleSet(
         source=path,
         kind="cs",
@@ -367,6 +362,19 @@ def _read_cs(path: Path, datadir) -> ParticleSet:
         optics=optics,
         cs_records=rec,
     )
+
+
+def one_optics_group(
+    angpix: float, size: int, ctf: CtfParams | None, phase_flipped: bool = False
+) -> pd.DataFrame:
+    """A RELION 3.1 optics table of one group for particles of side ``size`` px that came
+    without one (a ``.cs`` file, a bare stack): voltage, Cs and amplitude contrast of the
+    first particle's ``ctf`` when known, else RELION's defaults."""
+    known = {}
+    if ctf is not None:
+        known = {"voltage": float(ctf.voltage[0]), "cs": float(ctf.cs[0]),
+                 "amplitude_contrast": float(ctf.amplitude_contrast[0])}  # fmt: skip
+    return optics_table(angpix, size, phase_flipped=phase_flipped, **known)
 
 
 def check_finite(images: np.ndarray, pset: ParticleSet, rows: np.ndarray) -> None:

@@ -13,12 +13,7 @@ import pandas as pd
 
 from cryosift.errors import InputError
 from cryosift.io.atomic import write_all_or_nothing
-from cryosift.io.particles import (
-    ParticleSet,
-    check_finite,
-    write_cs_subset,
-    write_particles_star,
-)
+from cryosift.io.particles import ParticleSet, write_cs_subset, write_particles_star
 from cryosift.outliers.detector import VERDICTS, Correlator, DetectorParams, detect
 from cryosift.outliers.profile import ProfileStats, estimate_radius, image_moments
 from cryosift.outliers.radial import (
@@ -34,7 +29,7 @@ from cryosift.outliers.radial import (
     window_size,
 )
 from cryosift.outliers.rules import DEFAULT_PRESET, POLARITIES, Rules, get_rules
-from cryosift.preprocess.fourier import phase_flip_and_crop
+from cryosift.preprocess.particles import prepared_rows
 
 #: Memory the image buffers of one chunk may take, bytes.
 CHUNK_BYTES = 256 * 2**20
@@ -343,12 +338,7 @@ def clean_particles(
     chunk = cfg.chunk or int(np.clip(CHUNK_BYTES // (pset.box * pset.box * 4 * 8), 64, 8192))
 
     def prepare(rows: np.ndarray) -> np.ndarray:
-        """The particles ``rows``, checked, phase flipped if asked, cropped to ``d``."""
-        raw = pset.read_rows(rows)
-        pset.release_pages()  # read-ahead pages of the memory map would otherwise stay
-        check_finite(raw, pset, rows)
-        ctf = pset.ctf.take(rows) if flip else None
-        return phase_flip_and_crop(raw, params.size, ctf, pset.angpix, cfg.workers)
+        return prepared_rows(pset, rows, params.size, flip, cfg.workers)
 
     t0 = time.perf_counter()
     table, facts = judge_stack(
