@@ -4,10 +4,12 @@ The only real set with ground truth is EMPIAR-10017 (20 micrographs, 108-px part
 harder copies of it stand in for the unshared datasets, with simulations for other fields:
 
 - EMPIAR-10017 as recorded, binned by 2 and by 4 (54- and 27-px particles);
-- with noise added, coloured like each micrograph, of 0.5 and 1.0 times its own standard
-  deviation (:func:`real_outliers.micrograph`; the faintest has particles barely visible);
+- with noise added, coloured like each micrograph, of 0.5, 0.75 and 1.0 times its own standard
+  deviation (:func:`real_outliers.micrograph`; the faintest has particles barely visible),
+  and binned by 2 with 1.0 sd of noise;
 - ``cryosift simulate micrographs``: the ``make demo`` field (sparse, contamination, carbon),
-  a faint one (SNR 0.25) and a crowded one (220 particles at 1.05 diameters).
+  two faint ones (SNR 0.25 and 0.15) and two crowded ones (220 particles at 1.05 diameters,
+  at the default SNR and at 0.25).
 
 Every copy is written as MRC with its pixel size; both pickers run at their defaults as a user
 types them, no tuning: ``cryosift pick MICS --diameter-A D --angpix A`` (a whole process) and
@@ -61,13 +63,21 @@ DATASETS = (
     Dataset("binned by 2", Variant("bin2", bin=2)),
     Dataset("binned by 4", Variant("bin4", bin=4)),
     Dataset("noise 0.5 sd", Variant("noise0.5", noise=0.5)),
+    Dataset("noise 0.75 sd", Variant("noise0.75", noise=0.75)),
     Dataset("noise 1.0 sd", Variant("noise1.0", noise=1.0)),
+    Dataset("binned by 2, noise 1.0 sd", Variant("bin2noise1.0", bin=2, noise=1.0)),
     Dataset("simulated, demo field", simulate=("-n", "12", "--seed", "0")),
     Dataset("simulated, SNR 0.25", simulate=("-n", "8", "--snr", "0.25", "--seed", "1")),
+    Dataset("simulated, SNR 0.15", simulate=("-n", "8", "--snr", "0.15", "--seed", "4")),
     Dataset(
         "simulated, crowded",
         simulate=("-n", "8", "--particles", "220", "--min-spacing", "1.05", "--seed", "2"),
     ),
+    Dataset(
+        "simulated, crowded, SNR 0.25",
+        simulate=("-n", "8", "--particles", "220", "--min-spacing", "1.05", "--snr", "0.25",
+                  "--seed", "3"),
+    ),  # fmt: skip
 )
 
 

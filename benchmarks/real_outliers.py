@@ -7,7 +7,11 @@ From the 20 EMPIAR-10017 micrographs and their 12,823 CryoPPP labels
 - **inlier**: centred on a labelled particle;
 - **partial**: the particle sits at the box edge, its centre 0 to 0.265 R inside it
   (R = D/2), so that a third to a half of the particle leaves the box; the edge is drawn
-  at random among the four, with the particle anywhere along its middle two thirds;
+  at random among the four, with the particle anywhere along its middle two thirds, and
+  redrawn while the box centre is within half a diameter of another labelled particle (such
+  a box is a pick of that particle by the matching rule of ``cryosift.evaluate.picks``: in
+  this crowded field that was 30 % of the partial boxes at 1.5 D and 41 % at 2 D, and the
+  detector rightly kept most of those with a particle at the very centre);
 - **noise**: the box centre is at least one diameter from every labelled particle (the labels
   are incomplete, so some of these hold an unlabelled particle: see the noise gallery);
 - **multiple**: centred between two labelled particles 0.6 to 1.0 D apart.
@@ -62,6 +66,8 @@ DIAMETER = 108.0  # px of the JPEGs
 FACTORS = (1.25, 1.5, 2.0)
 SIZE, PEAKS = 55, 10
 COUNTS = {"inlier": 1000, "noise": 334, "partial": 333, "multiple": 333}
+#: TPR and TNR the default preset must reach on the boxes as recorded (issue 21).
+TARGET = 0.95
 #: Disc-minus-ring contrasts of the low-contrast variants.
 LOW_CONTRASTS = (0.05, 0.02)
 
@@ -173,16 +179,30 @@ def micrograph(path: str, variant: Variant) -> np.ndarray:
     return image.astype(np.float32)
 
 
+def clear_of_others(
+    centre: np.ndarray, own: np.ndarray, labels: np.ndarray, diameter: float = DIAMETER
+) -> bool:
+    """Whether a partial box's ``centre`` (x, y) is at least half a diameter from every
+    labelled particle ``(n, 2)`` but its ``own``: nearer, the box is a pick of that other
+    particle (the matching rule of :func:`cryosift.evaluate.picks.match_one_to_one`), not a
+    partial one."""
+    others = labels[np.linalg.norm(labels - own, axis=1) > 1.0]
+    return bool(np.linalg.norm(others - centre, axis=1).min(initial=np.inf) >= diameter / 2)
+
+
 def cut_all(
     table: pd.DataFrame, factors=FACTORS, variant: Variant = ORIGINAL
 ) -> dict[float, np.ndarray]:
     """Boxes of side ``factor`` D for every row and factor, inverted and Fourier-cropped to
     ``SIZE``, from the micrographs as ``variant`` makes them. Partials whose box would leave
-    the micrograph are redrawn (another edge / offset)."""
+    the micrograph, or whose centre would fall within half a diameter of another labelled
+    particle, are redrawn (another edge / offset)."""
     diameter = DIAMETER / variant.bin
     out = {f: np.empty((len(table), SIZE, SIZE), np.float32) for f in factors}
     for mic, group in table.groupby("micrograph", sort=False):
         image = micrograph(mic, variant)
+        labels = read_coords(DATA / "coords" / f"{Path(mic).stem}.csv")[["x", "y"]].to_numpy()
+        labels = labels / variant.bin
         idx = group.index.to_numpy()
         for factor in factors:
             box = _even(factor * diameter)
@@ -191,7 +211,8 @@ def cut_all(
                 rng = np.random.default_rng(int(table.partial_seed[i]))
                 for _ in range(100):
                     c = partial_centres(centres[[i]], box, rng, diameter)
-                    if boxes_inside(c, box, image.shape)[0]:
+                    inside = boxes_inside(c, box, image.shape)[0]
+                    if inside and clear_of_others(c[0], centres[i], labels, diameter):
                         centres[i] = c[0]
                         break
                 else:
@@ -425,9 +446,9 @@ def main() -> None:
         print(sweep.to_string(index=False))
         print(harder.to_string(index=False))
     for _, row in df[df.preset == DEFAULT_PRESET].iterrows():
-        ok = row.TPR >= 0.90 and row.TNR >= 0.90
-        print(f"target at {row.box_diameters:g} D: TPR {row.TPR:.3f} >= 0.90 and TNR "
-              f"{row.TNR:.3f} >= 0.90: {'met' if ok else 'NOT met'}")  # fmt: skip
+        ok = row.TPR >= TARGET and row.TNR >= TARGET
+        print(f"target at {row.box_diameters:g} D: TPR {row.TPR:.3f} and TNR {row.TNR:.3f} "
+              f">= {TARGET}: {'met' if ok else 'NOT met'}")  # fmt: skip
     for _, row in harder[harder.variant.str.startswith("contrast")].iterrows():
         ok = row.TPR >= 0.90
         print(f"target {row.variant} at {row.box_diameters:g} D: TPR {row.TPR:.3f} >= 0.90 "

@@ -180,30 +180,11 @@ def judge_stack(
         for start in range(0, n, chunk):
             yield windowed(np.arange(start, min(start + chunk, n)))
 
-    # The typical radial profile, from an evenly spaced sample of the stack; scattered reads
-    # fault in whole read-ahead windows, so they go 256 at a time.
-    sample = np.unique(np.linspace(0, n - 1, min(n, PROFILE_SAMPLE)).astype(int))
-    halves, kept = (ProfileStats(w), ProfileStats(w)), ([], [])
-    full_mean = np.zeros((d, d))
-    for i, start in enumerate(range(0, len(sample), 256)):
-        full = prepare(sample[start : start + 256])
-        full_mean += _standardised_sum(full)
-        images = central_window(full, w)
-        halves[i % 2].add(images, workers)
-        kept[i % 2].append(images)
-    stats = halves[0] + halves[1]
-    found = estimate_radius(full_mean / max(len(sample), 1))
-    size_check = check_radius(radius, found, scale, angpix)
+    stats, held_out_z, mean_image = _typical_profile(prepare, n, d, w, workers)
+    size_check = check_radius(radius, estimate_radius(mean_image), scale, angpix)
     profile_z = stats.scorer()
-    held_out_z = _held_out_z(halves, kept)
     sign = _polarity_of(polarity_choice, rules, profile_z.template, radius)
-    stack_mean = 0.0
-    if rules.normalise == "stack":
-        total, count = 0.0, 0
-        for images in chunks():
-            total += float(images.sum(dtype=np.float64))
-            count += images.size
-        stack_mean = total / max(count, 1)
+    stack_mean = _stack_mean(chunks()) if rules.normalise == "stack" else 0.0
     correlator = Correlator(w, rules.correlation, rules.dtype, workers)
     rings = RingProfiles(w, SMOOTH_RADII * radius) if rules.decision == "profile" else None
     parts, profiles = [], []
@@ -220,22 +201,54 @@ def judge_stack(
     table = pd.concat(parts, ignore_index=True)
     facts = {"window": w, "polarity": sign, "cluster_eps_px": round(cluster_r, 3), **size_check}
     if rings is not None:
-        sep = separability(held_out_z)
-        decision = radial_decision(
-            np.concatenate(profiles),
-            table["profile_z"].to_numpy(),
-            null_profiles(stats, rings, seed),
-            sep=sep,
-        )
-        _apply_radial(table, decision)
-        facts["radial_threshold"] = decision.threshold
-        if sep.detected:
-            usual = expected_tpr(decision.by_score, sep.share)
-            sep = dataclasses.replace(
-                sep, low=bool(np.isfinite(decision.floor)), expected_tpr=usual
-            )
-        facts["separability"] = {**sep.describe(), "note": sep.sentence()}
+        null = null_profiles(stats, rings, seed)
+        facts.update(_judge_radial(table, np.concatenate(profiles), null, held_out_z))
     return table, facts
+
+
+def _typical_profile(
+    prepare: Callable[[np.ndarray], np.ndarray], n: int, d: int, w: int, workers: int
+) -> tuple[ProfileStats, np.ndarray, np.ndarray]:
+    """The stack's typical radial profile (of the central ``w x w`` windows), from an evenly
+    spaced sample of at most :data:`PROFILE_SAMPLE` of its ``n`` images (``d x d``) read
+    through ``prepare``; the sample's held-out z-scores ``(S,)`` (:func:`_held_out_z`) and its mean
+    standardised image ``(d, d)``. Scattered reads fault in whole read-ahead windows, so
+    they go 256 at a time."""
+    sample = np.unique(np.linspace(0, n - 1, min(n, PROFILE_SAMPLE)).astype(int))
+    halves, kept = (ProfileStats(w), ProfileStats(w)), ([], [])
+    full_sum = np.zeros((d, d))
+    for i, start in enumerate(range(0, len(sample), 256)):
+        full = prepare(sample[start : start + 256])
+        full_sum += _standardised_sum(full)
+        images = central_window(full, w)
+        halves[i % 2].add(images, workers)
+        kept[i % 2].append(images)
+    return halves[0] + halves[1], _held_out_z(halves, kept), full_sum / max(len(sample), 1)
+
+
+def _stack_mean(chunks) -> float:
+    """The mean pixel of every ``(B, w, w)`` chunk together."""
+    total, count = 0.0, 0
+    for images in chunks:
+        total += float(images.sum(dtype=np.float64))
+        count += images.size
+    return total / max(count, 1)
+
+
+def _judge_radial(
+    table: pd.DataFrame, profiles: np.ndarray, null: np.ndarray, held_out_z: np.ndarray
+) -> dict:
+    """The radial decision on the stack's ring ``profiles`` ``(B, F)`` against the ``null``
+    noise profiles ``(M, F)``, applied to ``table`` (its ``profile_z`` column read); returns
+    the facts: the threshold and the separability found (from ``held_out_z``)."""
+    sep = separability(held_out_z)
+    decision = radial_decision(profiles, table["profile_z"].to_numpy(), null, sep=sep)
+    _apply_radial(table, decision)
+    if sep.detected:
+        usual = expected_tpr(decision.by_score, sep.share)
+        sep = dataclasses.replace(sep, low=bool(np.isfinite(decision.floor)), expected_tpr=usual)
+    separable = {**sep.describe(), "note": sep.sentence()}
+    return {"radial_threshold": decision.threshold, "separability": separable}
 
 
 def _standardised_sum(images: np.ndarray) -> np.ndarray:
