@@ -58,6 +58,8 @@ class Dataset:
     simulate: tuple[str, ...] = ()
 
 
+#: ``cryosift simulate micrographs`` arguments of the crowded fields.
+CROWDED = ("-n", "8", "--particles", "220", "--min-spacing", "1.05")
 DATASETS = (
     Dataset("EMPIAR-10017", Variant("original")),
     Dataset("binned by 2", Variant("bin2", bin=2)),
@@ -71,13 +73,12 @@ DATASETS = (
     Dataset("simulated, SNR 0.15", simulate=("-n", "8", "--snr", "0.15", "--seed", "4")),
     Dataset(
         "simulated, crowded",
-        simulate=("-n", "8", "--particles", "220", "--min-spacing", "1.05", "--seed", "2"),
+        simulate=(*CROWDED, "--seed", "2"),
     ),
     Dataset(
         "simulated, crowded, SNR 0.25",
-        simulate=("-n", "8", "--particles", "220", "--min-spacing", "1.05", "--snr", "0.25",
-                  "--seed", "3"),
-    ),  # fmt: skip
+        simulate=(*CROWDED, "--snr", "0.25", "--seed", "3"),
+    ),
 )
 
 
