@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import run_cli
@@ -43,3 +44,34 @@ def test_every_command_has_help(name):
 def test_unknown_command_fails():
     res = run_cli("nosuch")
     assert res.returncode == 2 and "No such command" in res.stderr
+
+
+PICKING = ["{mic}", "--diameter-px", "20"]
+BAD_OPTIONS = [
+    (["pick", *PICKING, "--threshold", "1.5"], "--threshold"),
+    (["pick", *PICKING, "--area-fraction", "1"], "--area-fraction"),
+    (["pick", *PICKING, "--threshold", "0.5", "--area-fraction", "0.2"], "not both"),
+    (["run", *PICKING, "--threshold", "0.5", "--area-fraction", "0.2"], "not both"),
+    (["run", *PICKING, "--jobs", "0"], "--jobs"),
+    (["run", *PICKING, "--rules", "strict"], "unknown preset 'strict'"),
+    (["clean", "{mic}", "--rules", "strict"], "unknown preset 'strict'"),
+    (["extract", "{mic}", "{mic}", "--box-px", "40", "--format", "eman9"], "unknown format"),
+]
+
+
+@pytest.mark.parametrize(("args", "words"), BAD_OPTIONS)
+def test_bad_option_values_end_in_one_line(tmp_path, args, words):
+    """An option value a command checks itself ends like a bad file: exit code 2, one line
+    naming the command and the option, nothing written (``pick`` and ``run`` share their
+    picking checks, so ``run`` also refuses a threshold together with an area fraction)."""
+    from PIL import Image
+
+    mic = tmp_path / "mic.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64), np.uint8)).save(mic)
+    out = tmp_path / "out"
+    res = run_cli(*(str(mic) if a == "{mic}" else a for a in args), "-o", out)
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 2, res.stderr
+    assert len(lines) == 1 and lines[0].startswith(f"cryosift {args[0]}: error:"), res.stderr
+    assert words in lines[0]
+    assert not out.exists()

@@ -14,7 +14,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cryosift.cli.common import console, guarded, progress_bar
+from cryosift.cli.common import check_choice, console, guarded, progress_bar
 from cryosift.outliers.clean import CleanConfig, clean_file
 from cryosift.outliers.detector import VERDICTS
 from cryosift.outliers.rules import DEFAULT_PRESET, POLARITIES, PRESETS
@@ -92,8 +92,7 @@ def main(
     ),
 ) -> None:
     """Remove noise, partial and multiple-particle images (radial-profile outlier removal)."""
-    if rules not in PRESETS:
-        raise typer.BadParameter(f"unknown preset {rules!r}; choose from {', '.join(PRESETS)}")
+    check_choice("preset", rules, PRESETS)
     if polarity is not None and polarity not in POLARITIES:
         raise typer.BadParameter(
             f"--polarity must be one of {', '.join(POLARITIES)} (got {polarity!r})"

@@ -1,4 +1,4 @@
-"""What every command shares: one-line errors with exit code 2, and progress bars."""
+"""What every command shares: one-line errors with exit code 2, option checks, progress bars."""
 
 from __future__ import annotations
 
@@ -24,15 +24,16 @@ console = Console(stderr=True)
 
 
 def guarded(command: str, interrupted: str = "interrupted, nothing written") -> Callable:
-    """Decorate a command's ``main``: bad input ends in one line on stderr and exit code 2;
-    Ctrl-C in the line ``interrupted`` and exit code 130."""
+    """Decorate a command's ``main``: bad input (a file, or an option value the command checks
+    itself) ends in one line on stderr and exit code 2; Ctrl-C in the line ``interrupted``
+    and exit code 130."""
 
     def wrap(fn: Callable) -> Callable:
         @functools.wraps(fn)
         def inner(*args: Any, **kwargs: Any) -> Any:
             try:
                 return fn(*args, **kwargs)
-            except InputError as exc:
+            except (InputError, typer.BadParameter) as exc:
                 print(f"cryosift {command}: error: {exc.message}", file=sys.stderr)
                 raise typer.Exit(2) from None
             except KeyboardInterrupt:
@@ -42,6 +43,25 @@ def guarded(command: str, interrupted: str = "interrupted, nothing written") -> 
         return inner
 
     return wrap
+
+
+def check_choice(option: str, value: str, choices) -> None:
+    """``value`` of ``option`` must be one of ``choices``."""
+    if value not in choices:
+        raise typer.BadParameter(f"unknown {option} {value!r}; choose from {', '.join(choices)}")
+
+
+def check_pick_options(threshold: float | None, area_fraction: float | None, jobs: int) -> None:
+    """The picking options ``pick`` and ``run`` share: a score threshold in [0, 1], an area
+    fraction in (0, 1), not both, and at least one job."""
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise typer.BadParameter("--threshold is a score in [0, 1]")
+    if area_fraction is not None and not 0 < area_fraction < 1:
+        raise typer.BadParameter("--area-fraction must lie in (0, 1)")
+    if area_fraction is not None and threshold is not None:
+        raise typer.BadParameter("give --threshold or --area-fraction, not both")
+    if jobs < 1:
+        raise typer.BadParameter("--jobs must be at least 1")
 
 
 def progress_bar() -> Progress:

@@ -17,7 +17,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cryosift.cli.common import MICROGRAPHS, PROJECT_DIR, console, guarded, progress_bar
+from cryosift.cli.common import (
+    MICROGRAPHS,
+    PROJECT_DIR,
+    check_choice,
+    console,
+    guarded,
+    progress_bar,
+)
 from cryosift.errors import InputError
 from cryosift.extract.run import ExtractSettings, plan_extraction, run_extraction, spec_label
 from cryosift.io.coords import FORMATS
@@ -147,8 +154,8 @@ def main(
     """Cut particle boxes from micrographs at picked coordinates (RELION 3.1 output)."""
     if scale is not None and coords_angpix is not None:
         raise typer.BadParameter("give --scale or --coords-angpix, not both")
-    if fmt is not None and fmt not in FORMATS:
-        raise typer.BadParameter(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")
+    if fmt is not None:
+        check_choice("format", fmt, FORMATS)
     started = time.perf_counter()
     plan, mic_angpix = plan_extraction(
         micrographs,

@@ -26,6 +26,7 @@ from cryosift.cli.common import (
     DIAMETER_PX,
     MICROGRAPHS,
     OUTDIR,
+    check_pick_options,
     console,
     guarded,
     progress_bar,
@@ -113,15 +114,8 @@ def main(
 ) -> None:
     """Pick particles with the self-supervised MAE picker (RELION coordinate STAR output)."""
     started = time.perf_counter()
+    check_pick_options(threshold, area_fraction, jobs)
     mics, mic_angpix, diameter = find_with_diameter(micrographs, diameter_A, diameter_px, angpix)
-    if threshold is not None and not 0 <= threshold <= 1:
-        raise typer.BadParameter("--threshold is a score in [0, 1]")
-    if area_fraction is not None and not 0 < area_fraction < 1:
-        raise typer.BadParameter("--area-fraction must lie in (0, 1)")
-    if area_fraction is not None and threshold is not None:
-        raise typer.BadParameter("give --threshold or --area-fraction, not both")
-    if jobs < 1:
-        raise typer.BadParameter("--jobs must be at least 1")
     dev = pick_device(device)
     folder = str(model.resolve()) if model else None
     picker = cached_model(folder, dev)  # kept for the micrographs picked in this process

@@ -26,6 +26,8 @@ from cryosift.cli.common import (
     MICROGRAPHS,
     OUTDIR,
     PROJECT_DIR,
+    check_choice,
+    check_pick_options,
     console,
     guarded,
     progress_bar,
@@ -150,14 +152,8 @@ def main(
     from cryosift.picking.run import find_with_diameter
 
     started = time.perf_counter()
-    if rules not in PRESETS:
-        raise typer.BadParameter(f"unknown preset {rules!r}; choose from {', '.join(PRESETS)}")
-    if threshold is not None and not 0 <= threshold <= 1:
-        raise typer.BadParameter("--threshold is a score in [0, 1]")
-    if area_fraction is not None and not 0 < area_fraction < 1:
-        raise typer.BadParameter("--area-fraction must lie in (0, 1)")
-    if jobs < 1:
-        raise typer.BadParameter("--jobs must be at least 1")
+    check_choice("preset", rules, PRESETS)
+    check_pick_options(threshold, area_fraction, jobs)
     signal.signal(signal.SIGTERM, _sigterm)
     mics, mic_angpix, diameter = find_with_diameter(micrographs, diameter_A, diameter_px, angpix)
     project = project_dir or Path.cwd()

@@ -21,6 +21,7 @@ from cryosift.cli.common import (
     DIAMETER_A,
     DIAMETER_PX,
     MICROGRAPHS,
+    check_choice,
     console,
     guarded,
     progress_bar,
@@ -72,8 +73,7 @@ def main(
     seed: int = typer.Option(0, "--seed", help="Random seed"),
 ) -> None:
     """Train the picker's masked autoencoder on unlabelled micrographs."""
-    if preset not in PRESETS:
-        raise typer.BadParameter(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    check_choice("preset", preset, PRESETS)
     base = TrainSettings() if from_scratch else FINE_TUNE
     epochs = base.epochs if epochs is None else epochs
     warmup = min(base.warmup, epochs) if warmup is None else warmup
