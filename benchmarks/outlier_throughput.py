@@ -13,7 +13,8 @@ Also the whole ``cryosift clean`` command as a user runs it (a fresh process: im
 typical profile, the noise calibration, writing the outputs), default preset, target at least
 10,000 images/s on 2 cores. Then the peak resident memory of a child process cleaning a
 160,000-particle stack read from disk with the default preset. Prints images/s for both, the
-ratio, whether verdicts agree, and the peak memory.
+ratio, whether verdicts agree, and the peak memory, and writes the same lines to
+``benchmarks/results/outlier_throughput.txt``.
 
     python benchmarks/outlier_throughput.py [--n 40863] [--big 160000] [--naive-limit N]
 """
@@ -38,6 +39,7 @@ from cryosift.outliers.rules import DEFAULT_PRESET, get_rules
 from cryosift.simulate.toy import toy_stack
 
 WORK = Path(__file__).resolve().parent / "_work"
+RESULTS = Path(__file__).resolve().parent / "results"
 D, RADIUS = 55, 10.0
 
 
@@ -108,6 +110,12 @@ def main() -> None:
         memory_child(args.memory_child)
         return
 
+    lines: list[str] = []
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
     WORK.mkdir(exist_ok=True)
     path = WORK / "throughput.mrcs"
     images = make_stack(path, args.n)
@@ -132,23 +140,23 @@ def main() -> None:
     agree = np.mean(np.asarray(naive) == res.table["verdict"].to_numpy()[:n_naive])
 
     fast_rate, naive_rate = args.n / t_fast, n_naive / t_naive
-    print(f"images: {args.n} of {D} x {D}, r = {RADIUS} px, A = 10, preset paper")
-    print(f"cryosift   : {t_fast:8.2f} s  {fast_rate:10,.0f} images/s (from disk)")
-    print(f"naive loop : {t_naive:8.2f} s  {naive_rate:10,.0f} images/s ({n_naive} images)")
-    print(f"ratio      : {fast_rate / naive_rate:8.1f} x")
-    print(f"verdicts identical to the naive loop: {agree:.4%}")
-    print(
+    say(f"images: {args.n} of {D} x {D}, r = {RADIUS} px, A = 10, preset paper")
+    say(f"cryosift   : {t_fast:8.2f} s  {fast_rate:10,.0f} images/s (from disk)")
+    say(f"naive loop : {t_naive:8.2f} s  {naive_rate:10,.0f} images/s ({n_naive} images)")
+    say(f"ratio      : {fast_rate / naive_rate:8.1f} x")
+    say(f"verdicts identical to the naive loop: {agree:.4%}")
+    say(
         f"default preset {DEFAULT_PRESET} (window, radial profiles, LDA): "
         f"{args.n / timings[DEFAULT_PRESET]:,.0f} images/s"
     )
-    print(
+    say(
         "reference preset (two passes: stack mean, then detect): "
         f"{args.n / timings['reference']:,.0f} images/s"
     )
-    print("paper (Kapnulin et al.): 817 images/s (40,863 images in 50 s)")
+    say("paper (Kapnulin et al.): 817 images/s (40,863 images in 50 s)")
     whole = whole_process(path, args.n)
     verdict = "met" if args.n / whole >= 10_000 else "NOT met"
-    print(
+    say(
         f"whole process: cryosift clean {path.name} --radius-px {RADIUS:g} (default preset): "
         f"{whole:.2f} s, {args.n / whole:,.0f} images/s, {args.n / whole / naive_rate:.1f} x "
         f"the naive loop; target 10,000 images/s: {verdict}"
@@ -165,11 +173,13 @@ def main() -> None:
         ).stdout.split()
         n, secs, peak = int(out[0]), float(out[1]), float(out[2])
         size_mb = big.stat().st_size / 2**20
-        print(
+        say(
             f"memory     : {n} particles ({size_mb:,.0f} MiB on disk) cleaned in {secs:.1f} s "
             f"({n / secs:,.0f} images/s), peak RSS {peak:,.0f} MiB"
         )
         big.unlink()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "outlier_throughput.txt").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
