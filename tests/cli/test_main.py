@@ -53,9 +53,10 @@ BAD_OPTIONS = [
     (["pick", *PICKING, "--threshold", "0.5", "--area-fraction", "0.2"], "not both"),
     (["run", *PICKING, "--threshold", "0.5", "--area-fraction", "0.2"], "not both"),
     (["run", *PICKING, "--jobs", "0"], "--jobs"),
-    (["run", *PICKING, "--rules", "strict"], "unknown preset 'strict'"),
-    (["clean", "{mic}", "--rules", "strict"], "unknown preset 'strict'"),
-    (["extract", "{mic}", "{mic}", "--box-px", "40", "--format", "eman9"], "unknown format"),
+    (["run", *PICKING, "--rules", "strict"], "--rules must be one of radial, paper"),
+    (["clean", "{mic}", "--rules", "strict"], "--rules must be one of radial, paper"),
+    (["clean", "{mic}", "--polarity", "up"], "--polarity must be one of auto"),
+    (["extract", "{mic}", "{mic}", "--box-px", "40", "--format", "eman9"], "(got 'eman9')"),
 ]
 
 

@@ -92,11 +92,9 @@ def main(
     ),
 ) -> None:
     """Remove noise, partial and multiple-particle images (radial-profile outlier removal)."""
-    check_choice("preset", rules, PRESETS)
-    if polarity is not None and polarity not in POLARITIES:
-        raise typer.BadParameter(
-            f"--polarity must be one of {', '.join(POLARITIES)} (got {polarity!r})"
-        )
+    check_choice("--rules", rules, PRESETS)
+    if polarity is not None:
+        check_choice("--polarity", polarity, POLARITIES)
     cfg = CleanConfig(
         diameter_A=diameter_A,
         radius_px=radius_px,

@@ -45,10 +45,10 @@ def guarded(command: str, interrupted: str = "interrupted, nothing written") -> 
     return wrap
 
 
-def check_choice(option: str, value: str, choices) -> None:
-    """``value`` of ``option`` must be one of ``choices``."""
+def check_choice(flag: str, value: str, choices) -> None:
+    """The value of the option ``flag`` must be one of ``choices``."""
     if value not in choices:
-        raise typer.BadParameter(f"unknown {option} {value!r}; choose from {', '.join(choices)}")
+        raise typer.BadParameter(f"{flag} must be one of {', '.join(choices)} (got {value!r})")
 
 
 def check_pick_options(threshold: float | None, area_fraction: float | None, jobs: int) -> None:

@@ -155,7 +155,7 @@ def main(
     if scale is not None and coords_angpix is not None:
         raise typer.BadParameter("give --scale or --coords-angpix, not both")
     if fmt is not None:
-        check_choice("format", fmt, FORMATS)
+        check_choice("--format", fmt, FORMATS)
     started = time.perf_counter()
     plan, mic_angpix = plan_extraction(
         micrographs,

@@ -152,7 +152,7 @@ def main(
     from cryosift.picking.run import find_with_diameter
 
     started = time.perf_counter()
-    check_choice("preset", rules, PRESETS)
+    check_choice("--rules", rules, PRESETS)
     check_pick_options(threshold, area_fraction, jobs)
     signal.signal(signal.SIGTERM, _sigterm)
     mics, mic_angpix, diameter = find_with_diameter(micrographs, diameter_A, diameter_px, angpix)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import typer
 
-from cryosift.cli.common import console, guarded, progress_bar
+from cryosift.cli.common import check_choice, console, guarded, progress_bar
 from cryosift.errors import InputError
 from cryosift.simulate.micrographs import MicrographSimConfig, write_simulated_micrographs
 from cryosift.simulate.noise import NOISE_COLOURS
@@ -94,8 +94,7 @@ def particles(
     """Simulate a labelled particle stack with inliers and outliers."""
     vol, vol_angpix = _volume(volume, angpix, 64)
     if protocol is not None:
-        if protocol not in PROTOCOLS:
-            raise typer.BadParameter(f"unknown protocol {protocol!r}: {', '.join(PROTOCOLS)}")
+        check_choice("--protocol", protocol, PROTOCOLS)
         vol = pad_and_scale(vol, 10)
         cfg = protocol_config(protocol, vol.shape[0])
     else:
@@ -124,10 +123,8 @@ def particles(
         defocus_um=_range(defocus, "--defocus-um"),
         **{k: v for k, v in overrides.items() if v is not None},
     )
-    if cfg.noise not in NOISE_COLOURS:
-        raise typer.BadParameter(f"--noise must be one of {', '.join(NOISE_COLOURS)}")
-    if cfg.shift_model not in SHIFT_MODELS:
-        raise typer.BadParameter(f"--shifts must be one of {', '.join(SHIFT_MODELS)}")
+    check_choice("--noise", cfg.noise, NOISE_COLOURS)
+    check_choice("--shifts", cfg.shift_model, SHIFT_MODELS)
     sim = ParticleSimulator(vol, vol_angpix, cfg)
     star = write_simulated_particles(sim, outdir)
     s = sim.summary()

@@ -73,7 +73,7 @@ def main(
     seed: int = typer.Option(0, "--seed", help="Random seed"),
 ) -> None:
     """Train the picker's masked autoencoder on unlabelled micrographs."""
-    check_choice("preset", preset, PRESETS)
+    check_choice("--preset", preset, PRESETS)
     base = TrainSettings() if from_scratch else FINE_TUNE
     epochs = base.epochs if epochs is None else epochs
     warmup = min(base.warmup, epochs) if warmup is None else warmup

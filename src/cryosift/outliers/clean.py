@@ -211,9 +211,9 @@ def _typical_profile(
 ) -> tuple[ProfileStats, np.ndarray, np.ndarray]:
     """The stack's typical radial profile (of the central ``w x w`` windows), from an evenly
     spaced sample of at most :data:`PROFILE_SAMPLE` of its ``n`` images (``d x d``) read
-    through ``prepare``; the sample's held-out z-scores ``(S,)`` (:func:`_held_out_z`) and its mean
-    standardised image ``(d, d)``. Scattered reads fault in whole read-ahead windows, so
-    they go 256 at a time."""
+    through ``prepare``; the sample's held-out z-scores ``(S,)`` (:func:`_held_out_z`) and
+    its mean standardised image ``(d, d)``. Scattered reads fault in whole read-ahead
+    windows, so they go 256 at a time."""
     sample = np.unique(np.linspace(0, n - 1, min(n, PROFILE_SAMPLE)).astype(int))
     halves, kept = (ProfileStats(w), ProfileStats(w)), ([], [])
     full_sum = np.zeros((d, d))
