@@ -195,3 +195,23 @@ def test_several_paths_name_the_missing_one(tmp_path, command):
     res = run_cli(command, good, tmp_path / "missing.mrc", "--diameter-px", "20", "-o", out)
     assert res.returncode == 2
     assert "missing.mrc" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_example_coords_choose_the_cluster(sim, tmp_path):
+    """The paper's mode (the cluster covering most annotated particles of one micrograph)
+    finds the same particle cluster as the survey on a clear simulation; an example without
+    picks, or of a micrograph not given, is one line naming the file."""
+    mic = sim / "Micrographs" / "mic_001.mrc"
+    common = ("--diameter-px", "44", "--no-adapt")
+    ours = run_cli("pick", mic, *common, "-o", tmp_path / "ours")
+    paper = run_cli("pick", mic, *common, "--example-coords", sim / "Coordinates" / "mic_001.star",
+                    "-o", tmp_path / "paper")  # fmt: skip
+    assert ours.returncode == 0 and paper.returncode == 0, ours.stderr + paper.stderr
+    state = [json.loads((tmp_path / d / "pick_state.json").read_text()) for d in ("ours", "paper")]
+    assert state[0]["cluster"] == state[1]["cluster"]
+    empty = shared_path("bad_inputs", "coords_empty.star")
+    res = run_cli("pick", mic, *common, "--example-coords", empty, "-o", tmp_path / "e")
+    assert_cli_rejects(res, "coords_empty.star", "zero picks", tmp_path / "e")
+    other = run_cli("pick", mic, *common, "--example-coords", sim / "Coordinates" / "mic_002.star",
+                    "-o", tmp_path / "o")  # fmt: skip
+    assert_cli_rejects(other, "mic_002.star", "not among those given", tmp_path / "o")

@@ -388,3 +388,21 @@ def test_several_micrograph_paths_equal_the_folder(tmp_path):
         find_micrographs([files[0], files[0]])
     with pytest.raises(InputError, match="no micrographs given"):
         find_micrographs([])
+
+
+def test_options_that_need_what_the_inputs_lack(tmp_path):
+    """Phase flipping without defoci, or without a pixel size, and a diameter in Å without a
+    pixel size: one line naming the input, nothing written."""
+    root = make_project(tmp_path, n=1)
+    out = root / "out"
+    res = extract(root, "--box-px", "16", "--phase-flip")
+    assert_cli_rejects(res, "mics", "--phase-flip needs defoci", out)
+    write_stack(root / "mics" / "mic_0.mrc", _blobs(_picks(0)), None)  # no pixel size
+    res = extract(root, "--box-px", "16", "--phase-flip", "--ctf", root / "ctf.star")
+    assert_cli_rejects(res, "mics", "--phase-flip needs a pixel size", out)
+    res = extract(root, "--box-px", "16", "--diameter-A", "30", out="d")
+    assert_cli_rejects(res, "mics", "--diameter-A needs a pixel size", root / "d")
+    assert (
+        extract(root, "--box-px", "16", "--diameter-A", "30", "--angpix", "1.5", out="a").returncode
+        == 0
+    )

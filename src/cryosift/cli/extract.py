@@ -93,6 +93,28 @@ def _named(summary, mask, what: str, count_col: str | None = None) -> str | None
     return f"{what}: {', '.join(items)}{more}"
 
 
+def _check_phase_flip(plan: list, angpix: float | None, ctf: Path | None, micrographs) -> None:
+    """Phase flipping needs every micrograph's defocus and a pixel size."""
+    if not all(j.ctf for j in plan):
+        raise InputError(
+            ctf or spec_label(micrographs), "--phase-flip needs defoci: give --ctf STAR"
+        )
+    if not angpix:
+        raise InputError(spec_label(micrographs), "--phase-flip needs a pixel size: give --angpix")
+
+
+def _background_radius(
+    diameter_A: float | None, angpix: float | None, box: int, out: int, micrographs
+) -> float:
+    """The normalisation's background radius in output px: the particle's radius when its
+    diameter is given in Å, else RELION's default share of the box."""
+    if diameter_A is None:
+        return int(RELION_BG_FRACTION * out)
+    if not angpix:
+        raise InputError(spec_label(micrographs), "--diameter-A needs a pixel size: give --angpix")
+    return diameter_A / 2 / angpix * out / box
+
+
 @guarded("extract")
 def main(
     micrographs: list[Path] = MICROGRAPHS,
@@ -167,23 +189,12 @@ def main(
         coords_angpix=coords_angpix,
         project=project_dir or Path.cwd(),
     )
-    if phase_flip and not all(j.ctf for j in plan):
-        raise InputError(
-            ctf or spec_label(micrographs), "--phase-flip needs defoci: give --ctf STAR"
-        )
-    if phase_flip and not mic_angpix:
-        raise InputError(spec_label(micrographs), "--phase-flip needs a pixel size: give --angpix")
+    if phase_flip:
+        _check_phase_flip(plan, mic_angpix, ctf, micrographs)
     box = box_pixels(box_px, box_A, mic_angpix)
     out = output_size(box, size, binning)
     if bg_radius_px is None:
-        if diameter_A is not None:
-            if not mic_angpix:
-                raise InputError(
-                    spec_label(micrographs), "--diameter-A needs a pixel size: give --angpix"
-                )
-            bg_radius_px = diameter_A / 2 / mic_angpix * out / box
-        else:
-            bg_radius_px = int(RELION_BG_FRACTION * out)
+        bg_radius_px = _background_radius(diameter_A, mic_angpix, box, out, micrographs)
     optics = next((j.ctf for j in plan if j.ctf), None) or {}
     settings = ExtractSettings(
         box=box,

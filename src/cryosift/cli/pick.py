@@ -72,6 +72,19 @@ def adapt_line(state: dict) -> str:
     return f"adaptation: ranker learned from {counts} in {info['seconds']:.1f} s"
 
 
+def _example(path: Path, mics) -> tuple[Path, object]:
+    """The micrograph (among ``mics``) that the annotated picks at ``path`` belong to, and
+    the picks: the paper's way to choose the particle cluster."""
+    picks = read_coords(path)
+    if not len(picks):
+        raise InputError(path, "holds zero picks: cannot choose the cluster")
+    name = str(picks.micrograph.iloc[0])
+    key = resolve_key(name, set(mics.key))
+    if key is None:
+        raise InputError(path, f"micrograph {name!r} is not among those given")
+    return Path(mics.path[mics.key == key].iloc[0]), picks
+
+
 @guarded("pick")
 def main(
     micrographs: list[Path] = MICROGRAPHS,
@@ -119,16 +132,7 @@ def main(
     dev = pick_device(device)
     folder = str(model.resolve()) if model else None
     picker = cached_model(folder, dev)  # kept for the micrographs picked in this process
-    example = None
-    if example_coords is not None:
-        picks = read_coords(example_coords)
-        if not len(picks):
-            raise InputError(example_coords, "holds zero picks: cannot choose the cluster")
-        name = str(picks.micrograph.iloc[0])
-        key = resolve_key(name, set(mics.key))
-        if key is None:
-            raise InputError(example_coords, f"micrograph {name!r} is not among those given")
-        example = (Path(mics.path[mics.key == key].iloc[0]), picks)
+    example = None if example_coords is None else _example(example_coords, mics)
     job = PickJob(
         diameter=diameter,
         cluster=-1,

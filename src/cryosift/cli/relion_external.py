@@ -205,22 +205,18 @@ def _yes(value: str) -> bool:
 def run_job(args: dict[str, str], version: int, project: Path) -> list[tuple[str, str]]:
     """Do the job RELION asked for, writing names relative to ``project``; returns the
     output nodes (name, kind) in ``version``'s conventions."""
-    from cryosift.cli.run import box_and_size
     from cryosift.device import pick_device
     from cryosift.extract.run import ctf_by_micrograph, in_project
     from cryosift.io.paths import folder_prefix, project_relative
     from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS
     from cryosift.picking.run import find_with_diameter
-    from cryosift.pipeline.run import RunConfig, run_pipeline
+    from cryosift.pipeline.run import run_pipeline
 
     out = Path(args["o"])
     prefix = folder_prefix(out, project)
-    abort = out / ABORT_NOW
     rules = args.get("rules", DEFAULT_PRESET)
     if rules not in PRESETS:
         raise InputError(None, f"--rules {rules!r}: choose from {', '.join(PRESETS)}")
-    jobs = int(args.get("j", 1))
-
     if "in_parts" in args and "in_mics" not in args:
         _clean_only(args, out, rules)
         return [(prefix + "inliers.star", "particles")]
@@ -232,37 +228,17 @@ def run_job(args: dict[str, str], version: int, project: Path) -> list[tuple[str
         in_mics, _value(args, "diameter_A"), _value(args, "diameter_px"), angpix
     )
     mics = in_project(mics, project)
-    given = None
-    if "in_coords" in args:
-        from cryosift.extract.run import plan_extraction
-
-        plan, _ = plan_extraction(in_mics, args["in_coords"], angpix=angpix)
-        given = {job.key: job.picks for job in plan}
-    box, size = box_and_size(
-        diameter, _value(args, "box_px"), _value(args, "box_A"), _value(args, "size"), mic_angpix
-    )
-    cfg = RunConfig(
-        diameter=round(diameter, 3),
-        box=box,
-        size=size,
-        angpix=mic_angpix,
-        threshold=_value(args, "threshold"),
-        area_fraction=_value(args, "area_fraction"),
-        model=args.get("model"),
-        rules=rules,
-        adapt=_yes(args.get("adapt", "yes")),
-        seed=_value(args, "seed") or 0,
-    )
+    given = _given_coords(args, in_mics, angpix)
     run_pipeline(
         mics,
-        cfg,
+        _run_config(args, diameter, mic_angpix, rules),
         out,
         ctf=ctf_by_micrograph(mics, None, mic_angpix, in_mics),
         given=given,
-        jobs=jobs,
+        jobs=int(args.get("j", 1)),
         device=pick_device(args.get("device")),
         name_prefix=prefix,
-        should_stop=abort.exists,
+        should_stop=(out / ABORT_NOW).exists,
         inputs={"command": " ".join(["cryosift", *sys.argv[1:]]), "micrographs": str(in_mics)},
     )
     nodes = [(prefix + "inliers.star", "particles")]
@@ -273,6 +249,39 @@ def run_job(args: dict[str, str], version: int, project: Path) -> list[tuple[str
         else:
             nodes.insert(0, (prefix + "autopick.star", "coords"))
     return nodes
+
+
+def _given_coords(args: dict[str, str], in_mics: Path, angpix: float | None) -> dict | None:
+    """Picks per micrograph key from ``--in_coords`` (RELION's coordinate node), or None
+    when the job is to pick them."""
+    if "in_coords" not in args:
+        return None
+    from cryosift.extract.run import plan_extraction
+
+    plan, _ = plan_extraction(in_mics, args["in_coords"], angpix=angpix)
+    return {job.key: job.picks for job in plan}
+
+
+def _run_config(args: dict[str, str], diameter: float, angpix: float, rules: str):
+    """The pipeline's ``RunConfig`` from the job's parameters."""
+    from cryosift.cli.run import box_and_size
+    from cryosift.pipeline.run import RunConfig
+
+    box, size = box_and_size(
+        diameter, _value(args, "box_px"), _value(args, "box_A"), _value(args, "size"), angpix
+    )
+    return RunConfig(
+        diameter=round(diameter, 3),
+        box=box,
+        size=size,
+        angpix=angpix,
+        threshold=_value(args, "threshold"),
+        area_fraction=_value(args, "area_fraction"),
+        model=args.get("model"),
+        rules=rules,
+        adapt=_yes(args.get("adapt", "yes")),
+        seed=_value(args, "seed") or 0,
+    )
 
 
 def _clean_only(args: dict, out: Path, rules: str) -> None:

@@ -99,6 +99,27 @@ def _sigterm(signum, frame):  # a kill ends the run like Ctrl-C: temporary files
     raise KeyboardInterrupt
 
 
+def _checked_model(model: Path | None, device: str) -> str | None:
+    """The model folder as recorded (absolute), loaded once so that a damaged model fails
+    before any output; None for the shipped model."""
+    if model is None:
+        return None
+    folder = str(model.resolve())
+    cached_model(folder, device)
+    return folder
+
+
+def _run_with_progress(mics: list[Path], cfg: RunConfig, outdir: Path, **kwargs) -> RunResult:
+    """:func:`cryosift.pipeline.run.run_pipeline` with a progress bar per stage."""
+    with progress_bar() as bar:
+
+        def progress(name: str, total: int):
+            task = bar.add_task(name, total=total, rate="")
+            return lambda n: bar.advance(task, n)
+
+        return run_pipeline(mics, cfg, outdir, progress=progress, **kwargs)
+
+
 @guarded("run", interrupted=INTERRUPTED)
 def main(
     micrographs: list[Path] = MICROGRAPHS,
@@ -166,9 +187,7 @@ def main(
     true_coords = read_truth(truth, mics) if truth is not None else None
     box, out = box_and_size(diameter, box_px, box_A, size, mic_angpix)
     dev = pick_device(device)
-    folder = str(model.resolve()) if model else None
-    if folder is not None:
-        cached_model(folder, dev)  # a damaged model fails here, before any output
+    folder = _checked_model(model, dev)
     cfg = RunConfig(
         diameter=round(diameter, 3),
         box=box,
@@ -189,27 +208,20 @@ def main(
         "ctf": str(ctf) if ctf else None,
         "truth": str(truth) if truth else None,
     }
-    with progress_bar() as bar:
-
-        def progress(name: str, total: int):
-            task = bar.add_task(name, total=total, rate="")
-            return lambda n: bar.advance(task, n)
-
-        run = run_pipeline(
-            mics,
-            cfg,
-            outdir,
-            ctf=ctf_by_key,
-            truth=true_coords,
-            jobs=jobs,
-            scheduler=dask_scheduler,
-            device=dev,
-            overwrite=overwrite,
-            name_prefix=folder_prefix(outdir, project),
-            progress=progress,
-            report=report,
-            inputs=inputs,
-        )
+    run = _run_with_progress(
+        mics,
+        cfg,
+        outdir,
+        ctf=ctf_by_key,
+        truth=true_coords,
+        jobs=jobs,
+        scheduler=dask_scheduler,
+        device=dev,
+        overwrite=overwrite,
+        name_prefix=folder_prefix(outdir, project),
+        report=report,
+        inputs=inputs,
+    )
     console.print(summary_table(run, outdir))
     from cryosift.cli.clean import print_notes
 

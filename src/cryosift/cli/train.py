@@ -42,6 +42,36 @@ from cryosift.picking.train import (
 from cryosift.preprocess.micrograph import preprocess
 
 
+def _preprocessed(paths, angpix: float | None, diameter: float, settings: dict) -> list:
+    """The micrographs at ``paths`` read and preprocessed for the MAE, each ``(rows, cols)``."""
+    images = []
+    with progress_bar() as bar:
+        task = bar.add_task("preprocessing", total=len(paths), rate="")
+        for path in paths:
+            image = read_micrograph(path, angpix).image
+            images.append(preprocess(image, diameter, **settings)[0])
+            bar.advance(task)
+    return images
+
+
+def _learned_ranker(model, paths: list[Path], diameter: float, angpix, seed: int):
+    """The candidate ranker learned on ``paths`` (:func:`train_ranker`), said in one line."""
+    with progress_bar() as bar:
+        task = bar.add_task("learning the ranker", total=min(len(paths), RANK_MICROGRAPHS), rate="")
+        ranker = train_ranker(
+            model, paths, diameter, angpix, seed, on_micrograph=lambda: bar.advance(task)
+        )
+    if ranker is None:
+        console.print("ranker: too few candidates to learn from; picks keep the map score")
+    else:
+        r = ranker.info
+        console.print(
+            f"ranker: {r['positives']} pseudo-particles and {r['negatives']} rejected "
+            f"boxes among {r['candidates']} candidates on {r['micrographs']} micrographs"
+        )
+    return ranker
+
+
 @guarded("train")
 def main(
     micrographs: list[Path] = MICROGRAPHS,
@@ -85,13 +115,7 @@ def main(
     dev = pick_device(device)
     start = None if from_scratch else load_model(init, dev)
     config = PRESETS[preset] if start is None else start.mae.config
-    images = []
-    with progress_bar() as bar:
-        task = bar.add_task("preprocessing", total=len(mics), rate="")
-        for path in mics.path:
-            image = read_micrograph(path, angpix).image
-            images.append(preprocess(image, diameter, **(start.preprocess if start else {}))[0])
-            bar.advance(task)
+    images = _preprocessed(mics.path, angpix, diameter, start.preprocess if start else {})
     small = [p for p, im in zip(mics.path, images, strict=True) if min(im.shape) < config.tile]
     if small:
         raise typer.BadParameter(f"{Path(small[0]).name} is smaller than one {config.tile}-px tile")
@@ -119,22 +143,7 @@ def main(
             on_step=lambda: bar.advance(task),
         )
     if rank:
-        paths = [Path(p) for p in mics.path]
-        with progress_bar() as bar:
-            task = bar.add_task(
-                "learning the ranker", total=min(len(paths), RANK_MICROGRAPHS), rate=""
-            )
-            model.ranker = train_ranker(
-                model, paths, diameter, angpix, seed, on_micrograph=lambda: bar.advance(task)
-            )
-        if model.ranker is None:
-            console.print("ranker: too few candidates to learn from; picks keep the map score")
-        else:
-            r = model.ranker.info
-            console.print(
-                f"ranker: {r['positives']} pseudo-particles and {r['negatives']} rejected "
-                f"boxes among {r['candidates']} candidates on {r['micrographs']} micrographs"
-            )
+        model.ranker = _learned_ranker(model, [Path(p) for p in mics.path], diameter, angpix, seed)
         save_model(model, outdir)
     hist = model.info["loss_history"]
     console.print(

@@ -226,38 +226,8 @@ def _read_star(path: Path, datadir) -> ParticleSet:
 
     # Per-particle view with optics-group values merged in (RELION 3.1+).
     merged = merge_optics(particles, optics, path)
-    angpix = None
-    for col in ("rlnImagePixelSize", "rlnPixelSize"):
-        if col in merged.columns:
-            values = np.unique(float_column(merged, col, path))
-            if len(values) > 1:
-                raise InputError(path, f"particles have different pixel sizes {values.tolist()}")
-            angpix = float(values[0])
-            break
-    if angpix is None and {"rlnDetectorPixelSize", "rlnMagnification"} <= set(merged.columns):
-        det = float_column(merged, "rlnDetectorPixelSize", path)
-        mag = float_column(merged, "rlnMagnification", path)
-        angpix = float(np.median(det * 1e4 / mag))
-
-    ctf = None
-    if {"rlnDefocusU", "rlnVoltage", "rlnSphericalAberration"} <= set(merged.columns):
-        n = len(merged)
-
-        def col(name: str, default: float) -> np.ndarray:
-            if name in merged.columns:
-                return float_column(merged, name, path)
-            return np.full(n, default)
-
-        du = float_column(merged, "rlnDefocusU", path)
-        ctf = CtfParams(
-            defocus_u=du,
-            defocus_v=col("rlnDefocusV", np.nan) if "rlnDefocusV" in merged.columns else du,
-            angle=col("rlnDefocusAngle", 0.0),
-            voltage=col("rlnVoltage", 300.0),
-            cs=col("rlnSphericalAberration", 2.7),
-            amplitude_contrast=col("rlnAmplitudeContrast", 0.1),
-            phase_shift=col("rlnPhaseShift", 0.0),
-        )
+    angpix = _star_angpix(merged, path)
+    ctf = _star_ctf(merged, path)
     flipped = False
     if "rlnCtfDataArePhaseFlipped" in merged.columns:
         flipped = bool(np.all(pd.to_numeric(merged["rlnCtfDataArePhaseFlipped"]) == 1))
@@ -277,6 +247,46 @@ def _read_star(path: Path, datadir) -> ParticleSet:
         particles=particles,
         optics=optics,
         block_name=block_name,
+    )
+
+
+def _star_angpix(merged: pd.DataFrame, path: Path) -> float | None:
+    """The particles' one pixel size in Å from ``merged`` (particles with their optics
+    group's values), or None when the STAR file does not give it."""
+    for col in ("rlnImagePixelSize", "rlnPixelSize"):
+        if col in merged.columns:
+            values = np.unique(float_column(merged, col, path))
+            if len(values) > 1:
+                raise InputError(path, f"particles have different pixel sizes {values.tolist()}")
+            return float(values[0])
+    if {"rlnDetectorPixelSize", "rlnMagnification"} <= set(merged.columns):
+        det = float_column(merged, "rlnDetectorPixelSize", path)
+        mag = float_column(merged, "rlnMagnification", path)
+        return float(np.median(det * 1e4 / mag))
+    return None
+
+
+def _star_ctf(merged: pd.DataFrame, path: Path) -> CtfParams | None:
+    """Per-particle CTF parameters from ``merged``, or None without defocus, voltage and
+    Cs; other missing columns take RELION's defaults."""
+    if not {"rlnDefocusU", "rlnVoltage", "rlnSphericalAberration"} <= set(merged.columns):
+        return None
+    n = len(merged)
+
+    def col(name: str, default: float) -> np.ndarray:
+        if name in merged.columns:
+            return float_column(merged, name, path)
+        return np.full(n, default)
+
+    du = float_column(merged, "rlnDefocusU", path)
+    return CtfParams(
+        defocus_u=du,
+        defocus_v=col("rlnDefocusV", np.nan) if "rlnDefocusV" in merged.columns else du,
+        angle=col("rlnDefocusAngle", 0.0),
+        voltage=col("rlnVoltage", 300.0),
+        cs=col("rlnSphericalAberration", 2.7),
+        amplitude_contrast=col("rlnAmplitudeContrast", 0.1),
+        phase_shift=col("rlnPhaseShift", 0.0),
     )
 
 

@@ -21,7 +21,6 @@ from cryosift.outliers.radial import (
     RadialDecision,
     RingProfiles,
     central_window,
-    expected_tpr,
     null_profiles,
     polarity,
     radial_decision,
@@ -245,8 +244,8 @@ def _judge_radial(
     decision = radial_decision(profiles, table["profile_z"].to_numpy(), null, sep=sep)
     _apply_radial(table, decision)
     if sep.detected:
-        usual = expected_tpr(decision.by_score, sep.share)
-        sep = dataclasses.replace(sep, low=bool(np.isfinite(decision.floor)), expected_tpr=usual)
+        low = bool(np.isfinite(decision.floor))
+        sep = dataclasses.replace(sep, low=low, expected_tpr=decision.expected_tpr)
     separable = {**sep.describe(), "note": sep.sentence()}
     return {"radial_threshold": decision.threshold, "separability": separable}
 

@@ -174,6 +174,18 @@ def _border_hits(coords: np.ndarray, d: int, r: float, rule: str) -> np.ndarray:
     )
 
 
+def _cluster_centroids(points: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Peak counts ``(B, K)`` and centroids ``(B, K, 2)`` (NaN where empty) of every cluster
+    of ``points`` ``(B, A, 2)`` labelled ``labels`` ``(B, A)`` (K: the most clusters, at
+    least 1)."""
+    kmax = int(max(labels.max(initial=-1) + 1, 1))
+    onehot = labels[:, :, None] == np.arange(kmax)[None, None, :]  # (B, A, K)
+    counts = onehot.sum(axis=1)
+    sums = np.einsum("bak,bac->bkc", onehot.astype(np.float64), points.astype(np.float64))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return counts, sums / counts[:, :, None]
+
+
 def judge(
     points: np.ndarray, labels: np.ndarray, params: DetectorParams, rules: Rules
 ) -> dict[str, np.ndarray]:
@@ -187,28 +199,18 @@ def judge(
     Returns a dict of ``(B,)`` arrays: verdict, reason, n_clusters, n_anomalies,
     centroid (``(B, 2)``, of the main cluster, NaN if none), main_size.
     """
-    b, a = labels.shape
+    b = labels.shape[0]
     d, r, omega = params.size, params.radius, params.omega
     anomaly = labels < 0
     n_anom = anomaly.sum(axis=1)
-    n_clusters = labels.max(axis=1) + 1
-    n_clusters = np.maximum(n_clusters, 0)
-    kmax = int(n_clusters.max()) if b else 0
+    n_clusters = np.maximum(labels.max(axis=1, initial=-1) + 1, 0)
 
-    # Centroids of every cluster: (B, K, 2)
-    onehot = labels[:, :, None] == np.arange(max(kmax, 1))[None, None, :]  # (B, A, K)
-    counts = onehot.sum(axis=1)  # (B, K)
-    sums = np.einsum("bak,bac->bkc", onehot.astype(np.float64), points.astype(np.float64))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        centroids = sums / counts[:, :, None]
+    counts, centroids = _cluster_centroids(points, labels)
     exists = counts > 0
+    cents_for_rule = np.where(exists[:, :, None], centroids, d / 2)
     if rules.border_rule == "reference":
-        cents_for_rule = np.round(np.where(exists[:, :, None], centroids, d / 2))
-    else:
-        cents_for_rule = np.where(exists[:, :, None], centroids, d / 2)
+        cents_for_rule = np.round(cents_for_rule)
     cluster_border = _border_hits(cents_for_rule, d, r, rules.border_rule) & exists[:, :, None]
-    cluster_partial = cluster_border.any(axis=(1, 2))
-
     anom_border = _border_hits(points.astype(np.float64), d, r, rules.border_rule)  # (B,A,4)
     all_anom_same_border = (
         np.where(anomaly[:, :, None], anom_border, True).all(axis=1).any(axis=1)
@@ -220,28 +222,18 @@ def judge(
     main_centroid[n_clusters == 0] = np.nan
 
     noise = n_anom > omega
-    partial = ~noise & (cluster_partial | all_anom_same_border)
+    partial = ~noise & (cluster_border.any(axis=(1, 2)) | all_anom_same_border)
     multiple = ~noise & ~partial & (n_clusters >= 2)
     verdict = np.full(b, "inlier", dtype=object)
-    reason = np.full(b, "", dtype=object)
     verdict[noise] = "noise"
     verdict[partial] = "partial"
     if rules.multiple_is_outlier:
         verdict[multiple] = "multiple"
-
+    reason = np.full(b, "", dtype=object)
     for i in np.flatnonzero(noise):
-        reason[i] = f"{n_anom[i]} of {a} peaks unclustered (> {omega})"
+        reason[i] = f"{n_anom[i]} of {labels.shape[1]} peaks unclustered (> {omega})"
     for i in np.flatnonzero(partial):
-        hits = cluster_border[i].any(axis=0)
-        if hits.any():
-            side = BORDER_NAMES[int(np.argmax(hits))]
-            reason[i] = f"cluster centroid within r = {r:g} px of the {side} border"
-        else:
-            side_hits = np.where(anomaly[i][:, None], anom_border[i], True).all(axis=0)
-            side = BORDER_NAMES[int(np.argmax(side_hits))]
-            reason[i] = (
-                f"all {n_anom[i]} unclustered peaks within r = {r:g} px of the {side} border"
-            )
+        reason[i] = _partial_reason(cluster_border[i], anomaly[i], anom_border[i], r)
     for i in np.flatnonzero(multiple):
         text = f"{n_clusters[i]} clusters of peaks"
         reason[i] = text if rules.multiple_is_outlier else f"{text} (kept: preset {rules.name})"
@@ -253,6 +245,48 @@ def judge(
         "centroid": main_centroid,
         "main_size": main_size,
     }
+
+
+def _partial_reason(
+    cluster_border: np.ndarray, anomaly: np.ndarray, anom_border: np.ndarray, r: float
+) -> str:
+    """Why one image is partial: a cluster centroid at a border (``cluster_border``
+    ``(K, 4)``), else all its unclustered peaks (``anomaly`` ``(A,)``) at one border
+    (``anom_border`` ``(A, 4)``)."""
+    hits = cluster_border.any(axis=0)
+    if hits.any():
+        side = BORDER_NAMES[int(np.argmax(hits))]
+        return f"cluster centroid within r = {r:g} px of the {side} border"
+    side_hits = np.where(anomaly[:, None], anom_border, True).all(axis=0)
+    side = BORDER_NAMES[int(np.argmax(side_hits))]
+    return f"all {int(anomaly.sum())} unclustered peaks within r = {r:g} px of the {side} border"
+
+
+def _peak_contrast(corr: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """``(B,)`` mean of each ``(d, d)`` correlation map's peaks at ``points`` ``(B, A, 2)``,
+    in standard deviations above the map's mean (0 for a flat map)."""
+    b, _, w = corr.shape
+    cflat = corr.reshape(b, -1)
+    top_mean = np.take_along_axis(cflat, points[..., 0] * w + points[..., 1], axis=1).mean(axis=1)
+    std = cflat.std(axis=1)
+    return np.where(std > 0, (top_mean - cflat.mean(axis=1)) / np.where(std > 0, std, 1), 0.0)
+
+
+def _detector_score(
+    main_size: np.ndarray,
+    offset_x: np.ndarray,
+    offset_y: np.ndarray,
+    has: np.ndarray,
+    params: DetectorParams,
+) -> np.ndarray:
+    """``(B,)`` score in [0, 1]: the share of peaks in the main cluster times how far its
+    centroid (offset from the centre, px) sits from the border margin (0 without a cluster,
+    ``has`` False)."""
+    half = params.size / 2
+    border_dist = half - np.maximum(np.abs(offset_x), np.abs(offset_y))
+    room = max(half - params.radius, 1e-6)
+    centrality = np.clip((border_dist - params.radius) / room, 0.0, 1.0)
+    return np.where(has, main_size / params.peaks * centrality, 0.0)
 
 
 def detect(
@@ -287,25 +321,13 @@ def detect(
     labels = dbscan_batch(points.astype(np.float64), params.radius, params.omega)
     out = judge(points, labels, params, rules)
 
-    cflat = corr.reshape(b, -1)
-    top_mean = np.take_along_axis(
-        cflat, points[..., 0] * params.size + points[..., 1], axis=1
-    ).mean(axis=1)
-    std = cflat.std(axis=1)
-    contrast = np.where(std > 0, (top_mean - cflat.mean(axis=1)) / np.where(std > 0, std, 1), 0.0)
-
+    contrast = _peak_contrast(corr, points)
     centroid = out["centroid"] - correlator.peak_shift
     centre = params.size // 2
     has = np.isfinite(centroid[:, 0])
     offset_y = np.where(has, centroid[:, 0] - centre, 0.0)
     offset_x = np.where(has, centroid[:, 1] - centre, 0.0)
-
-    # Score: fraction of peaks in the main cluster x distance from the border margin.
-    half = params.size / 2
-    border_dist = half - np.maximum(np.abs(offset_x), np.abs(offset_y))
-    room = max(half - params.radius, 1e-6)
-    centrality = np.clip((border_dist - params.radius) / room, 0.0, 1.0)
-    score = np.where(has, out["main_size"] / params.peaks * centrality, 0.0)
+    score = _detector_score(out["main_size"], offset_x, offset_y, has, params)
 
     verdict, reason = out["verdict"], out["reason"]
     n_clusters, n_anom = out["n_clusters"], out["n_anomalies"]

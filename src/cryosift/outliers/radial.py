@@ -228,7 +228,8 @@ class RadialDecision:
     """``score`` ``(B,)`` (LDA log-odds, particles high) and the ``threshold``: an image is
     kept when ``score > threshold``, or, when separability is low, when its z-score reaches
     the ``floor`` and its score is above ``junk``. ``provisional`` ``(B,)`` is the first
-    guess (``z >= NOISE_Z``)."""
+    guess (``z >= NOISE_Z``); ``expected_tpr`` the share of particles the score's decision
+    is expected to keep (:func:`expected_tpr`; None without a separability to base it on)."""
 
     score: np.ndarray
     threshold: float
@@ -236,6 +237,7 @@ class RadialDecision:
     z: np.ndarray | None = None
     floor: float = np.inf
     junk: float = -np.inf
+    expected_tpr: float | None = None
 
     @property
     def by_score(self) -> np.ndarray:
@@ -311,10 +313,13 @@ def radial_decision(
         score = lda.decision_function(x)
         null_scores = lda.decision_function(null_x)
         threshold = _noise_threshold(null_scores)
-    if sep is None or not sep.low or expected_tpr(score > threshold, sep.share) >= 1 - LOW_LOSS:
+    if sep is None or not sep.detected:
         return RadialDecision(score, threshold, provisional)
+    usual = expected_tpr(score > threshold, sep.share)
+    if not sep.low or usual >= 1 - LOW_LOSS:
+        return RadialDecision(score, threshold, provisional, expected_tpr=usual)
     junk = float(np.quantile(null_scores, JUNK_QUANTILE))
-    return RadialDecision(score, threshold, provisional, z, sep.floor, junk)
+    return RadialDecision(score, threshold, provisional, z, sep.floor, junk, usual)
 
 
 def null_profiles(

@@ -127,46 +127,17 @@ def train(
     mean, std = float(stack.mean()), float(stack.std() + 1e-6)
     opt = torch.optim.AdamW(mae.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     n_tiles = tiles_per_epoch(images, config.tile, settings.batch)
-    steps = n_tiles // settings.batch
-    history: list[float] = []
-    start = 0
     state_path = outdir / STATE_FILE
     key = {"settings": settings.__dict__, "config": config.to_dict(), "n_tiles": n_tiles}
-    if state_path.exists():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
-        if state.get("key") == key:
-            mae.load_state_dict(state["mae"])
-            opt.load_state_dict(state["opt"])
-            start, history = state["epoch"], list(state["history"])
+    start, history = _resume(state_path, key, mae, opt)
     record = dict(info or {})
     for epoch in range(start, settings.epochs):
         t0 = time.time()
         rng = np.random.default_rng([settings.seed, epoch])
-        gen = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
         tiles = (draw_tiles(images, n_tiles, config.tile, rng) - mean) / std
-        total = 0.0
-        for i in range(steps):
-            for g in opt.param_groups:
-                g["lr"] = learning_rate(epoch * steps + i, steps, settings)
-            batch = torch.from_numpy(tiles[i * settings.batch : (i + 1) * settings.batch])
-            loss = mae(batch.to(device), gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach())
-            if on_step:
-                on_step()
-        history.append(total / steps)
-        atomic_torch_save(
-            {
-                "key": key,
-                "mae": mae.state_dict(),
-                "opt": opt.state_dict(),
-                "epoch": epoch + 1,
-                "history": history,
-            },
-            state_path,
-        )
+        history.append(_train_epoch(mae, opt, tiles, epoch, settings, device, on_step))
+        state = {"key": key, "mae": mae.state_dict(), "opt": opt.state_dict()}
+        atomic_torch_save({**state, "epoch": epoch + 1, "history": history}, state_path)
         if on_epoch:
             on_epoch(epoch + 1, history[-1], time.time() - t0)
     mae.eval()
@@ -185,6 +156,48 @@ def train(
         model.preprocess = dict(init.preprocess)
     save_model(model, outdir)
     return model
+
+
+def _resume(
+    state_path: Path, key: dict, mae: MaskedAutoencoder, opt: torch.optim.Optimizer
+) -> tuple[int, list[float]]:
+    """Load an interrupted run's weights and optimiser from ``state_path`` when it was
+    started with the same ``key``; returns the first epoch still to do and the loss history."""
+    if state_path.exists():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        if state.get("key") == key:
+            mae.load_state_dict(state["mae"])
+            opt.load_state_dict(state["opt"])
+            return state["epoch"], list(state["history"])
+    return 0, []
+
+
+def _train_epoch(
+    mae: MaskedAutoencoder,
+    opt: torch.optim.Optimizer,
+    tiles: np.ndarray,
+    epoch: int,
+    settings: TrainSettings,
+    device: str,
+    on_step: Callable[[], None] | None,
+) -> float:
+    """One pass over ``tiles`` ``(N, 1, tile, tile)`` (standardised) in batches; returns the
+    mean loss. The masks are drawn from a generator seeded by the seed and the epoch."""
+    gen = torch.Generator().manual_seed(settings.seed * 100_003 + epoch)
+    steps = len(tiles) // settings.batch
+    total = 0.0
+    for i in range(steps):
+        for g in opt.param_groups:
+            g["lr"] = learning_rate(epoch * steps + i, steps, settings)
+        batch = torch.from_numpy(tiles[i * settings.batch : (i + 1) * settings.batch])
+        loss = mae(batch.to(device), gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss.detach())
+        if on_step:
+            on_step()
+    return total / steps
 
 
 def train_ranker(
