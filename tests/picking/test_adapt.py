@@ -11,11 +11,16 @@ import pytest
 from conftest import simulated_picking_micrographs
 from cryosift.evaluate.picks import evaluate_picks
 from cryosift.picking.adapt import (
+    CROWDED_SHARE,
+    CROWDED_WEAK_KEEP,
+    WEAK_SEPARATION,
     centred_on_split,
     job_from_state,
     learn_ranker,
+    lenient_when_crowded_and_weak,
     prepare_picking,
     ranker_json,
+    separation,
 )
 from cryosift.picking.blobs import NAMES, blob_features
 from cryosift.picking.model import load_model
@@ -110,6 +115,38 @@ def test_centred_on_split_moves_the_threshold_to_the_mixture_split_or_the_lower_
         assert abs(split - centre) < 1.0 and plain.bias == pytest.approx(-split, abs=1e-4)
         assert lenient.bias == pytest.approx(-min(split, 0.0), abs=1e-4)
         assert lenient.info["bias_shift"] == pytest.approx(min(split, 0.0), abs=1e-4)
+
+
+def test_separation_tells_one_hump_from_two():
+    """One Gaussian hump of log-odds reads as weak, two humps 3 and 6 sd apart as clear;
+    the measure does not depend on the units (scale and offset) of the log-odds."""
+    rng = np.random.default_rng(1)
+    one = rng.normal(0, 1, 3000)
+    two = np.concatenate([rng.normal(-1.5, 1, 1500), rng.normal(1.5, 1, 1500)])
+    far = np.concatenate([rng.normal(-3, 1, 1500), rng.normal(3, 1, 1500)])
+    assert separation(one) < WEAK_SEPARATION < separation(two) < separation(far)
+    assert separation(4 * two - 7) == pytest.approx(separation(two), rel=1e-6)
+    assert separation(np.ones(50)) == np.inf and separation(one[:5]) == np.inf
+
+
+def test_crowded_field_with_a_weak_ranking_keeps_most_candidates():
+    """Only a crowded field (the map keeps at least CROWDED_SHARE) with a weak ranking (one
+    hump) moves 0.5 down, to keep CROWDED_WEAK_KEEP of the candidates; a clear ranking, a
+    sparse field, or a threshold that already keeps more leave the ranker as it was."""
+    rng = np.random.default_rng(2)
+    ranker = Ranker(np.zeros(3), 0.4, {"bias_shift": 0.1})
+    weak = rng.normal(-0.5, 1, 4000)
+    moved = lenient_when_crowded_and_weak(ranker, weak, CROWDED_SHARE + 0.05)
+    assert moved.info["crowded_weak"] and moved.info["separation"] < WEAK_SEPARATION
+    kept = (weak + (moved.bias - ranker.bias)) >= 0  # the same candidates under the new bias
+    assert kept.mean() == pytest.approx(CROWDED_WEAK_KEEP, abs=1e-3)
+    assert moved.info["bias_shift"] == pytest.approx(0.1 + (ranker.bias - moved.bias), abs=1e-3)
+    clear = np.concatenate([rng.normal(-3, 1, 2000), rng.normal(3, 1, 2000)])
+    for logits, share in ((clear, 0.6), (weak, CROWDED_SHARE - 0.05), (weak + 5, 0.6)):
+        same = lenient_when_crowded_and_weak(ranker, logits, share)
+        assert same.bias == ranker.bias and same.info["bias_shift"] == 0.1
+    assert not lenient_when_crowded_and_weak(ranker, clear, 0.6).info["crowded_weak"]
+    assert lenient_when_crowded_and_weak(ranker, weak + 5, 0.6).info["crowded_weak"]
 
 
 @pytest.fixture(scope="module")

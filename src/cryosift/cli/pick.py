@@ -69,7 +69,14 @@ def adapt_line(state: dict) -> str:
     )
     if state.get("ranker") is None:
         return f"adaptation: too few labels ({counts}); picks keep the particle map's score"
-    return f"adaptation: ranker learned from {counts} in {info['seconds']:.1f} s"
+    line = f"adaptation: ranker learned from {counts} in {info['seconds']:.1f} s"
+    if info.get("crowded_weak"):
+        line += (
+            f"; crowded field ({info['map_share']:.0%} of candidates on the particle map) with "
+            f"a weak ranking (separation {info['separation']:.2f}): the default threshold keeps "
+            "most candidates, for 2D classification to sort"
+        )
+    return line
 
 
 def _example(path: Path, mics) -> tuple[Path, object]:
