@@ -113,6 +113,7 @@ def test_rerun_with_more_micrographs_picks_only_the_new_ones(run_sim, tmp_path):
     first = run_cli("run", run_sim / "Micrographs/mic_00[12].mrc", "--diameter-A", DIAMETER_A,
                     "-o", out, "--jobs", "1", "--project-dir", tmp_path)  # fmt: skip
     assert first.returncode == 0, first.stderr
+    assert "adaptation: ranker learned from" in " ".join(first.stderr.split())
     res = run_cli("run", run_sim / "Micrographs/mic_00[123].mrc", "--diameter-A", DIAMETER_A,
                   "-o", out, "--jobs", "1", "--project-dir", tmp_path)  # fmt: skip
     assert res.returncode == 0, res.stderr

@@ -226,9 +226,8 @@ def main(
     from cryosift.cli.clean import print_notes
     from cryosift.cli.pick import adapt_line
 
-    if run.facts.get("particle_cluster", -1) >= 0:  # it picked (no --coords given)
-        state = {"adapt": run.facts.get("adaptation"), "ranker": run.facts.get("ranker")}
-        console.print(adapt_line(state), highlight=False)
+    state = {"adapt": run.facts.get("adaptation"), "ranker": run.facts.get("ranker")}
+    console.print(adapt_line(state), highlight=False)
     print_notes(run.facts["clean"])
     where = outdir / "report.html" if report else outdir
     console.print(

@@ -67,7 +67,7 @@ ADAPT_C = 0.01
 MIN_SMALL_BOX = 32
 #: A field is crowded when the particle map keeps at least this share of the survey's
 #: candidates (0.49-0.58 on every copy of EMPIAR-10017 measured; 0.28-0.39 on sparse
-#: simulations, 0.57-0.76 on crowded ones)...
+#: simulations, 0.57-0.76 on crowded ones, but 0.38 on a crowded one at SNR 0.15)...
 CROWDED_SHARE = 0.45
 #: ... and its ranking weak when the two components of a mixture of the survey's log-odds
 #: (one shared variance) lie less than this many standard deviations apart (1.2-2.1 on the
