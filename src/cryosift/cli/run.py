@@ -120,6 +120,27 @@ def _run_with_progress(mics: list[Path], cfg: RunConfig, outdir: Path, **kwargs)
         return run_pipeline(mics, cfg, outdir, progress=progress, **kwargs)
 
 
+def _inputs(micrographs: list[Path], ctf: Path | None, truth: Path | None) -> dict:
+    """What the run was given, as ``run.json`` records it."""
+    return {
+        "command": " ".join(["cryosift", *sys.argv[1:]]),
+        "micrographs": [str(m) for m in micrographs],
+        "ctf": str(ctf) if ctf else None,
+        "truth": str(truth) if truth else None,
+    }
+
+
+def _print_result(run: RunResult, outdir: Path) -> None:
+    """The summary table, the adaptation line and the cleaning's notes."""
+    from cryosift.cli.clean import print_notes
+    from cryosift.cli.pick import adapt_line
+
+    console.print(summary_table(run, outdir))
+    state = {"adapt": run.facts.get("adaptation"), "ranker": run.facts.get("ranker")}
+    console.print(adapt_line(state), highlight=False)
+    print_notes(run.facts["clean"])
+
+
 @guarded("run", interrupted=INTERRUPTED)
 def main(
     micrographs: list[Path] = MICROGRAPHS,
@@ -202,12 +223,6 @@ def main(
         classes=max(0, classes),
         seed=seed,
     )
-    inputs = {
-        "command": " ".join(["cryosift", *sys.argv[1:]]),
-        "micrographs": [str(m) for m in micrographs],
-        "ctf": str(ctf) if ctf else None,
-        "truth": str(truth) if truth else None,
-    }
     run = _run_with_progress(
         mics,
         cfg,
@@ -220,15 +235,9 @@ def main(
         overwrite=overwrite,
         name_prefix=folder_prefix(outdir, project),
         report=report,
-        inputs=inputs,
+        inputs=_inputs(micrographs, ctf, truth),
     )
-    console.print(summary_table(run, outdir))
-    from cryosift.cli.clean import print_notes
-    from cryosift.cli.pick import adapt_line
-
-    state = {"adapt": run.facts.get("adaptation"), "ranker": run.facts.get("ranker")}
-    console.print(adapt_line(state), highlight=False)
-    print_notes(run.facts["clean"])
+    _print_result(run, outdir)
     where = outdir / "report.html" if report else outdir
     console.print(
         f"diameter {diameter:.1f} px, box {box} -> {out} px; "
