@@ -13,8 +13,6 @@ import pytest
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-#: Broken files from ``bad_inputs/`` that no command may take as a micrograph, and the words
-#: their one-line error must contain.
 #: Broken particle inputs of ``shared/data/bad_inputs`` and words their one-line error holds.
 BAD_PARTICLES = [
     ("truncated.mrcs", "truncated"),
@@ -37,6 +35,8 @@ GOOD_PARTICLES = [
     "constant_images.mrcs",
     "volume_not_stack.mrc",
 ]
+#: Broken files from ``bad_inputs/`` that no command may take as a micrograph, and the words
+#: their one-line error must contain.
 BAD_MICROGRAPHS = [
     ("truncated.mrcs", "truncated"),
     ("empty.mrcs", "empty"),

@@ -8,16 +8,12 @@ import starfile
 from conftest import BAD_PARTICLES, GOOD_PARTICLES, assert_cli_rejects, run_cli, shared_path
 from cryosift.simulate.toy import write_toy_dataset
 
-BAD = BAD_PARTICLES
-GOOD = GOOD_PARTICLES
-
-
 #: What each command that reads particles needs besides the input (bad-input test below).
 PARTICLE_COMMANDS = {"clean": ("--radius-px", "6"), "classify": ("--classes", "2")}
 
 
 @pytest.mark.parametrize("command", sorted(PARTICLE_COMMANDS))
-@pytest.mark.parametrize("name, words", BAD)
+@pytest.mark.parametrize("name, words", BAD_PARTICLES)
 def test_bad_input_one_line_exit_2_no_output(tmp_path, name, words, command):
     """``clean`` and ``classify`` on each broken particles file: one line naming the file
     and the problem, exit 2, nothing written."""
@@ -27,7 +23,7 @@ def test_bad_input_one_line_exit_2_no_output(tmp_path, name, words, command):
     assert_cli_rejects(res, name, words, out)
 
 
-@pytest.mark.parametrize("name", GOOD)
+@pytest.mark.parametrize("name", GOOD_PARTICLES)
 def test_good_inputs_succeed(tmp_path, name):
     out = tmp_path / "out"
     res = run_cli("clean", shared_path("bad_inputs", name), "--radius-px", "6", "-o", out)
