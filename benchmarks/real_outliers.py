@@ -304,6 +304,8 @@ def variants(table: pd.DataFrame) -> pd.DataFrame:
                 "signal_z": sep["signal_z"],
                 "low_separability": sep["low"],
                 "usual_decision_expected_TPR": sep.get("expected_tpr_of_the_usual_decision"),
+                "non_noise_kept": sep.get("non_noise_kept_by_the_usual_decision"),
+                "noise_pass": sep.get("noise_pass"),
                 "radius_from_stack_px": facts["radius_from_stack_px"],
                 "r_px": round(radius, 2),
             })  # fmt: skip

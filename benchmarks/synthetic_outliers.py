@@ -19,10 +19,10 @@ The clean images of each variant are simulated once; only the noise changes with
 Writes ``benchmarks/results/synthetic_outliers.csv``, ``synthetic_outliers_fig9.png`` (TPR
 and TNR against SNR), ``synthetic_outliers_fig10.png`` (TNR per outlier type) and
 ``synthetic_outliers_radius.png``, and prints the table; then the default preset at SNR 1/70
-on five independent simulations (seeds 1-5) of ``protocol-white`` and ``protocol``, in
+on ten independent simulations (seeds 1-10) of ``protocol-white`` and ``protocol``, in
 ``synthetic_outliers_seeds.csv``.
 
-Run: ``python benchmarks/synthetic_outliers.py`` (about 2 minutes on 2 cores).
+Run: ``python benchmarks/synthetic_outliers.py`` (about 3 minutes on 2 cores).
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 
 from cryosift.evaluate.outliers import outlier_rates
-from cryosift.outliers.clean import clean_images
+from cryosift.outliers import DetectorParams, get_rules
+from cryosift.outliers.clean import clean_images, judge_stack
 from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS
 from cryosift.simulate.particles import ParticleSimulator, protocol_config
 from cryosift.simulate.volume import diameter_px, load_volume, pad_and_scale
@@ -57,7 +58,8 @@ ANGPIX = 5.0  # Å/voxel of vol_65 (README of the shared data)
 #: TNR the default preset must reach at SNR 1/70 (with TPR >= 0.95), by noise colour. The
 #: targets are set on white noise, the noise of the paper's script and the setting that
 #: reproduces its figure; coloured noise is reported against issue 3's 0.85.
-TARGET_TNR = {"white": 0.90, "coloured": 0.85}
+#: Issue 21's targets at SNR 1/70: (TPR, TNR) per noise; coloured noise has a TPR target only.
+TARGETS = {"white": (0.95, 0.90), "coloured": (0.90, 0.0)}
 
 
 def protocol_volume() -> tuple[np.ndarray, float]:
@@ -101,7 +103,7 @@ def run(vol: np.ndarray, particle_r: float, seed: int = 1) -> pd.DataFrame:
 
 
 def seed_spread(
-    vol: np.ndarray, particle_r: float, seeds=(1, 2, 3, 4, 5), snr: float = 1 / 70
+    vol: np.ndarray, particle_r: float, seeds=tuple(range(1, 11)), snr: float = 1 / 70
 ) -> pd.DataFrame:
     """The default preset at one SNR on independent simulations (one per seed) of the
     ``protocol`` and ``protocol-white`` variants: how much the 1/70 result moves with the
@@ -112,10 +114,14 @@ def seed_spread(
             cfg = protocol_config("kapnulin2024", vol.shape[0], seed=seed, **VARIANTS[variant])
             sim = ParticleSimulator(vol, ANGPIX, cfg)
             images = np.concatenate(list(sim.images(snr=snr)))
-            rates = outlier_rates(clean_images(images, particle_r).verdict, sim.plan.labels)
+            params = DetectorParams(size=images.shape[-1], radius=particle_r, peaks=10)
+            table, facts = judge_stack(lambda r, im=images: im[r], len(images), params,
+                                       get_rules(DEFAULT_PRESET))  # fmt: skip
+            rates = outlier_rates(table.verdict, sim.plan.labels)
             rows.append({"variant": variant, "noise": cfg.noise, "seed": seed,
                          "snr": f"1/{round(1 / snr)}",
-                         **{k: round(v, 3) for k, v in rates.items()}})  # fmt: skip
+                         **{k: round(v, 3) for k, v in rates.items()},
+                         "noise_pass": facts["separability"].get("noise_pass")})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -211,11 +217,10 @@ def main() -> None:
         print(df[cols].to_string(index=False))
     target = df[(df.snr == "1/70") & (df.preset == DEFAULT_PRESET)]
     for _, row in target.iterrows():
-        tnr = TARGET_TNR[row.noise]
-        ok = row.TPR >= 0.95 and row.TNR >= tnr
-        kind = "target" if row.noise == "white" else "coloured noise, reported against"
+        tpr, tnr = TARGETS[row.noise]
+        ok = row.TPR >= tpr and row.TNR >= tnr
         print(
-            f"{kind} at 1/70 ({row.variant}): TPR {row.TPR:.3f} >= 0.95 and TNR"
+            f"target at 1/70 ({row.variant}): TPR {row.TPR:.3f} >= {tpr:.2f} and TNR"
             f" {row.TNR:.3f} >= {tnr:.2f}: {'met' if ok else 'NOT met'}"
         )
     spread = seed_spread(vol, particle_r)
@@ -223,11 +228,11 @@ def main() -> None:
     print(f"\n{DEFAULT_PRESET} preset at SNR 1/70, one simulation per seed:")
     print(spread.to_string(index=False))
     for (variant, noise), g in spread.groupby(["variant", "noise"], sort=False):
-        tnr = TARGET_TNR[noise]
-        met = int(((g.TPR >= 0.95) & (g.TNR >= tnr)).sum())
+        tpr, tnr = TARGETS[noise]
+        met = int(((g.TPR >= tpr) & (g.TNR >= tnr)).sum())
         print(
             f"{variant}: mean TPR {g.TPR.mean():.3f} TNR {g.TNR.mean():.3f}; target "
-            f"(TPR >= 0.95, TNR >= {tnr:.2f}) met on {met} of {len(g)} seeds"
+            f"(TPR >= {tpr:.2f}, TNR >= {tnr:.2f}) met on {met} of {len(g)} seeds"
         )
     main = df[(df.r == R) | (df.preset == DEFAULT_PRESET)]
     for variant in VARIANTS:

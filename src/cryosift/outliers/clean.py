@@ -17,6 +17,7 @@ from cryosift.io.particles import ParticleSet, write_cs_subset, write_particles_
 from cryosift.outliers.detector import VERDICTS, Correlator, DetectorParams, detect
 from cryosift.outliers.profile import ProfileStats, estimate_radius, image_moments
 from cryosift.outliers.radial import (
+    NOISE_PASS,
     SMOOTH_RADII,
     RadialDecision,
     RingProfiles,
@@ -245,7 +246,13 @@ def _judge_radial(
     _apply_radial(table, decision)
     if sep.detected:
         low = bool(np.isfinite(decision.floor))
-        sep = dataclasses.replace(sep, low=low, expected_tpr=decision.expected_tpr)
+        sep = dataclasses.replace(
+            sep,
+            low=low,
+            expected_tpr=decision.expected_tpr,
+            kept_share=decision.kept_share,
+            loosened=decision.noise_pass > NOISE_PASS,
+        )
     separable = {**sep.describe(), "note": sep.sentence()}
     return {"radial_threshold": decision.threshold, "separability": separable}
 

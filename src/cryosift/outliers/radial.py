@@ -36,6 +36,11 @@ judge, at an expected loss of true particles of at most ``EXPECTED_LOSS``, since
 reaches (clear junk). A stack without any particle signal (``m`` within three standard
 errors of 0) is judged as before: noise is removed.
 
+**Moderate separability.** Otherwise, when the usual threshold keeps less than
+:data:`MODERATE_KEEP` of the images that do not score like noise (:func:`kept_share`), it
+lets :data:`LOOSE_NOISE_PASS` of the noise through instead of ``NOISE_PASS``: more junk for
+2D classification, fewer particles lost.
+
 Also here: the detection window (a central crop sized from the particle diameter) and the
 contrast polarity found from the stack's typical profile.
 """
@@ -77,6 +82,13 @@ EXPECTED_LOSS = 0.05
 #: Share of noise scoring below the level under which a low-separability stack's images are
 #: clear junk and stay out.
 JUNK_QUANTILE = 0.01
+#: The usual decision should keep at least this share of the images that do not score like
+#: noise (:func:`kept_share`); when it keeps less, the threshold lets ``LOOSE_NOISE_PASS`` of
+#: the noise through instead of ``NOISE_PASS``.
+MODERATE_KEEP = 0.95
+#: Share of pure-noise images the loosened threshold lets through (at SNR 1/70 in coloured
+#: noise it keeps 0.91-0.94 of the particles, at TNR 0.72-0.76).
+LOOSE_NOISE_PASS = 0.30
 
 
 @dataclass(frozen=True)
@@ -89,7 +101,9 @@ class Separability:
     ``detected``: whether any particle signal is there at all, ``low``: whether the usual
     decision would lose more than :data:`LOW_LOSS` of the particles, ``expected_tpr``: the
     share of particles the usual decision is expected to keep (:func:`expected_tpr`, once
-    known), ``mean_z``: the stack's mean z-score ``m = f mu``."""
+    known), ``mean_z``: the stack's mean z-score ``m = f mu``, ``kept_share``: the share of
+    the images that do not score like noise the usual decision keeps (:func:`kept_share`),
+    ``loosened``: whether the threshold was loosened because that share was too small."""
 
     signal: float
     share: float
@@ -98,6 +112,8 @@ class Separability:
     low: bool
     expected_tpr: float | None = None
     mean_z: float = 0.0
+    kept_share: float | None = None
+    loosened: bool = False
 
     @property
     def floor(self) -> float:
@@ -117,6 +133,9 @@ class Separability:
         }
         if self.expected_tpr is not None:
             out["expected_tpr_of_the_usual_decision"] = round(self.expected_tpr, 3)
+        if self.kept_share is not None:
+            out["non_noise_kept_by_the_usual_decision"] = round(self.kept_share, 3)
+        out["noise_pass"] = LOOSE_NOISE_PASS if self.loosened else NOISE_PASS
         if self.low:
             out["expected_particle_loss"] = EXPECTED_LOSS
             out["keep_z_from"] = round(self.floor, 3)
@@ -126,7 +145,7 @@ class Separability:
         """One line for a summary."""
         if not self.detected:
             return "separability: no particle signal found (the stack looks like noise)"
-        level = "LOW" if self.low else "good"
+        level = "LOW" if self.low else "moderate" if self.loosened else "good"
         text = (
             f"separability {level}: particle signal {self.signal:.2f} noise sd "
             f"(AUC {self.auc:.2f}), about {self.share:.0%} particles"
@@ -135,6 +154,13 @@ class Separability:
             text += (
                 f"; kept what cannot be judged (z >= {self.floor:.2f}, expected loss of true "
                 f"particles at most {EXPECTED_LOSS:.0%}), clear junk still removed"
+            )
+        elif self.loosened:
+            text += (
+                f"; the usual threshold would keep only {self.kept_share:.0%} of the images "
+                f"that do not look like noise, so it lets {LOOSE_NOISE_PASS:.0%} of noise "
+                "through instead of "
+                f"{NOISE_PASS:.0%} (more junk kept, for 2D classification to sort)"
             )
         return text
 
@@ -159,6 +185,22 @@ def expected_tpr(kept: np.ndarray, share: float) -> float:
     n = len(kept)
     particles = max(share * n, 1.0)
     return float(np.clip((kept.sum() - NOISE_PASS * (n - particles)) / particles, 0, 1))
+
+
+def kept_share(score: np.ndarray, null_scores: np.ndarray, threshold: float) -> float | None:
+    """The estimated share of the images that do not score like noise which ``score > threshold``
+    keeps, from the stack's scores ``(B,)`` and the noise's ``(M,)`` alone.
+
+    Few images that stand out of noise score below the noise's median, so the images
+    that score like noise are about ``g = 2 P(score < noise median)`` of the stack, and of
+    them the share the threshold lets through pure noise passes. None when ``g`` leaves
+    less than a tenth of the stack (no share to speak of)."""
+    score, null_scores = np.asarray(score), np.asarray(null_scores)
+    g = 2 * float((score < np.median(null_scores)).mean())
+    if g > 0.9:
+        return None
+    passed = float((null_scores > threshold).mean())
+    return float(((score > threshold).mean() - g * passed) / (1 - g))
 
 
 def window_size(size: int, radius: float, diameters: float) -> int:
@@ -229,7 +271,10 @@ class RadialDecision:
     kept when ``score > threshold``, or, when separability is low, when its z-score reaches
     the ``floor`` and its score is above ``junk``. ``provisional`` ``(B,)`` is the first
     guess (``z >= NOISE_Z``); ``expected_tpr`` the share of particles the score's decision
-    is expected to keep (:func:`expected_tpr`; None without a separability to base it on)."""
+    is expected to keep (:func:`expected_tpr`; None without a separability to base it on);
+    ``kept_share`` the share of the images that do not score like noise that the usual
+    threshold keeps (:func:`kept_share`), and ``noise_pass`` the share of noise the
+    threshold lets through."""
 
     score: np.ndarray
     threshold: float
@@ -238,6 +283,8 @@ class RadialDecision:
     floor: float = np.inf
     junk: float = -np.inf
     expected_tpr: float | None = None
+    kept_share: float | None = None
+    noise_pass: float = NOISE_PASS
 
     @property
     def by_score(self) -> np.ndarray:
@@ -284,8 +331,10 @@ def radial_decision(
     stack is tiny) the z-score is the score and ``z0`` the threshold. With ``sep`` low (and
     ``null``), and the score's decision expected to keep less than ``1 - LOW_LOSS`` of the
     particles (:func:`expected_tpr`), images whose z-score reaches ``sep.floor`` are kept
-    too, unless their score is below what 99 % of the noise reaches. Deterministic: no
-    random choice is made.
+    too, unless their score is below what 99 % of the noise reaches. Otherwise, when the
+    threshold keeps less than :data:`MODERATE_KEEP` of the images that do not score like
+    noise (:func:`kept_share`), it is loosened to let :data:`LOOSE_NOISE_PASS` of the noise
+    through. Deterministic: no random choice is made.
     """
     z = np.asarray(z, dtype=np.float64)
     provisional = z >= z0
@@ -316,10 +365,16 @@ def radial_decision(
     if sep is None or not sep.detected:
         return RadialDecision(score, threshold, provisional)
     usual = expected_tpr(score > threshold, sep.share)
-    if not sep.low or usual >= 1 - LOW_LOSS:
-        return RadialDecision(score, threshold, provisional, expected_tpr=usual)
-    junk = float(np.quantile(null_scores, JUNK_QUANTILE))
-    return RadialDecision(score, threshold, provisional, z, sep.floor, junk, usual)
+    if sep.low and usual < 1 - LOW_LOSS:
+        junk = float(np.quantile(null_scores, JUNK_QUANTILE))
+        return RadialDecision(score, threshold, provisional, z, sep.floor, junk, usual)
+    share = kept_share(score, null_scores, threshold)
+    if share is None or share >= MODERATE_KEEP:
+        return RadialDecision(score, threshold, provisional, expected_tpr=usual, kept_share=share)
+    loose = float(np.quantile(null_scores, 1 - LOOSE_NOISE_PASS))
+    return RadialDecision(
+        score, loose, provisional, expected_tpr=usual, kept_share=share, noise_pass=LOOSE_NOISE_PASS
+    )
 
 
 def null_profiles(
