@@ -17,6 +17,7 @@ from cryosift.outliers.radial import (
     NOISE_PASS,
     NOISE_Z,
     RingProfiles,
+    Separability,
     central_window,
     kept_share,
     null_profiles,
@@ -326,6 +327,29 @@ def test_moderate_separability_loosens_the_threshold():
     assert rates["TPR"] >= 0.95 and rates["TNR"] >= 0.7, rates
     clear, _ = _stack(600, 300, sigma=1.2, seed=301)
     assert _judge(clear, R)[1]["separability"]["noise_pass"] == NOISE_PASS
+
+
+def test_loosening_needs_a_moderate_signal_and_can_be_refused():
+    """The same stack and scores: loosened when the particles' z signal says the usual
+    threshold can lose particles (mu 2.0), not when it says they stand far out of noise
+    (mu 3.5: what the threshold loses is junk), nor with ``loosen=False`` (the picker's
+    labels)."""
+    images, truth = _stack(600, 300, sigma=2.0, seed=401)
+    stats = ProfileStats(N)
+    stats.add(images)
+    rings = RingProfiles(N, R / 12)
+    args = (rings(images), stats.scorer()(images), null_profiles(stats, rings))
+
+    def sep(mu: float) -> Separability:
+        return Separability(mu, 0.6, 0.9, detected=True, low=False, mean_z=0.6 * mu)
+
+    assert sep(2.9).moderate and not sep(3.0).moderate
+    assert radial_decision(*args, sep=sep(2.0)).noise_pass == LOOSE_NOISE_PASS
+    assert radial_decision(*args, sep=sep(3.5)).noise_pass == NOISE_PASS
+    assert radial_decision(*args, sep=sep(2.0), loosen=False).noise_pass == NOISE_PASS
+    loose = radial_decision(*args, sep=sep(2.0)).kept[truth == "inlier"].mean()
+    usual = radial_decision(*args, sep=sep(3.5)).kept[truth == "inlier"].mean()
+    assert loose > usual
 
 
 def test_a_clear_stack_is_judged_as_before():

@@ -90,6 +90,12 @@ def main(
     seed: int = typer.Option(
         0, "--seed", help="Random seed of the simulated noise that sets the radial threshold"
     ),
+    strict: bool = typer.Option(
+        False,
+        "--strict",
+        help="radial: keep the usual threshold (10% of noise let through) even when the "
+        "particles stand out of noise only moderately (default: loosen it to 30%)",
+    ),
 ) -> None:
     """Remove noise, partial and multiple-particle images (radial-profile outlier removal)."""
     check_choice("--rules", rules, PRESETS)
@@ -106,6 +112,7 @@ def main(
         phase_flip=phase_flip,
         chunk=chunk,
         seed=seed,
+        loosen=not strict,
     )
     with progress_bar() as bar:
 

@@ -53,7 +53,9 @@ class CleanConfig:
     ``polarity`` ``"auto"``, ``"bright"`` or ``"dark"`` (``None``: the preset's), ``seed``
     the seed of the simulated noise that calibrates the ``radial`` threshold. ``eps_px``:
     the ``reference`` preset's DBSCAN eps and border margin (the published code's ``r``), in
-    input px; None: the particle radius. The other presets ignore it.
+    input px; None: the particle radius. The other presets ignore it. ``loosen``: whether the
+    ``radial`` threshold may let more noise through at moderate separability
+    (:func:`cryosift.outliers.radial.radial_decision`).
     """
 
     diameter_A: float | None = None
@@ -67,6 +69,7 @@ class CleanConfig:
     chunk: int | None = None
     workers: int = -1
     seed: int = 0
+    loosen: bool = True
 
 
 @dataclass
@@ -154,6 +157,7 @@ def judge_stack(
     scale: float = 1.0,
     angpix: float | None = None,
     eps: float | None = None,
+    loosen: bool = True,
 ) -> tuple[pd.DataFrame, dict]:
     """Judge ``n`` images read through ``prepare(rows) -> (len(rows), d, d)``.
 
@@ -164,7 +168,9 @@ def judge_stack(
     the ``reference`` preset's DBSCAN eps and border margin. Facts: the window, the polarity, the
     radius check (a warning when the stack suggests another size; ``scale`` input px per
     prepared px and ``angpix`` word it) and, for the radial decision, its threshold and the
-    stack's :func:`cryosift.outliers.radial.separability`.
+    stack's :func:`cryosift.outliers.radial.separability`. ``loosen=False`` keeps the usual
+    threshold at moderate separability (for labels to learn from rather than a user's
+    particles to keep).
     """
     d, radius = params.size, params.radius
     w = window_size(d, radius, rules.window) if rules.window else d
@@ -202,7 +208,7 @@ def judge_stack(
     facts = {"window": w, "polarity": sign, "cluster_eps_px": round(cluster_r, 3), **size_check}
     if rings is not None:
         null = null_profiles(stats, rings, seed)
-        facts.update(_judge_radial(table, np.concatenate(profiles), null, held_out_z))
+        facts.update(_judge_radial(table, np.concatenate(profiles), null, held_out_z, loosen))
     return table, facts
 
 
@@ -236,13 +242,18 @@ def _stack_mean(chunks) -> float:
 
 
 def _judge_radial(
-    table: pd.DataFrame, profiles: np.ndarray, null: np.ndarray, held_out_z: np.ndarray
+    table: pd.DataFrame,
+    profiles: np.ndarray,
+    null: np.ndarray,
+    held_out_z: np.ndarray,
+    loosen: bool = True,
 ) -> dict:
     """The radial decision on the stack's ring ``profiles`` ``(B, F)`` against the ``null``
     noise profiles ``(M, F)``, applied to ``table`` (its ``profile_z`` column read); returns
     the facts: the threshold and the separability found (from ``held_out_z``)."""
     sep = separability(held_out_z)
-    decision = radial_decision(profiles, table["profile_z"].to_numpy(), null, sep=sep)
+    z = table["profile_z"].to_numpy()
+    decision = radial_decision(profiles, z, null, sep=sep, loosen=loosen)
     _apply_radial(table, decision)
     if sep.detected:
         low = bool(np.isfinite(decision.floor))
@@ -373,6 +384,7 @@ def clean_particles(
         scale=pset.box / params.size,
         angpix=pset.angpix,
         eps=eps_prepared(pset, cfg, params.size),
+        loosen=cfg.loosen,
     )
     seconds = time.perf_counter() - t0
     scale = pset.box / params.size
@@ -399,10 +411,11 @@ def clean_images(
     polarity_choice: str | None = None,
     seed: int = 0,
     eps: float | None = None,
+    loosen: bool = True,
 ) -> pd.DataFrame:
     """Judge an in-memory stack ``(B, d, d)`` (already phase flipped and cropped) with
     particle radius ``radius`` px (and the ``reference`` preset's ``eps``, px): the
-    per-image table of :func:`judge_stack`."""
+    per-image table of :func:`judge_stack` (``loosen`` passed on)."""
     images = np.asarray(images)
     table, _ = judge_stack(
         lambda rows: images[rows],
@@ -412,6 +425,7 @@ def clean_images(
         polarity_choice=polarity_choice,
         seed=seed,
         eps=eps,
+        loosen=loosen,
     )
     return table
 

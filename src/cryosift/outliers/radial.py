@@ -36,7 +36,8 @@ judge, at an expected loss of true particles of at most ``EXPECTED_LOSS``, since
 reaches (clear junk). A stack without any particle signal (``m`` within three standard
 errors of 0) is judged as before: noise is removed.
 
-**Moderate separability.** Otherwise, when the usual threshold keeps less than
+**Moderate separability.** Otherwise, when ``mu`` is below 2.93 (the z-score alone would
+lose more than ``EXPECTED_LOSS`` of the particles) and the usual threshold keeps less than
 :data:`MODERATE_KEEP` of the images that do not score like noise (:func:`kept_share`), it
 lets :data:`LOOSE_NOISE_PASS` of the noise through instead of ``NOISE_PASS``: more junk for
 2D classification, fewer particles lost.
@@ -114,6 +115,14 @@ class Separability:
     mean_z: float = 0.0
     kept_share: float | None = None
     loosened: bool = False
+
+    @property
+    def moderate(self) -> bool:
+        """Whether the z-score alone, at its ``NOISE_PASS`` threshold, would lose more than
+        ``EXPECTED_LOSS`` of the particles (``mu`` below 2.93 noise sd): only then may the
+        threshold be loosened; above, what the threshold loses is junk that stands out of
+        noise, not particles."""
+        return self.detected and NormalDist().cdf(NOISE_Z - self.signal) > EXPECTED_LOSS
 
     @property
     def floor(self) -> float:
@@ -317,6 +326,7 @@ def radial_decision(
     z0: float = NOISE_Z,
     rounds: int = REFINE_ROUNDS,
     sep: Separability | None = None,
+    loosen: bool = True,
 ) -> RadialDecision:
     """Judge a whole stack from its radial profiles ``(B, F)`` and z-scores ``(B,)``.
 
@@ -331,9 +341,10 @@ def radial_decision(
     stack is tiny) the z-score is the score and ``z0`` the threshold. With ``sep`` low (and
     ``null``), and the score's decision expected to keep less than ``1 - LOW_LOSS`` of the
     particles (:func:`expected_tpr`), images whose z-score reaches ``sep.floor`` are kept
-    too, unless their score is below what 99 % of the noise reaches. Otherwise, when the
-    threshold keeps less than :data:`MODERATE_KEEP` of the images that do not score like
-    noise (:func:`kept_share`), it is loosened to let :data:`LOOSE_NOISE_PASS` of the noise
+    too, unless their score is below what 99 % of the noise reaches. Otherwise, with
+    ``loosen``, when ``sep`` is :attr:`Separability.moderate` and the threshold keeps less
+    than :data:`MODERATE_KEEP` of the images that do not score like noise
+    (:func:`kept_share`), it is loosened to let :data:`LOOSE_NOISE_PASS` of the noise
     through. Deterministic: no random choice is made.
     """
     z = np.asarray(z, dtype=np.float64)
@@ -369,7 +380,7 @@ def radial_decision(
         junk = float(np.quantile(null_scores, JUNK_QUANTILE))
         return RadialDecision(score, threshold, provisional, z, sep.floor, junk, usual)
     share = kept_share(score, null_scores, threshold)
-    if share is None or share >= MODERATE_KEEP:
+    if not loosen or not sep.moderate or share is None or share >= MODERATE_KEEP:
         return RadialDecision(score, threshold, provisional, expected_tpr=usual, kept_share=share)
     loose = float(np.quantile(null_scores, 1 - LOOSE_NOISE_PASS))
     return RadialDecision(

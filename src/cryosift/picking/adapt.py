@@ -131,7 +131,9 @@ def learn_ranker(
     if not boxes:
         return None, {**info, "positives": 0, "negatives": 0}
     stack = np.concatenate(boxes)
-    verdict = clean_images(stack, radius, DEFAULT_PRESET, seed=job.seed)["verdict"].to_numpy()
+    # labels to learn from: the usual threshold, never loosened for moderate separability
+    judged = clean_images(stack, radius, DEFAULT_PRESET, seed=job.seed, loosen=False)
+    verdict = judged["verdict"].to_numpy()
     positive, negative = pseudo_labels(np.concatenate(kept), verdict)
     info.update(positives=int(positive.sum()), negatives=int(negative.sum()))
     info["features"] = ["disc embedding", *BLOB_NAMES]
