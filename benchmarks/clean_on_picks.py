@@ -88,7 +88,8 @@ def prf(picks: pd.DataFrame, truth: dict, diameter: float) -> dict:
     """Pooled precision, recall and F1 of ``picks`` (micrograph stem, x, y)."""
     by = {n: g[["x", "y"]] for n, g in picks.groupby("name")}
     r = evaluate_picks(by, truth, diameter).iloc[-1]
-    return {k: round(float(r[c]), 3) for k, c in (("P", "precision"), ("R", "recall"), ("F1", "f1"))}
+    names = {"P": "precision", "R": "recall", "F1": "f1"}
+    return {k: round(float(r[c]), 3) for k, c in names.items()}
 
 
 def measure(name: str) -> dict:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import disc_blob
+from conftest import disc_stack
 from cryosift.evaluate.outliers import outlier_rates
 from cryosift.outliers import DetectorParams, detect, get_rules
 from cryosift.outliers.clean import clean_images
@@ -26,37 +26,8 @@ from cryosift.outliers.radial import (
     window_size,
 )
 
-N, R = 41, 8.0  # image side, particle radius (px)
-
-
-def _stack(n_in: int, n_out: int, sigma: float = 1.2, seed: int = 0):
-    """Centred discs plus equal numbers of noise, partial (centre 1-3 px inside an edge) and
-    two-disc images (each disc 1.0-1.3 R from the centre), with white noise of ``sigma``;
-    returns images ``(B, N, N)`` and the truth labels."""
-    rng = np.random.default_rng(seed)
-    c = N // 2
-    images, truth = [], []
-    for _ in range(n_in):
-        dy, dx = rng.normal(0, 1, 2)
-        images.append(disc_blob(N, (c + dy, c + dx), R))
-        truth.append("inlier")
-    for i in range(n_out):
-        kind = ("noise", "partial", "multiple")[i % 3]
-        if kind == "noise":
-            img = np.zeros((N, N))
-        elif kind == "partial":
-            edge = rng.uniform(1, 3)
-            img = disc_blob(N, (c + rng.uniform(-8, 8), edge), R)
-            img = np.rot90(img, rng.integers(4))
-        else:
-            a = rng.uniform(0, 2 * np.pi)
-            off = rng.uniform(1.0, 1.3) * R * np.array([np.sin(a), np.cos(a)])
-            img = (disc_blob(N, (c + off[0], c + off[1]), R)
-                   + disc_blob(N, (c - off[0], c - off[1]), R))  # fmt: skip
-        images.append(img)
-        truth.append(kind)
-    images = np.array(images) + rng.normal(scale=sigma, size=(len(images), N, N))
-    return images.astype(np.float32), np.array(truth)
+N, R = 41, 8.0  # image side, particle radius (px): those of disc_stack
+_stack = disc_stack
 
 
 def test_window_is_sized_from_the_diameter_and_keeps_the_centre():
