@@ -169,7 +169,8 @@ class Separability:
                 f"; the usual threshold would keep only {self.kept_share:.0%} of the images "
                 f"that do not look like noise, so it lets {LOOSE_NOISE_PASS:.0%} of noise "
                 "through instead of "
-                f"{NOISE_PASS:.0%} (more junk kept, for 2D classification to sort)"
+                f"{NOISE_PASS:.0%} (more junk kept, for 2D classification to sort; "
+                "cryosift clean --strict keeps the usual threshold)"
             )
         return text
 
