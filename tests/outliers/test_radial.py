@@ -296,6 +296,10 @@ def test_moderate_separability_loosens_the_threshold():
     assert sep["non_noise_kept_by_the_usual_decision"] < 0.95
     assert "lets 30% of noise through" in sep["note"] and "moderate" in sep["note"]
     assert rates["TPR"] >= 0.95 and rates["TNR"] >= 0.7, rates
+    # what only the loosened threshold kept says so
+    moderate = table.reason.str.startswith("kept: moderate separability")
+    assert moderate.any() and (table.verdict[moderate] == "inlier").all()
+    assert table.reason[moderate].str.contains("usual threshold").all()
     clear, _ = _stack(600, 300, sigma=1.2, seed=301)
     assert _judge(clear, R)[1]["separability"]["noise_pass"] == NOISE_PASS
 

@@ -327,15 +327,22 @@ def _apply_radial(table: pd.DataFrame, decision: RadialDecision) -> None:
     rules_reason = table["reason"].to_numpy().astype(object)
     kept, score, t = decision.kept, decision.score, decision.threshold
     rescued = kept & ~decision.by_score
+    loosened = decision.loosened
     verdict = np.where(kept, "inlier", rules_verdict).astype(object)
     verdict[~kept & (rules_verdict == "inlier")] = "noise"
     reason = np.full(len(table), "", dtype=object)
     # particles both judges keep need no reason; only the others are formatted
-    for i in np.flatnonzero(~kept | (rules_verdict != "inlier") | rescued):
+    for i in np.flatnonzero(~kept | (rules_verdict != "inlier") | rescued | loosened):
         if rescued[i]:
             reason[i] = (
                 f"kept: low separability, z {decision.z[i]:.2f} >= {decision.floor:.2f} "
                 f"(radial profile {score[i]:.2f} <= {t:.2f})"
+            )
+        elif loosened[i]:
+            peaks = f"; peaks: {rules_reason[i]}" if rules_reason[i] else ""
+            reason[i] = (
+                f"kept: moderate separability, radial profile {score[i]:.2f} > {t:.2f} "
+                f"(usual threshold {decision.usual_threshold:.2f}{peaks})"
             )
         elif kept[i]:
             reason[i] = f"kept: radial profile {score[i]:.2f} > {t:.2f} (peaks: {rules_reason[i]})"

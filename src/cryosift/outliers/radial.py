@@ -283,8 +283,9 @@ class RadialDecision:
     guess (``z >= NOISE_Z``); ``expected_tpr`` the share of particles the score's decision
     is expected to keep (:func:`expected_tpr`; None without a separability to base it on);
     ``kept_share`` the share of the images that do not score like noise that the usual
-    threshold keeps (:func:`kept_share`), and ``noise_pass`` the share of noise the
-    threshold lets through."""
+    threshold keeps (:func:`kept_share`), ``noise_pass`` the share of noise the
+    threshold lets through and, when it was loosened, ``usual_threshold`` the one it
+    replaced."""
 
     score: np.ndarray
     threshold: float
@@ -295,6 +296,15 @@ class RadialDecision:
     expected_tpr: float | None = None
     kept_share: float | None = None
     noise_pass: float = NOISE_PASS
+    usual_threshold: float | None = None
+
+    @property
+    def loosened(self) -> np.ndarray:
+        """``(B,)`` images kept only because the threshold was loosened (score between
+        ``threshold`` and ``usual_threshold``)."""
+        if self.usual_threshold is None:
+            return np.zeros(len(self.score), bool)
+        return self.by_score & (self.score <= self.usual_threshold)
 
     @property
     def by_score(self) -> np.ndarray:
@@ -385,7 +395,13 @@ def radial_decision(
         return RadialDecision(score, threshold, provisional, expected_tpr=usual, kept_share=share)
     loose = float(np.quantile(null_scores, 1 - LOOSE_NOISE_PASS))
     return RadialDecision(
-        score, loose, provisional, expected_tpr=usual, kept_share=share, noise_pass=LOOSE_NOISE_PASS
+        score,
+        loose,
+        provisional,
+        expected_tpr=usual,
+        kept_share=share,
+        noise_pass=LOOSE_NOISE_PASS,
+        usual_threshold=threshold,
     )
 
 
