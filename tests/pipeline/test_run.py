@@ -247,3 +247,23 @@ def test_sigterm_is_handled_like_ctrl_c(run_sim, tmp_path):
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     _no_temporaries(out)
+
+
+def test_an_interrupt_that_was_swallowed_still_stops_the_run(run_sim, tmp_path):
+    """Python ignores a KeyboardInterrupt raised inside a finaliser (``__del__``); the
+    handler also records the request, and the run stops at the next micrograph as after
+    Ctrl-C, keeping what is done for a resume."""
+    from cryosift.cli.run import _Interrupt, _run_with_progress
+    from cryosift.picking.run import find_with_diameter
+    from cryosift.pipeline.run import RunConfig
+
+    interrupt = _Interrupt()
+    with pytest.raises(KeyboardInterrupt):
+        interrupt(signal.SIGINT, None)
+    assert interrupt.requested
+    spec = run_sim / "micrographs_ctf.star"
+    mics, angpix, diameter = find_with_diameter(spec, float(DIAMETER_A), None, None)
+    cfg = RunConfig(diameter=diameter, box=88, size=88, angpix=angpix, classes=0)
+    with pytest.raises(KeyboardInterrupt):
+        _run_with_progress(mics, cfg, tmp_path / "run", interrupt, report=False)
+    assert not (tmp_path / "run" / "run.json").exists()

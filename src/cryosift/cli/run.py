@@ -37,7 +37,7 @@ from cryosift.errors import InputError
 from cryosift.outliers.detector import VERDICTS
 from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS
 from cryosift.picking.model import cached_model
-from cryosift.pipeline.run import RunConfig, RunResult, run_pipeline
+from cryosift.pipeline.run import Aborted, RunConfig, RunResult, run_pipeline
 
 #: Box side in particle diameters, and the largest side boxes are cropped to by default.
 BOX_DIAMETERS, MAX_SIZE = 2.0, 128
@@ -95,8 +95,18 @@ def summary_table(run: RunResult, outdir: Path) -> Table:
     return table
 
 
-def _sigterm(signum, frame):  # a kill ends the run like Ctrl-C: temporary files removed
-    raise KeyboardInterrupt
+class _Interrupt:
+    """The SIGINT and SIGTERM handler: raises KeyboardInterrupt (a kill ends the run like
+    Ctrl-C, temporary files removed) and remembers the request, so that an interrupt Python
+    swallows (raised inside a finaliser, ``__del__``) still stops the run at the next
+    micrograph."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        self.requested = True
+        raise KeyboardInterrupt
 
 
 def _checked_model(model: Path | None, device: str) -> str | None:
@@ -109,15 +119,28 @@ def _checked_model(model: Path | None, device: str) -> str | None:
     return folder
 
 
-def _run_with_progress(mics: list[Path], cfg: RunConfig, outdir: Path, **kwargs) -> RunResult:
-    """:func:`cryosift.pipeline.run.run_pipeline` with a progress bar per stage."""
+def _run_with_progress(
+    mics: list[Path], cfg: RunConfig, outdir: Path, interrupt: _Interrupt, **kwargs
+) -> RunResult:
+    """:func:`cryosift.pipeline.run.run_pipeline` with a progress bar per stage; stops at the
+    next micrograph once ``interrupt`` has been requested (as Ctrl-C)."""
     with progress_bar() as bar:
 
         def progress(name: str, total: int):
             task = bar.add_task(name, total=total, rate="")
             return lambda n: bar.advance(task, n)
 
-        return run_pipeline(mics, cfg, outdir, progress=progress, **kwargs)
+        try:
+            return run_pipeline(
+                mics,
+                cfg,
+                outdir,
+                progress=progress,
+                should_stop=lambda: interrupt.requested,
+                **kwargs,
+            )
+        except Aborted:
+            raise KeyboardInterrupt from None
 
 
 def _inputs(micrographs: list[Path], ctf: Path | None, truth: Path | None) -> dict:
@@ -196,7 +219,9 @@ def main(
     started = time.perf_counter()
     check_choice("--rules", rules, PRESETS)
     check_pick_options(threshold, area_fraction, jobs)
-    signal.signal(signal.SIGTERM, _sigterm)
+    interrupt = _Interrupt()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, interrupt)
     mics, mic_angpix, diameter = find_with_diameter(micrographs, diameter_A, diameter_px, angpix)
     project = project_dir or Path.cwd()
     mics = in_project(mics, project)
@@ -227,6 +252,7 @@ def main(
         mics,
         cfg,
         outdir,
+        interrupt,
         ctf=ctf_by_key,
         truth=true_coords,
         jobs=jobs,
