@@ -179,6 +179,16 @@ def test_arguments_and_versions(tmp_path):
         relion_version({"relion_version": "2"}, tmp_path)
 
 
+def test_strict_clean_parameter_reaches_the_run():
+    from cryosift.cli.relion_external import _run_config
+
+    args = parse_arguments(["--diameter_A", "150", "--strict_clean", "yes"])
+    assert _run_config(args, 100.0, 1.5, "radial").strict_clean is True
+    assert _run_config({"diameter_A": "150"}, 100.0, 1.5, "radial").strict_clean is False
+    with pytest.raises(InputError, match="expected yes or no"):
+        _run_config({"strict_clean": "maybe"}, 100.0, 1.5, "radial")
+
+
 @pytest.mark.parametrize(
     ("pipeline", "want"),
     [

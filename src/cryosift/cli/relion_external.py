@@ -74,6 +74,7 @@ PARAMETERS = {
     "device": str,
     "relion_version": lambda v: int(float(v)),  # 3, 3.1, 4 or 5
     "adapt": str,
+    "strict_clean": str,
     "project_dir": str,
 }
 #: The version assumed when nothing tells.
@@ -281,6 +282,7 @@ def _run_config(args: dict[str, str], diameter: float, angpix: float, rules: str
         rules=rules,
         adapt=_yes(args.get("adapt", "yes")),
         seed=_value(args, "seed") or 0,
+        strict_clean=_yes(args.get("strict_clean", "no")),
     )
 
 
@@ -293,6 +295,7 @@ def _clean_only(args: dict, out: Path, rules: str) -> None:
         radius_px=None if diameter_px is None else diameter_px / 2,
         rules=rules,
         seed=_value(args, "seed") or 0,
+        loosen=not _yes(args.get("strict_clean", "no")),
     )
     clean_file(args["in_parts"], cfg, out, angpix=_value(args, "angpix"))
 

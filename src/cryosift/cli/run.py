@@ -204,6 +204,12 @@ def main(
         help="Learn how to rank candidates on the first micrographs (no annotation)",
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed"),
+    strict_clean: bool = typer.Option(
+        False,
+        "--strict-clean",
+        help="Cleaning keeps its usual threshold even where the particles stand out of noise "
+        "only moderately (as cryosift clean --strict)",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again, ignoring past runs"),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html"),
     classes: int = typer.Option(
@@ -247,6 +253,7 @@ def main(
         adapt=adapt,
         classes=max(0, classes),
         seed=seed,
+        strict_clean=strict_clean,
     )
     run = _run_with_progress(
         mics,

@@ -59,7 +59,8 @@ class RunConfig:
     """Everything that decides the outputs. Lengths in micrograph px unless stated:
     ``diameter`` of the particle, ``box`` cut around each pick, ``size`` the boxes are
     Fourier-cropped to; ``clean_size`` the side the outlier detector works at; ``classes``
-    the 2D classes of all particles (0: no classification)."""
+    the 2D classes of all particles (0: no classification); ``strict_clean``: the radial
+    threshold is never loosened at moderate separability (``cryosift clean --strict``)."""
 
     diameter: float
     box: int
@@ -78,6 +79,7 @@ class RunConfig:
     clean_size: int = 55
     classes: int = 20
     seed: int = 0
+    strict_clean: bool = False
 
     def describe(self) -> dict:
         return dataclasses.asdict(self)
@@ -467,6 +469,7 @@ def _clean(pset, particles: pd.DataFrame, cfg: RunConfig, progress: Progress):
         rules=cfg.rules,
         phase_flip=False,
         seed=cfg.seed,
+        loosen=not cfg.strict_clean,
     )
     result = clean_particles(pset, clean_cfg, on_progress=progress("cleaning", len(pset)))
     table = result.table
@@ -553,7 +556,9 @@ def run_pipeline(
     timings: dict[str, float] = {}
     # The micrographs are not part of the settings: a rerun with more (data still being
     # collected) picks the new ones with the same particle cluster and keeps the rest.
+    # Nor is strict_clean: the cleaning is redone over all particles on every run.
     settings = {**cfg.describe(), "ctf": bool(ctf)}
+    settings.pop("strict_clean")
     if given is not None:
         settings["given_picks"] = {k: len(v) for k, v in sorted(given.items())}
     t0 = time.perf_counter()
