@@ -35,8 +35,8 @@ from cryosift.device import pick_device
 from cryosift.errors import InputError
 from cryosift.io.coords import read_coords
 from cryosift.io.micrographs import resolve_key
-from cryosift.picking.model import cached_model
-from cryosift.picking.run import PickJob, find_with_diameter, run_picking
+
+# torch and the picker are imported by main: --help answers at once.
 
 
 def summary_table(summary, outdir: Path, cluster: int) -> Table:
@@ -133,6 +133,9 @@ def main(
     seed: int = typer.Option(0, "--seed", help="Random seed (k-means, adaptation)"),
 ) -> None:
     """Pick particles with the self-supervised MAE picker (RELION coordinate STAR output)."""
+    from cryosift.picking.model import cached_model
+    from cryosift.picking.run import PickJob, find_with_diameter, run_picking
+
     started = time.perf_counter()
     check_pick_options(threshold, area_fraction, jobs)
     mics, mic_angpix, diameter = find_with_diameter(micrographs, diameter_A, diameter_px, angpix)

@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
@@ -36,8 +37,10 @@ from cryosift.device import pick_device
 from cryosift.errors import InputError
 from cryosift.outliers.detector import VERDICTS
 from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS
-from cryosift.picking.model import cached_model
-from cryosift.pipeline.run import Aborted, RunConfig, RunResult, run_pipeline
+
+if TYPE_CHECKING:
+    from cryosift.pipeline.run import RunConfig, RunResult
+# torch and the pipeline are imported by the functions that use them: --help answers at once.
 
 #: Box side in particle diameters, and the largest side boxes are cropped to by default.
 BOX_DIAMETERS, MAX_SIZE = 2.0, 128
@@ -112,6 +115,8 @@ class _Interrupt:
 def _checked_model(model: Path | None, device: str) -> str | None:
     """The model folder as recorded (absolute), loaded once so that a damaged model fails
     before any output; None for the shipped model."""
+    from cryosift.picking.model import cached_model
+
     if model is None:
         return None
     folder = str(model.resolve())
@@ -124,6 +129,8 @@ def _run_with_progress(
 ) -> RunResult:
     """:func:`cryosift.pipeline.run.run_pipeline` with a progress bar per stage; stops at the
     next micrograph once ``interrupt`` has been requested (as Ctrl-C)."""
+    from cryosift.pipeline.run import Aborted, run_pipeline
+
     with progress_bar() as bar:
 
         def progress(name: str, total: int):
@@ -221,6 +228,7 @@ def main(
     from cryosift.extract.run import ctf_by_micrograph, in_project, spec_label
     from cryosift.io.paths import folder_prefix
     from cryosift.picking.run import find_with_diameter
+    from cryosift.pipeline.run import RunConfig
 
     started = time.perf_counter()
     check_choice("--rules", rules, PRESETS)

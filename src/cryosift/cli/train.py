@@ -27,23 +27,17 @@ from cryosift.cli.common import (
     progress_bar,
 )
 from cryosift.device import pick_device
-from cryosift.io.micrographs import read_micrograph
-from cryosift.picking.mae import DEFAULT_PRESET, PRESETS
-from cryosift.picking.model import load_model, save_model
-from cryosift.picking.run import find_with_diameter
-from cryosift.picking.train import (
-    FINE_TUNE,
-    RANK_MICROGRAPHS,
-    TrainSettings,
-    tiles_per_epoch,
-    train,
-    train_ranker,
-)
-from cryosift.preprocess.micrograph import preprocess
+from cryosift.picking.mae_config import DEFAULT_PRESET, PRESETS
+
+# torch, scipy and the picker are imported by the functions that use them: --help answers
+# at once.
 
 
 def _preprocessed(paths, angpix: float | None, diameter: float, settings: dict) -> list:
     """The micrographs at ``paths`` read and preprocessed for the MAE, each ``(rows, cols)``."""
+    from cryosift.io.micrographs import read_micrograph
+    from cryosift.preprocess.micrograph import preprocess
+
     images = []
     with progress_bar() as bar:
         task = bar.add_task("preprocessing", total=len(paths), rate="")
@@ -56,6 +50,8 @@ def _preprocessed(paths, angpix: float | None, diameter: float, settings: dict) 
 
 def _learned_ranker(model, paths: list[Path], diameter: float, angpix, seed: int):
     """The candidate ranker learned on ``paths`` (:func:`train_ranker`), said in one line."""
+    from cryosift.picking.train import RANK_MICROGRAPHS, train_ranker
+
     with progress_bar() as bar:
         task = bar.add_task("learning the ranker", total=min(len(paths), RANK_MICROGRAPHS), rate="")
         ranker = train_ranker(
@@ -103,6 +99,10 @@ def main(
     seed: int = typer.Option(0, "--seed", help="Random seed"),
 ) -> None:
     """Train the picker's masked autoencoder on unlabelled micrographs."""
+    from cryosift.picking.model import load_model, save_model
+    from cryosift.picking.run import find_with_diameter
+    from cryosift.picking.train import FINE_TUNE, TrainSettings, tiles_per_epoch, train
+
     check_choice("--preset", preset, PRESETS)
     base = TrainSettings() if from_scratch else FINE_TUNE
     epochs = base.epochs if epochs is None else epochs

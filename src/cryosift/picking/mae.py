@@ -11,42 +11,11 @@ grid at hand). Attention is ``F.scaled_dot_product_attention``; nothing needs ti
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-@dataclass(frozen=True)
-class MaeConfig:
-    """Architecture and masking. ``tile`` and ``patch`` in px of the preprocessed micrograph."""
-
-    tile: int = 64
-    patch: int = 4
-    width: int = 192
-    depth: int = 14
-    heads: int = 3
-    decoder_width: int = 128
-    decoder_depth: int = 7
-    decoder_heads: int = 4
-    mask_ratio: float = 0.5
-
-    @property
-    def grid(self) -> int:
-        return self.tile // self.patch
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-#: The paper's configuration, and cryosift's default: the same tiles and tokens with a
-#: narrower, shallower encoder that trains in minutes on two CPU cores (docs/picking.md).
-PRESETS = {
-    "paper": MaeConfig(),
-    "small": MaeConfig(width=96, depth=4, heads=3, decoder_width=64, decoder_depth=2),
-}
-DEFAULT_PRESET = "small"
+from cryosift.picking.mae_config import DEFAULT_PRESET, PRESETS, MaeConfig  # noqa: F401
 
 
 def sincos_2d(h: int, w: int, dim: int) -> torch.Tensor:
