@@ -17,7 +17,6 @@ from cryosift.io.particles import ParticleSet, write_cs_subset, write_particles_
 from cryosift.outliers.detector import VERDICTS, Correlator, DetectorParams, detect
 from cryosift.outliers.profile import ProfileStats, estimate_radius, image_moments
 from cryosift.outliers.radial import (
-    NOISE_PASS,
     SMOOTH_RADII,
     RadialDecision,
     RingProfiles,
@@ -262,7 +261,7 @@ def _judge_radial(
             low=low,
             expected_tpr=decision.expected_tpr,
             kept_share=decision.kept_share,
-            loosened=decision.noise_pass > NOISE_PASS,
+            loosened=decision.usual_threshold is not None,
         )
     separable = {**sep.describe(), "note": sep.sentence()}
     return {"radial_threshold": decision.threshold, "separability": separable}
@@ -327,7 +326,7 @@ def _apply_radial(table: pd.DataFrame, decision: RadialDecision) -> None:
     rules_reason = table["reason"].to_numpy().astype(object)
     kept, score, t = decision.kept, decision.score, decision.threshold
     rescued = kept & ~decision.by_score
-    loosened = decision.loosened
+    loosened = decision.kept_by_loosening
     verdict = np.where(kept, "inlier", rules_verdict).astype(object)
     verdict[~kept & (rules_verdict == "inlier")] = "noise"
     reason = np.full(len(table), "", dtype=object)

@@ -283,9 +283,8 @@ class RadialDecision:
     guess (``z >= NOISE_Z``); ``expected_tpr`` the share of particles the score's decision
     is expected to keep (:func:`expected_tpr`; None without a separability to base it on);
     ``kept_share`` the share of the images that do not score like noise that the usual
-    threshold keeps (:func:`kept_share`), ``noise_pass`` the share of noise the
-    threshold lets through and, when it was loosened, ``usual_threshold`` the one it
-    replaced."""
+    threshold keeps (:func:`kept_share`) and, when the threshold was loosened,
+    ``usual_threshold`` the one it replaced."""
 
     score: np.ndarray
     threshold: float
@@ -295,11 +294,15 @@ class RadialDecision:
     junk: float = -np.inf
     expected_tpr: float | None = None
     kept_share: float | None = None
-    noise_pass: float = NOISE_PASS
     usual_threshold: float | None = None
 
     @property
-    def loosened(self) -> np.ndarray:
+    def noise_pass(self) -> float:
+        """The share of pure-noise images the threshold lets through."""
+        return NOISE_PASS if self.usual_threshold is None else LOOSE_NOISE_PASS
+
+    @property
+    def kept_by_loosening(self) -> np.ndarray:
         """``(B,)`` images kept only because the threshold was loosened (score between
         ``threshold`` and ``usual_threshold``)."""
         if self.usual_threshold is None:
@@ -400,7 +403,6 @@ def radial_decision(
         provisional,
         expected_tpr=usual,
         kept_share=share,
-        noise_pass=LOOSE_NOISE_PASS,
         usual_threshold=threshold,
     )
 
