@@ -280,13 +280,12 @@ def blob_distance(table: pd.DataFrame) -> np.ndarray:
     return out
 
 
-def unlabelled_check(table: pd.DataFrame, verdicts: dict) -> pd.DataFrame:
+def unlabelled_check(table: pd.DataFrame, verdicts: dict, blob: np.ndarray) -> pd.DataFrame:
     """Are the "noise" boxes the default keeps unlabelled particles? Per box size: how many
-    noise boxes have a blob (:func:`blob_distance`) within a quarter diameter of their
-    centre, how often those and the other noise boxes are kept, the same share for the
-    labelled particles, and TPR / TNR with those noise boxes set aside."""
+    noise boxes have a blob within a quarter diameter of their centre (``blob`` ``(boxes,)``,
+    from :func:`blob_distance`), how often those and the other noise boxes are kept, the same
+    share for the labelled particles, and TPR / TNR with those noise boxes set aside."""
     truth = table.type.to_numpy()
-    blob = blob_distance(table) < DIAMETER / 4
     noise, junk = truth == "noise", truth != "inlier"
     rows = []
     for factor in FACTORS:
@@ -484,9 +483,9 @@ def main() -> None:
         "48 inlier boxes (centred on labels), box 1.5 D, for comparison",
         "real_outliers_inlier_boxes.png",
     )
-    unlabelled = unlabelled_check(table, verdicts)
-    unlabelled.to_csv(RESULTS / "real_outliers_unlabelled.csv", index=False)
     blob = blob_distance(table) < DIAMETER / 4
+    unlabelled = unlabelled_check(table, verdicts, blob)
+    unlabelled.to_csv(RESULTS / "real_outliers_unlabelled.csv", index=False)
     grid(
         images[np.flatnonzero((truth == "noise") & blob)[:48]],
         "'noise' boxes with a LoG blob within D/4 of the centre (unlabelled particles?), 1.5 D",
