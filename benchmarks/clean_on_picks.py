@@ -22,6 +22,7 @@ Writes ``benchmarks/results/clean_on_picks.{csv,txt}``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import subprocess
 import sys
 import time
@@ -34,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cryosift.evaluate.picks import evaluate_picks
 from cryosift.io.particles import read_particles
-from cryosift.outliers.clean import CleanConfig, clean_particles
+from cryosift.outliers.clean import clean_particles
+from cryosift.pipeline.run import RunConfig, clean_config
 from picking_carry import CRYOSIFT, DATASETS, WORK, prepare, slug
 from picking_empiar10017 import RESULTS
 
@@ -66,18 +68,10 @@ def clean_twice(out: Path) -> tuple[pd.DataFrame, dict]:
     the two verdicts, and the first cleaning's separability facts."""
     import json
 
-    params = json.loads((out / "run.json").read_text())["parameters"]
+    cfg = RunConfig(**json.loads((out / "run.json").read_text())["parameters"])
     pset = read_particles(out / "particles.star")
-    base = dict(
-        radius_px=params["diameter"] / 2 * params["size"] / params["box"],
-        size=params["clean_size"],
-        peaks=params["peaks"],
-        rules=params["rules"],
-        phase_flip=False,
-        seed=params["seed"],
-    )
-    default = clean_particles(pset, CleanConfig(**base))
-    strict = clean_particles(pset, CleanConfig(**base, loosen=False))
+    default = clean_particles(pset, clean_config(cfg))
+    strict = clean_particles(pset, clean_config(dataclasses.replace(cfg, strict_clean=True)))
     table = pd.DataFrame(
         {"default": default.table.verdict.to_numpy(), "strict": strict.table.verdict.to_numpy()}
     )

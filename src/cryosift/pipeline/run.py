@@ -459,10 +459,10 @@ def _pick_and_extract(
     return ordered
 
 
-def _clean(pset, particles: pd.DataFrame, cfg: RunConfig, progress: Progress):
-    """``cryosift clean`` on the extracted particles ``pset``; its result, whose table gains
-    each particle's micrograph, coordinates (px) and pick score from ``particles``."""
-    clean_cfg = CleanConfig(
+def clean_config(cfg: RunConfig) -> CleanConfig:
+    """How a run cleans its extracted particles (already phase flipped when the run flips):
+    the particle radius in px of the extracted boxes, the run's size, preset and seed."""
+    return CleanConfig(
         radius_px=cfg.diameter / 2 * cfg.size / cfg.box,
         size=cfg.clean_size,
         peaks=cfg.peaks,
@@ -471,7 +471,13 @@ def _clean(pset, particles: pd.DataFrame, cfg: RunConfig, progress: Progress):
         seed=cfg.seed,
         loosen=not cfg.strict_clean,
     )
-    result = clean_particles(pset, clean_cfg, on_progress=progress("cleaning", len(pset)))
+
+
+def _clean(pset, particles: pd.DataFrame, cfg: RunConfig, progress: Progress):
+    """``cryosift clean`` on the extracted particles ``pset``; its result, whose table gains
+    each particle's micrograph, coordinates (px) and pick score from ``particles``."""
+    progress_cb = progress("cleaning", len(pset))
+    result = clean_particles(pset, clean_config(cfg), on_progress=progress_cb)
     table = result.table
     table.insert(2, "micrograph", particles["rlnMicrographName"].to_numpy())
     table.insert(3, "x_px", particles["rlnCoordinateX"].to_numpy())
