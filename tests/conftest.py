@@ -112,12 +112,16 @@ def disc_blob(d: int, centre: tuple[float, float], radius: float) -> np.ndarray:
     return np.exp(-((yy - centre[0]) ** 2 + (xx - centre[1]) ** 2) / (2 * (radius / 2) ** 2))
 
 
+#: Image side and disc radius (px) of :func:`disc_stack`.
+DISC_SIZE, DISC_RADIUS = 41, 8.0
+
+
 def disc_stack(n_in: int, n_out: int, sigma: float = 1.2, seed: int = 0):
-    """41 x 41 px images: centred discs (radius R = 8 px) plus equal numbers of noise,
-    partial (centre 1-3 px inside an edge) and two-disc images (each disc 1.0-1.3 R from the
-    centre), with white noise of ``sigma``; returns images ``(B, 41, 41)`` float32 and the
-    truth labels."""
-    N, R = 41, 8.0
+    """DISC_SIZE-px images: centred discs (radius R = DISC_RADIUS) plus equal numbers of
+    noise, partial (centre 1-3 px inside an edge) and two-disc images (each disc 1.0-1.3 R
+    from the centre), with white noise of ``sigma``; returns images ``(B, 41, 41)`` float32
+    and the truth labels."""
+    N, R = DISC_SIZE, DISC_RADIUS
     rng = np.random.default_rng(seed)
     c = N // 2
     images, truth = [], []

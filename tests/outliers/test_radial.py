@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import disc_stack
+from conftest import DISC_RADIUS, DISC_SIZE, disc_stack
 from cryosift.evaluate.outliers import outlier_rates
 from cryosift.outliers import DetectorParams, detect, get_rules
 from cryosift.outliers.clean import clean_images
@@ -26,8 +26,7 @@ from cryosift.outliers.radial import (
     window_size,
 )
 
-N, R = 41, 8.0  # image side, particle radius (px): those of disc_stack
-_stack = disc_stack
+N, R = DISC_SIZE, DISC_RADIUS  # image side, particle radius (px)
 
 
 def test_window_is_sized_from_the_diameter_and_keeps_the_centre():
@@ -44,7 +43,7 @@ def test_window_is_sized_from_the_diameter_and_keeps_the_centre():
 
 
 def test_polarity_found_from_the_stack():
-    images, _ = _stack(200, 100)
+    images, _ = disc_stack(200, 100)
     for sign in (1, -1):
         stats = ProfileStats(N)
         stats.add(sign * images)
@@ -77,7 +76,7 @@ def test_threshold_does_not_depend_on_the_share_of_outliers(n_out):
     false alarm of the moderate-separability check (docs/outliers.md): the disc-like junk
     counts as images the threshold loses, the threshold is loosened and lets more junk
     through; the particles are kept either way."""
-    images, truth = _stack(600, n_out, seed=n_out)
+    images, truth = disc_stack(600, n_out, seed=n_out)
     table, facts = _judge(images, R)
     rates = outlier_rates(table.verdict, truth)
     loosened = facts["separability"]["noise_pass"] == LOOSE_NOISE_PASS
@@ -88,7 +87,7 @@ def test_threshold_does_not_depend_on_the_share_of_outliers(n_out):
 
 
 def test_every_verdict_comes_with_its_reason():
-    images, _ = _stack(400, 300, seed=5)
+    images, _ = disc_stack(400, 300, seed=5)
     table = clean_images(images, R)
     # Outliers get a verdict and a reason that names the radial profile; kept images whose
     # peaks looked wrong say so.
@@ -100,7 +99,7 @@ def test_every_verdict_comes_with_its_reason():
 
 
 def test_noise_images_have_the_stack_spectrum_and_follow_the_seed():
-    images, _ = _stack(300, 300, sigma=1.0, seed=21)
+    images, _ = disc_stack(300, 300, sigma=1.0, seed=21)
     stats = ProfileStats(N)
     stats.add(images)
     noise = stats.noise_images(4000, np.random.default_rng(1))
@@ -139,7 +138,7 @@ def test_noise_null_threshold_on_a_stack_with_particles():
     """With particles in the stack the simulated noise carries some of their power, so the
     null is conservative: pure-noise images pass at no more than NOISE_PASS, and most
     particles are kept."""
-    images, truth = _stack(600, 600, sigma=2.5, seed=17)
+    images, truth = disc_stack(600, 600, sigma=2.5, seed=17)
     stats = ProfileStats(N)
     stats.add(images)
     rings = RingProfiles(N, R / 12)
@@ -150,14 +149,14 @@ def test_noise_null_threshold_on_a_stack_with_particles():
 
 
 def test_clean_is_deterministic_per_seed():
-    images, _ = _stack(300, 300, sigma=2.0, seed=23)
+    images, _ = disc_stack(300, 300, sigma=2.0, seed=23)
     first = clean_images(images, R, seed=4)
     assert first.equals(clean_images(images, R, seed=4))
     assert first.radial_score.to_numpy().std() > 0
 
 
 def test_outlier_types_are_named_by_the_peak_rules():
-    images, truth = _stack(300, 300, sigma=0.3, seed=7)
+    images, truth = disc_stack(300, 300, sigma=0.3, seed=7)
     table = clean_images(images, R)
     named = table.verdict.to_numpy()
     removed = named != "inlier"
@@ -169,7 +168,7 @@ def test_outlier_types_are_named_by_the_peak_rules():
 
 
 def test_polarity_does_not_change_the_verdicts():
-    images, _ = _stack(300, 150, seed=9)
+    images, _ = disc_stack(300, 150, seed=9)
     bright = clean_images(images, R)
     dark = clean_images(-images, R)
     assert (bright.verdict == dark.verdict).all()
@@ -186,7 +185,7 @@ def test_degenerate_first_guess_falls_back_to_the_z_score():
 
 @pytest.mark.parametrize("preset", ["reference", "paper"])
 def test_rule_presets_are_unchanged_by_the_stack_code(preset):
-    images, _ = _stack(120, 60, seed=11)
+    images, _ = disc_stack(120, 60, seed=11)
     table = clean_images(images, R, preset)
     direct = detect(
         images,
@@ -216,7 +215,7 @@ def test_ring_profiles_low_pass_before_averaging():
 def test_refitting_the_discriminant_keeps_the_count_and_helps():
     """Each round refits between the previous ranking's top and the rest: the number kept
     stays that of the noise null, and on a noisy stack the ranking gets closer to the truth."""
-    images, truth = _stack(400, 400, sigma=2.5, seed=13)
+    images, truth = disc_stack(400, 400, sigma=2.5, seed=13)
     rings = RingProfiles(N, R / 12)
     stats = ProfileStats(N)
     stats.add(images)
@@ -288,7 +287,7 @@ def test_moderate_separability_loosens_the_threshold():
     """Discs in noise (sigma 2) that the usual threshold cuts into (it keeps 0.81 of them):
     the threshold lets LOOSE_NOISE_PASS of noise through instead, keeps at least 0.95 of the
     particles, says so, and still removes most junk; a clear stack is left as it was."""
-    images, truth = _stack(600, 300, sigma=2.0, seed=401)
+    images, truth = disc_stack(600, 300, sigma=2.0, seed=401)
     table, facts = _judge(images, R)
     rates = outlier_rates(table.verdict, truth)
     sep = facts["separability"]
@@ -300,7 +299,7 @@ def test_moderate_separability_loosens_the_threshold():
     moderate = table.reason.str.startswith("kept: moderate separability")
     assert moderate.any() and (table.verdict[moderate] == "inlier").all()
     assert table.reason[moderate].str.contains("usual threshold").all()
-    clear, _ = _stack(600, 300, sigma=1.2, seed=301)
+    clear, _ = disc_stack(600, 300, sigma=1.2, seed=301)
     assert _judge(clear, R)[1]["separability"]["noise_pass"] == NOISE_PASS
 
 
@@ -309,7 +308,7 @@ def test_loosening_needs_a_moderate_signal_and_can_be_refused():
     threshold can lose particles (mu 2.0), not when it says they stand far out of noise
     (mu 3.5: what the threshold loses is junk), nor with ``loosen=False`` (the picker's
     labels)."""
-    images, truth = _stack(600, 300, sigma=2.0, seed=401)
+    images, truth = disc_stack(600, 300, sigma=2.0, seed=401)
     stats = ProfileStats(N)
     stats.add(images)
     rings = RingProfiles(N, R / 12)
@@ -329,7 +328,7 @@ def test_loosening_needs_a_moderate_signal_and_can_be_refused():
 
 def test_a_clear_stack_is_judged_as_before():
     """Separability good: the decision is the discriminant's alone."""
-    images, _ = _stack(300, 150, seed=2)
+    images, _ = disc_stack(300, 150, seed=2)
     table, facts = _judge(images, R)
     assert not facts["separability"]["low"]
     assert not table.reason.str.contains("low separability").any()
@@ -339,7 +338,7 @@ def test_a_clear_stack_is_judged_as_before():
 def test_a_radius_far_from_the_stacks_draws_a_warning(given, warned):
     """The stack's mean image suggests the particle's radius: half or twice it is warned
     about, with both numbers; the right one is not."""
-    images, _ = _stack(400, 100, seed=4)
+    images, _ = disc_stack(400, 100, seed=4)
     _, facts = _judge(images, given)
     assert facts["radius_from_stack_px"] == pytest.approx(R, rel=0.3)
     assert bool(facts.get("warnings")) == warned
@@ -348,7 +347,7 @@ def test_a_radius_far_from_the_stacks_draws_a_warning(given, warned):
 
 
 def test_eps_px_changes_only_the_reference_preset():
-    images, _ = _stack(200, 100, seed=6)
+    images, _ = disc_stack(200, 100, seed=6)
     for preset in ("radial", "paper", "reference"):
         base, _ = _judge(images, R, preset)
         other, f1 = _judge(images, R, preset, eps=2.0)
