@@ -181,7 +181,10 @@ def build(seed: int = 0, blobs: dict[str, np.ndarray] | None = None) -> pd.DataF
 
 
 def _clear_of_blobs(
-    pool: pd.DataFrame, chosen: np.ndarray, blobs: dict[str, np.ndarray], rng
+    pool: pd.DataFrame,
+    chosen: np.ndarray,
+    blobs: dict[str, np.ndarray],
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """``chosen`` rows of the noise ``pool`` with those on a blob (:func:`blob_distance`
     below a quarter diameter) replaced by rows, drawn at random, that are not."""
