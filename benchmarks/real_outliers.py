@@ -46,7 +46,7 @@ LoG blob within a quarter diameter of their centre (``real_outliers_noise_with_b
 how often such boxes are kept, and TNR with them set aside;
 ``real_outliers_kept_noise_context.png`` shows the noise boxes the default keeps there in their
 micrograph, with the labelled particles around them.
-Run: ``python benchmarks/real_outliers.py`` (about 3 minutes on 2 cores).
+Run: ``python benchmarks/real_outliers.py`` (about 90 s on 2 cores).
 """
 
 from __future__ import annotations
