@@ -119,7 +119,7 @@ def score_all(names, truth, tune, test) -> dict:
 
     model = load_model()
     paths = {n: DATA / "images" / f"{n}.jpg" for n in names}
-    job, _found, _ = prepare_picking(model, paths, PickJob(diameter=DIAMETER, cluster=-1))
+    job, _found, _, _ = prepare_picking(model, paths, PickJob(diameter=DIAMETER, cluster=-1))
     job = replace(job, threshold=0.0)  # every candidate, with its score
     images = {n: read_micrograph(paths[n]).image for n in names}
     t0 = time.perf_counter()

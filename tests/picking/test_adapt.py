@@ -11,16 +11,11 @@ import pytest
 from conftest import simulated_picking_micrographs
 from cryosift.evaluate.picks import evaluate_picks
 from cryosift.picking.adapt import (
-    CROWDED_SHARE,
-    CROWDED_WEAK_KEEP,
-    WEAK_SEPARATION,
-    centred_on_split,
+    default_cut,
     job_from_state,
     learn_ranker,
-    lenient_when_crowded_and_weak,
     prepare_picking,
     ranker_json,
-    separation,
 )
 from cryosift.picking.blobs import NAMES, blob_features
 from cryosift.picking.model import load_model
@@ -99,54 +94,85 @@ def test_fit_ranker_splits_embedding_and_blob_weights():
     assert np.mean((ranker.decision(x) > 0) == truth) > 0.9
 
 
-def test_centred_on_split_moves_the_threshold_to_the_mixture_split_or_the_lower_one():
-    """Two clusters of log-odds, split near their midpoint: the plain rule moves the bias so
-    that probability 0.5 falls at the split; the lenient rule moves it only when the split
-    lies below the ranker's own 0.5, and then to the same place."""
+def test_default_cut_follows_the_classes_and_falls_back_to_every_candidate():
+    """Scores that tell the particle classes' members from the rest give the cut that keeps
+    about them; scores unrelated to them fall back to keeping every candidate (threshold 0)
+    and say so."""
     rng = np.random.default_rng(0)
-    ranker = Ranker(np.zeros(3), 0.0, {})
-    for centre in (2.0, -2.0):  # the split lies near +2 or near -2
-        logits = np.concatenate(
-            [rng.normal(centre - 3, 0.5, 300), rng.normal(centre + 3, 0.5, 300)]
-        )
-        plain = centred_on_split(ranker, logits)
-        lenient = centred_on_split(ranker, logits, lenient=True)
-        split = plain.info["split_logit"]
-        assert abs(split - centre) < 1.0 and plain.bias == pytest.approx(-split, abs=1e-4)
-        assert lenient.bias == pytest.approx(-min(split, 0.0), abs=1e-4)
-        assert lenient.info["bias_shift"] == pytest.approx(min(split, 0.0), abs=1e-4)
+    pi = (rng.random(800) < 0.4).astype(float)
+    info: dict = {}
+    _, threshold = default_cut(3.0 * pi + rng.normal(size=800), pi, info)
+    assert threshold is None and info["default"].startswith("probability 0.5")
+    assert info["keep_share"] == pytest.approx(0.4, abs=0.08)
+    assert info["expected_f1"] > info["expected_f1_every_candidate"] + 0.2
+    info = {}
+    _, threshold = default_cut(rng.normal(size=800), pi, info)
+    assert threshold == 0.0 and info["default"] == "every candidate: weak ranking"
+    # classes that cannot tell (pi unrelated to the scores), but scores in two clear humps,
+    # the upper a minority: a sparse field, cut between the humps
+    sparse = np.r_[rng.normal(0, 1, 680), rng.normal(5, 1, 120)]
+    info = {}
+    cut, threshold = default_cut(sparse, rng.permutation(pi), info)
+    assert threshold is None and "two humps" in info["default"]
+    assert np.mean(sparse >= cut) == pytest.approx(0.15, abs=0.02)
+    assert info["score_separation"] > 4 and info["upper_hump"] == pytest.approx(0.15, abs=0.02)
 
 
-def test_separation_tells_one_hump_from_two():
-    """One Gaussian hump of log-odds reads as weak, two humps 3 and 6 sd apart as clear;
-    the measure does not depend on the units (scale and offset) of the log-odds."""
+def test_combined_ranker_is_the_standardised_sum_less_the_cut():
+    """The one ranker a run keeps scores a candidate by its standardised template match plus
+    its standardised learned log-odds, less the cut: probability 0.5 exactly at the cut."""
+    from cryosift.picking.adapt import combined_ranker, standardised_sum
+    from cryosift.picking.classes import ClassJudgement, SurveyClasses
+
     rng = np.random.default_rng(1)
-    one = rng.normal(0, 1, 3000)
-    two = np.concatenate([rng.normal(-1.5, 1, 1500), rng.normal(1.5, 1, 1500)])
-    far = np.concatenate([rng.normal(-3, 1, 1500), rng.normal(3, 1, 1500)])
-    assert separation(one) < WEAK_SEPARATION < separation(two) < separation(far)
-    assert separation(4 * two - 7) == pytest.approx(separation(two), rel=1e-6)
-    assert separation(np.ones(50)) == np.inf and separation(one[:5]) == np.inf
+    x = rng.normal(size=(300, 4 + len(NAMES)))
+    learned = Ranker(rng.normal(size=4), 0.3, {}, rng.normal(size=len(NAMES)))
+    matches = rng.normal(0.3, 0.05, 300)
+    combined, scales = standardised_sum([matches, learned.decision(x)])
+    judgement = ClassJudgement(np.array([9]), np.ones(1), np.zeros(1), np.ones(1), ["particle"],
+                               np.zeros(3), True)  # fmt: skip
+    classes = SurveyClasses(np.ones((1, 8, 8)), np.zeros(300, int), judgement, 0.0)
+    one = combined_ranker(learned, classes, scales, 0.7, x.shape[1])
+    np.testing.assert_allclose(one.decision(x, matches), combined - 0.7, atol=1e-9)
+    assert one.uses_templates and one.templates.shape == (1, 8, 8)
+    with pytest.raises(ValueError, match="template matches"):
+        one.decision(x)
+    back = Ranker.from_dict(json.loads(json.dumps(ranker_json(one))))
+    np.testing.assert_allclose(back.decision(x, matches), one.decision(x, matches), atol=1e-9)
+    np.testing.assert_array_equal(back.templates, one.templates)
+    alone = combined_ranker(None, classes, scales[:1], 0.0, x.shape[1])  # no learned ranker
+    expected = (matches - scales[0][0]) / scales[0][1]
+    np.testing.assert_allclose(alone.decision(x, matches), expected, atol=1e-9)
 
 
-def test_crowded_field_with_a_weak_ranking_keeps_most_candidates():
-    """Only a crowded field (the map keeps at least CROWDED_SHARE) with a weak ranking (one
-    hump) moves 0.5 down, to keep CROWDED_WEAK_KEEP of the candidates; a clear ranking, a
-    sparse field, or a threshold that already keeps more leave the ranker as it was."""
-    rng = np.random.default_rng(2)
-    ranker = Ranker(np.zeros(3), 0.4, {"bias_shift": 0.1})
-    weak = rng.normal(-0.5, 1, 4000)
-    moved = lenient_when_crowded_and_weak(ranker, weak, CROWDED_SHARE + 0.05)
-    assert moved.info["crowded_weak"] and moved.info["separation"] < WEAK_SEPARATION
-    kept = (weak + (moved.bias - ranker.bias)) >= 0  # the same candidates under the new bias
-    assert kept.mean() == pytest.approx(CROWDED_WEAK_KEEP, abs=1e-3)
-    assert moved.info["bias_shift"] == pytest.approx(0.1 + (ranker.bias - moved.bias), abs=1e-3)
-    clear = np.concatenate([rng.normal(-3, 1, 2000), rng.normal(3, 1, 2000)])
-    for logits, share in ((clear, 0.6), (weak, CROWDED_SHARE - 0.05), (weak + 5, 0.6)):
-        same = lenient_when_crowded_and_weak(ranker, logits, share)
-        assert same.bias == ranker.bias and same.info["bias_shift"] == 0.1
-    assert not lenient_when_crowded_and_weak(ranker, clear, 0.6).info["crowded_weak"]
-    assert lenient_when_crowded_and_weak(ranker, weak + 5, 0.6).info["crowded_weak"]
+def test_no_particle_class_keeps_every_candidate(simulated, monkeypatch):
+    """When the survey's classes hold no particle class, adaptation learns no ranking from
+    them and the default keeps every candidate, saying why."""
+    import cryosift.picking.adapt as adapt_module
+    from cryosift.picking.classes import ClassJudgement, SurveyClasses
+
+    def junk_only(boxes, seed=0, device="cpu"):
+        k = 3
+        j = ClassJudgement(np.full(k, len(boxes) // k), np.ones(k), np.full(k, 5.0),
+                           np.zeros(k), ["line or edge"] * k, np.zeros(2), True)  # fmt: skip
+        labels = np.arange(len(boxes)) % k
+        return SurveyClasses(np.zeros((k, *boxes.shape[1:])), labels, j, 0.0)
+
+    monkeypatch.setattr(adapt_module, "classify_survey", junk_only)
+    mics, d, _ = simulated
+    model = load_model()
+    job = PickJob(diameter=d, cluster=prepare_cluster(model, mics, d))
+    seen = [(m.image, embed_image(model, m.image, d)) for m in mics]
+    ranker, info, threshold, classes = learn_ranker(model, seen, job)
+    assert ranker is None and threshold == 0.0
+    assert info["default"] == "every candidate: no particle class"
+    assert classes.judgement.particle.sum() == 0
+
+
+def prepare_cluster(model, mics, d) -> int:
+    from cryosift.picking.run import cluster_from_survey
+
+    return cluster_from_survey(model, [embed_image(model, m.image, d) for m in mics], d)[0]
 
 
 @pytest.fixture(scope="module")
@@ -161,11 +187,14 @@ def test_adaptation_picks_well_and_is_deterministic_per_seed(simulated):
     mics, d, paths = simulated
     model = load_model()
     keyed = {m.name: p for m, p in zip(mics, paths, strict=True)}
-    job, picks, state = prepare_picking(model, keyed, PickJob(diameter=d, cluster=-1))
+    job, picks, state, classes = prepare_picking(model, keyed, PickJob(diameter=d, cluster=-1))
     assert job.ranker is not None and state["ranker"] is not None
     info = state["adapt"]
     assert info["micrographs"] == 2 and info["positives"] >= 20 and info["negatives"] >= 20
-    again_job, again, again_state = prepare_picking(model, keyed, PickJob(diameter=d, cluster=-1))
+    assert classes is not None and info["classes"]["particle_classes"] >= 1
+    again_job, again, again_state, _ = prepare_picking(
+        model, keyed, PickJob(diameter=d, cluster=-1)
+    )
     np.testing.assert_array_equal(again_job.ranker.all_weights, job.ranker.all_weights)
     assert again_state["ranker"] == state["ranker"]
     for name in picks:
@@ -183,19 +212,26 @@ def test_adaptation_picks_well_and_is_deterministic_per_seed(simulated):
 
 def test_too_few_labels_learn_no_ranker(simulated, tmp_path):
     """On a micrograph of pure noise the survey finds too few pseudo-labels: no ranker is
-    learned, the state says so, and candidates keep the particle map's score."""
+    learned, the state says so, candidates keep the particle map's score and the default
+    falls back to keeping every candidate."""
     from cryosift.io.mrc import write_stack
 
     _, d, _ = simulated
     model = load_model()
     noise = np.random.default_rng(4).normal(size=(256, 256)).astype(np.float32)
     job = PickJob(diameter=d, cluster=0)
-    ranker, info = learn_ranker(model, [(noise, embed_image(model, noise, d))], job)
-    assert ranker is None
+    ranker, info, threshold, _ = learn_ranker(model, [(noise, embed_image(model, noise, d))], job)
+    assert ranker is None and threshold == 0.0
     assert info["positives"] < 20 or info["negatives"] < 20
+    assert info["default"].startswith("every candidate")
     write_stack(tmp_path / "noise.mrc", noise, 2.0)
-    job, picks, state = prepare_picking(
+    job, picks, state, _ = prepare_picking(
         model, {"noise": tmp_path / "noise.mrc"}, PickJob(diameter=d, cluster=-1)
     )
     assert job.ranker is None and state["ranker"] is None and state["adapt"] is not None
+    assert job.threshold == 0.0 and state["threshold"] == 0.0
     assert picks["noise"].score.between(0, 1).all()
+    assert picks["noise"].keep.sum() == picks["noise"].passes.sum()  # every candidate kept
+    # a threshold the user gives wins over the adapted default, also when resumed
+    given = job_from_state(PickJob(diameter=d, cluster=-1, threshold=0.7), state)
+    assert given.threshold == 0.7

@@ -95,9 +95,9 @@ def test_picks_simulated_micrographs(carbon, floor, map_floor, tmp_path):
     mics, d, paths = simulated_picking_micrographs(tmp_path, carbon)
     model = load_model()
     keyed = {m.name: p for m, p in zip(mics, paths, strict=True)}
-    job, _, _ = prepare_picking(model, keyed, PickJob(diameter=d, cluster=-1))
+    job, *_ = prepare_picking(model, keyed, PickJob(diameter=d, cluster=-1))
     truth = {m.name: m.coords[["x", "y"]] for m in mics}
-    for adapted, least in ((job, floor), (replace(job, ranker=None), map_floor)):
+    for adapted, least in ((job, floor), (replace(job, ranker=None, threshold=None), map_floor)):
         picks = {m.name: pick_image(model, m.image, adapted) for m in mics}
         kept = {k: v[v.keep] for k, v in picks.items()}
         pooled = evaluate_picks(kept, truth, d).iloc[-1]

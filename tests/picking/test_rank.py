@@ -17,7 +17,6 @@ from cryosift.picking.rank import (
     detector_box,
     disc_means,
     fit_ranker,
-    pseudo_labels,
 )
 
 
@@ -93,14 +92,6 @@ def test_ranker_learns_through_noisy_pseudo_labels():
     assert auc > 0.8
     assert auc > roc_auc_score(truth, label) + 0.1
     assert np.argmax(np.abs(ranker.weights)) == 3
-
-
-def test_pseudo_labels_need_both_judges_for_a_positive():
-    kept = np.array([True, True, False, False])
-    verdict = np.array(["inlier", "noise", "inlier", "partial"])
-    pos, neg = pseudo_labels(kept, verdict)
-    assert pos.tolist() == [True, False, False, False]
-    assert neg.tolist() == [False, True, False, True]
 
 
 @pytest.mark.parametrize(

@@ -168,8 +168,8 @@ def write_outputs(
         outdir / "model.star": lambda p: write_star({"model_classes": model}, p),
         outdir / "particles.star": lambda p: write_star(blocks, p),
         outdir / "classify.json": lambda p: p.write_text(json.dumps(facts, indent=2, default=str)),
-        outdir / "classes.png": lambda p: gallery(p, averages, result.counts[order],
-                                                  ranking.good[order]),
+        outdir / "classes.png": lambda p: gallery(p, averages, numbered(result.counts[order]),
+                                                  ranking.good[order], result.counts[order]),
     }  # fmt: skip
     write_all_or_nothing(writers)
     return list(writers)
@@ -208,8 +208,17 @@ def alignment_blocks(
     return {"optics": optics, "particles": parts}
 
 
-def gallery(path: Path, averages: np.ndarray, counts: np.ndarray, good: np.ndarray) -> None:
-    """A PNG of the class averages in order, each with its size, framed green when good."""
+def numbered(counts: np.ndarray) -> list[str]:
+    """Titles of classes shown in order: number and size."""
+    return [f"{i + 1}: {n}" for i, n in enumerate(counts)]
+
+
+def gallery(
+    path, averages: np.ndarray, titles: list[str], good: np.ndarray, counts: np.ndarray
+) -> None:
+    """A PNG (to a path or a binary file) of the class ``averages`` ``(K, n, n)`` in order,
+    each with its title, framed green when ``good``; a class of no image (``counts`` 0) is
+    drawn as the word "empty", not as a blank average."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,11 +231,16 @@ def gallery(path: Path, averages: np.ndarray, counts: np.ndarray, good: np.ndarr
         ax.set_xticks([])
         ax.set_yticks([])
         ax.axis("off")
-    for i, (img, n, g) in enumerate(zip(averages, counts, good, strict=True)):
+    for i, (img, title, g, n) in enumerate(zip(averages, titles, good, counts, strict=True)):
         ax = axes.ravel()[i]
         ax.axis("on")
-        ax.imshow(img, cmap="gray")
-        ax.set_title(f"{i + 1}: {n}", fontsize=7)
+        if n > 0:
+            ax.imshow(img, cmap="gray")
+        else:
+            ax.set_xlim(0, 1)
+            ax.set_ylim(0, 1)
+            ax.text(0.5, 0.5, "empty", ha="center", va="center", fontsize=8, color="#777777")
+        ax.set_title(title, fontsize=7)
         for s in ax.spines.values():
             s.set_edgecolor("#2ca02c" if g else "#d62728")
             s.set_linewidth(2)
@@ -334,7 +348,8 @@ def classify_run_particles(
     for name, mask in (("inliers", inlier), ("removed", ~inlier)):
         counts = np.bincount(result.labels[mask], minlength=k)[order]
         buf = io.BytesIO()
-        gallery(buf, subset_averages(images, result, mask)[order], counts, ranking.good[order])
+        gallery(buf, subset_averages(images, result, mask)[order], numbered(counts),
+                ranking.good[order], counts)  # fmt: skip
         pngs[name] = buf.getvalue()
     facts["seconds"] = round(time.perf_counter() - t0, 2)
     outdir.mkdir(parents=True, exist_ok=True)

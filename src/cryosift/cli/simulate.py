@@ -30,7 +30,7 @@ from cryosift.simulate.particles import (
     protocol_config,
     write_simulated_particles,
 )
-from cryosift.simulate.volume import load_volume, pad_and_scale, phantom_volume
+from cryosift.simulate.volume import load_volume, pad_and_scale, phantom_size, phantom_volume
 
 app = typer.Typer(
     help="Simulate labelled particle stacks or micrographs with ground truth.",
@@ -150,14 +150,30 @@ def micrographs(
     pairs: int = typer.Option(4, "--pairs", help="Touching pairs per micrograph"),
     aggregates: int = typer.Option(1, "--aggregates", help="Aggregates per micrograph"),
     contamination: int = typer.Option(1, "--contamination", help="Dark blobs per micrograph"),
+    ice: int = typer.Option(0, "--ice", help="Crisp particle-sized ice blobs per micrograph"),
     carbon: bool = typer.Option(True, "--carbon-edge/--no-carbon-edge", help="Carbon edge"),
+    carbon_contrast: float = typer.Option(
+        1.0, "--carbon-contrast", help="Scale of the carbon film's step and texture"
+    ),
+    carbon_step: float = typer.Option(
+        0.0, "--carbon-step", help="Phase step of the film (edge fringes), particle contrast units"
+    ),
+    particle_px: float = typer.Option(
+        None, "--particle-px", help="Diameter of the built-in phantom, px (default about 44)"
+    ),
+    bits: int = typer.Option(0, "--bits", help="Store as 8- or 16-bit integers (0: float32)"),
     snr: float = typer.Option(0.5, "--snr", help="Mean particle signal / noise std"),
     ctf: bool = typer.Option(True, "--ctf/--no-ctf", help="Apply a CTF"),
     defocus: str = DEFOCUS,
     seed: int = SEED,
 ) -> None:
     """Simulate micrographs with ground-truth particle coordinates."""
-    vol, vol_angpix = _volume(volume, angpix, 64)
+    if bits not in (0, 8, 16):
+        raise typer.BadParameter(f"--bits takes 0, 8 or 16, not {bits}")
+    if particle_px is not None and volume is not None:
+        raise typer.BadParameter("--particle-px sizes the built-in phantom: not with --volume")
+    size = 64 if particle_px is None else phantom_size(particle_px)
+    vol, vol_angpix = _volume(volume, angpix, size)
     try:
         rows, cols = (int(v) for v in shape.lower().split("x"))
     except ValueError:
@@ -173,7 +189,11 @@ def micrographs(
         pairs=pairs,
         aggregates=aggregates,
         contamination=contamination,
+        ice=ice,
         carbon_edge=carbon,
+        carbon_contrast=carbon_contrast,
+        carbon_step=carbon_step,
+        bits=bits,
         snr=snr,
         ctf=ctf,
         defocus_um=_range(defocus, "--defocus-um"),

@@ -156,6 +156,19 @@ def write_stack(path: str | os.PathLike, images: np.ndarray, angpix: float | Non
         _label(mrc)
 
 
+def write_micrograph(path: str | os.PathLike, image: np.ndarray, angpix: float | None) -> None:
+    """Write one micrograph ``(rows, cols)`` as MRC in its own type: uint8 as mode 0, uint16
+    as mode 6, anything else as float32 (mode 2)."""
+    image = np.asarray(image)
+    if image.dtype not in (np.uint8, np.uint16):
+        image = image.astype(np.float32)
+    with mrcfile.new(path, overwrite=True) as mrc:
+        mrc.set_data(image)
+        if angpix:
+            mrc.voxel_size = angpix
+        _label(mrc)
+
+
 def write_stack_chunks(
     path: str | os.PathLike,
     chunks: Iterable[np.ndarray],

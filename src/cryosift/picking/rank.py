@@ -7,16 +7,20 @@ from two views of every candidate:
 
 - **labels from the image**: the candidate's box, cut from the micrograph and Fourier-cropped
   (:func:`box_stack`), is judged by the radial-profile detector (``cryosift clean``'s default
-  preset, its threshold calibrated on simulated noise). A candidate the picker keeps *and*
-  the detector accepts is a pseudo-positive; one the detector rejects (noise, partial or
-  multiple) a pseudo-negative. Both kinds are noisy (on EMPIAR-10017, 75% and 32% true);
+  preset, its threshold calibrated on simulated noise), and its 2D class by the survey's
+  class judgement (:mod:`cryosift.picking.classes`). A candidate the detector accepts in a
+  particle class is a pseudo-positive, any other a pseudo-negative
+  (:mod:`cryosift.picking.adapt`);
 - **features**: the mean centred token embedding over the particle's disc, and optionally
-  (``blob_weights``) the candidate's blob responses (:mod:`cryosift.picking.blobs`).
+  (``blob_weights``) the candidate's blob responses (:mod:`cryosift.picking.blobs`);
+- optionally, the candidate's best match to the survey's particle class averages
+  (``templates``, ``match_weight``).
 
 A logistic regression on the features (standardised, L2) learns the direction that
 separates them; the scaler is folded into the weights, so the ranker is one vector ``w``
 (and ``blob_weights``) and a bias ``b``, and a candidate's score is
-``sigmoid(b + mean over the disc of (embedding . w) + blobs . blob_weights)``. The features
+``sigmoid(b + mean over the disc of (embedding . w) + blobs . blob_weights + match_weight .
+match)``. The features
 never include the radial profiles the labels came from, so the classifier cannot copy the
 detector's mistakes (with the profiles as features too, F1 fell from 0.786 to 0.760).
 
@@ -81,12 +85,19 @@ class Ranker:
     """A linear ranking of candidates: ``weights`` ``(D,)`` over token embeddings,
     ``blob_weights`` ``(B,)`` over the candidate's blob features
     (:func:`cryosift.picking.blobs.blob_features`; None: a ranker of embeddings only),
-    ``bias``; ``info`` records how it was fitted (pseudo-label counts, micrographs)."""
+    ``bias``; ``info`` records how it was fitted (pseudo-label counts, micrographs).
+
+    With ``templates`` ``(P, n, n)`` (the survey's particle class averages,
+    :mod:`cryosift.picking.classes`), each candidate's best match to them (its ``matches``,
+    :func:`cryosift.picking.classes.template_match`) adds ``match_weight`` times itself to
+    the log-odds."""
 
     weights: np.ndarray
     bias: float
     info: dict = field(default_factory=dict)
     blob_weights: np.ndarray | None = None
+    templates: np.ndarray | None = None
+    match_weight: float = 0.0
 
     @property
     def all_weights(self) -> np.ndarray:
@@ -96,9 +107,24 @@ class Ranker:
             return np.asarray(self.weights, np.float64)
         return np.concatenate([self.weights, self.blob_weights])
 
-    def decision(self, features: np.ndarray) -> np.ndarray:
-        """Log-odds ``(N,)`` of being a particle for features ``(N, D)`` or ``(N, D + B)``."""
-        return np.asarray(features, np.float64) @ self.all_weights + self.bias
+    def decision(self, features: np.ndarray, matches: np.ndarray | None = None) -> np.ndarray:
+        """Log-odds ``(N,)`` of being a particle for features ``(N, D)`` or ``(N, D + B')``,
+        ``B' >= B`` (a ranker of fewer blob features, from an earlier cryosift, uses the
+        first ``B``), and the candidates' template ``matches`` ``(N,)`` when it uses them."""
+        w = self.all_weights
+        z = np.asarray(features, np.float64)[:, : len(w)] @ w + self.bias
+        return z + self._matched(matches)
+
+    @property
+    def uses_templates(self) -> bool:
+        return self.templates is not None and self.match_weight != 0.0
+
+    def _matched(self, matches: np.ndarray | None) -> np.ndarray | float:
+        if not self.uses_templates:
+            return 0.0
+        if matches is None:
+            raise ValueError("this ranker needs the candidates' template matches")
+        return self.match_weight * np.asarray(matches, np.float64)
 
     def probability(
         self,
@@ -107,11 +133,13 @@ class Ranker:
         patch: int,
         diameter: float,
         blobs: np.ndarray | None = None,
+        matches: np.ndarray | None = None,
     ) -> np.ndarray:
         """Probability ``(N,)`` that each candidate at preprocessed px ``rc`` ``(N, 2)`` is a
-        particle; ``blobs`` ``(N, B)`` its blob features when the ranker uses them. The
-        projection comes first (one channel to average, not ``D``); it equals
-        ``sigmoid(decision(Candidates.features()))``."""
+        particle; ``blobs`` ``(N, B)`` its blob features and ``matches`` ``(N,)`` its
+        template matches when the ranker uses them. The projection comes first (one channel
+        to average, not ``D``); it equals ``sigmoid(decision(Candidates.features(),
+        matches))``."""
         if not len(rc):
             return np.empty(0, np.float64)
         projected = emb.astype(np.float64) @ self.weights  # (h, w)
@@ -119,7 +147,9 @@ class Ranker:
         if self.blob_weights is not None:
             if blobs is None:
                 raise ValueError("this ranker needs the candidates' blob features")
-            z = z + np.asarray(blobs, np.float64) @ self.blob_weights
+            b = len(self.blob_weights)
+            z = z + np.asarray(blobs, np.float64)[:, :b] @ self.blob_weights
+        z = z + self._matched(matches)
         return 1.0 / (1.0 + np.exp(-(z + self.bias)))
 
     def to_dict(self) -> dict:
@@ -130,24 +160,23 @@ class Ranker:
             "blob_weights": None
             if self.blob_weights is None
             else np.asarray(self.blob_weights, np.float64),
+            "templates": None
+            if self.templates is None
+            else np.asarray(self.templates, np.float32).round(5),
+            "match_weight": float(self.match_weight),
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> Ranker:
-        blob = d.get("blob_weights")
+        blob, templates = d.get("blob_weights"), d.get("templates")
         return cls(
             np.asarray(d["weights"], np.float64),
             float(d["bias"]),
             dict(d["info"]),
             None if blob is None else np.asarray(blob, np.float64),
+            None if templates is None else np.asarray(templates, np.float32),
+            float(d.get("match_weight", 0.0)),
         )
-
-
-def pseudo_labels(kept: np.ndarray, verdict: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positive and negative masks ``(N,)``: kept by the picker and accepted by the detector;
-    rejected by the detector (whatever the picker said)."""
-    accepted = np.asarray(verdict) == "inlier"
-    return np.asarray(kept, bool) & accepted, ~accepted
 
 
 def fit_ranker(

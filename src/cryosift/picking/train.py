@@ -225,7 +225,7 @@ def train_ranker(
             image = read_micrograph(paths[i], angpix).image
             yield image, embed_image(model, image, diameter)
 
-    ranker, _ = learn_ranker(model, seen(), job, on_micrograph)
+    ranker, *_ = learn_ranker(model, seen(), job, on_micrograph)
     if ranker is not None:
         ranker.info["cluster"] = cluster
     return ranker

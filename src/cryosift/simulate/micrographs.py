@@ -7,9 +7,16 @@ Each micrograph is built as a user would meet it:
   (centres about one diameter apart) and small aggregates (3-6 particles packed together);
 - a smooth ice-thickness gradient (a random plane plus a broad Gaussian bump);
 - contamination: a few large dark blobs (ice crystals, ethane) several particle diameters wide;
-- a carbon edge: on one side of a random line the support film adds thickness and texture;
+- optionally ``ice``: crisp round blobs about a particle's size, much darker than a particle
+  and sharp-edged (small ice crystals): rare, high-contrast junk a picker must not prefer;
+- a carbon edge: on one side of a random line the support film adds thickness and texture
+  (``carbon_contrast`` scales both); ``carbon_step`` adds a phase step over the film, which
+  the CTF turns into strong fringes along the edge (the strongest feature of a faint field);
 - the CTF (``torch-ctf``; one defocus per micrograph, astigmatic) and Gaussian noise at the
-  requested SNR (mean particle signal over the noise standard deviation).
+  requested SNR (mean particle signal over the noise standard deviation);
+- optionally stored as integers (``bits`` 8 or 16: MRC modes 0 and 6, as 8-bit exports and
+  16-bit counting detectors write them), the 16-bit ones at low contrast (a large offset, a
+  noise standard deviation of :data:`COUNTS_SD` counts).
 
 Particles appear dark on a bright background, as in real micrographs. Ground truth lists every
 placed particle with its context (``isolated``, ``pair``, ``aggregate``, ``on_carbon``,
@@ -27,7 +34,7 @@ from scipy import fft as sfft
 from scipy import ndimage, special
 
 from cryosift.io.atomic import write_all_or_nothing
-from cryosift.io.mrc import write_stack
+from cryosift.io.mrc import write_micrograph
 from cryosift.io.particles import CtfParams
 from cryosift.io.star import optics_table, write_star
 from cryosift.preprocess.fourier import ctf_values
@@ -35,6 +42,8 @@ from cryosift.simulate.projection import project, random_rotations
 from cryosift.simulate.volume import diameter_px
 
 CONTEXTS = ("isolated", "pair", "aggregate", "on_carbon", "under_contamination")
+#: Integer micrographs: the offset and the noise standard deviation, in counts, of 16-bit ones.
+COUNTS_OFFSET, COUNTS_SD = 8000.0, 12.0
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,10 @@ class MicrographSimConfig:
     pairs: int = 4  # touching pairs per micrograph
     aggregates: int = 1  # aggregates per micrograph
     contamination: int = 1  # dark blobs per micrograph
+    ice: int = 0  # crisp particle-sized dark blobs per micrograph
     carbon_edge: bool = True
+    carbon_contrast: float = 1.0  # scales the carbon film's thickness and texture
+    carbon_step: float = 0.0  # phase step of the film, in particle contrast units (edge fringes)
     ice_gradient: float = 0.3  # peak-to-peak background variation, in units of particle contrast
     snr: float = 0.5  # mean particle signal over noise std
     ctf: bool = True
@@ -58,6 +70,7 @@ class MicrographSimConfig:
     voltage: float = 300.0
     cs: float = 2.7
     amplitude_contrast: float = 0.1
+    bits: int = 0  # 0: float32; 8 or 16: stored as unsigned integers
     seed: int = 0
 
 
@@ -186,6 +199,8 @@ def simulate_micrograph(
         rr = np.hypot(yy - cy, xx - cx)
         contam = np.maximum(contam, special.expit((r - rr) / 2).astype(np.float32))
 
+    ice = ice_blobs(shape, cfg.ice, diameter, rng)
+
     iy = np.clip(pos.y.round().astype(int), 0, shape[0] - 1)
     ix = np.clip(pos.x.round().astype(int), 0, shape[1] - 1)
     ctx = pos.context.to_numpy(dtype=object)
@@ -205,7 +220,9 @@ def simulate_micrograph(
 
     # phase contrast (through the CTF): particles and the carbon film's texture
     texture = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), 2)
-    phase = clean + carbon * unit * 3.0 * texture / max(float(texture.std()), 1e-6)
+    grain = 3.0 * cfg.carbon_contrast * texture / max(float(texture.std()), 1e-6)
+    film = carbon * unit * (grain + cfg.carbon_step)
+    phase = clean + film + ice * unit * 4.0
     du = dv = angle = 0.0
     if cfg.ctf:
         mean = rng.uniform(*cfg.defocus_um) * 1e4
@@ -214,11 +231,45 @@ def simulate_micrograph(
         phase = _apply_micrograph_ctf(phase, du, dv, angle, cfg)
     # amplitude contrast from thickness: ice gradient, carbon film, contamination
     thickness = cfg.ice_gradient * unit * _smooth_field(yy, xx, 0.4, rng)
-    thickness += carbon * unit * 1.5 + contam * unit * 6.0
+    thickness += carbon * unit * 1.5 * cfg.carbon_contrast + contam * unit * 6.0 + ice * unit * 4.0
     noise = rng.standard_normal(shape, dtype=np.float32) * (unit / cfg.snr)
     image = 1.0 - (phase + thickness + noise) / (10 * unit)
     coords = pd.DataFrame({"x": pos.x, "y": pos.y, "context": pos.context})
     return Micrograph(name, image.astype(np.float32), clean, coords, du, dv, angle)
+
+
+def ice_blobs(shape: tuple[int, int], n: int, diameter: float, rng) -> np.ndarray:
+    """``(rows, cols)`` float32 in [0, 1]: ``n`` sharp-edged discs of 0.5-1.1 ``diameter``
+    at random positions (small ice crystals)."""
+    out = np.zeros(shape, np.float32)
+    for _ in range(n):
+        r = diameter * rng.uniform(0.25, 0.55)
+        cy, cx = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
+        y0, y1 = max(0, int(cy - r - 4)), min(shape[0], int(cy + r + 5))
+        x0, x1 = max(0, int(cx - r - 4)), min(shape[1], int(cx + r + 5))
+        if y1 <= y0 or x1 <= x0:
+            continue
+        yy, xx = np.mgrid[y0:y1, x0:x1]
+        disc = special.expit((r - np.hypot(yy - cy, xx - cx)) / 0.7).astype(np.float32)
+        out[y0:y1, x0:x1] = np.maximum(out[y0:y1, x0:x1], disc)
+    return out
+
+
+def as_integers(image: np.ndarray, bits: int) -> np.ndarray:
+    """``image`` ``(rows, cols)`` stored as unsigned integers of ``bits`` (8: its 0.1-99.9
+    percentile range spread over 0-255; 16: :data:`COUNTS_OFFSET` plus the image in units of
+    its standard deviation times :data:`COUNTS_SD`, low contrast as counting detectors give);
+    ``bits`` 0 returns it unchanged."""
+    if bits == 0:
+        return image
+    if bits == 8:
+        lo, hi = np.percentile(image, [0.1, 99.9])
+        scaled = (image - lo) / max(float(hi - lo), 1e-12) * 255
+        return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    if bits == 16:
+        z = (image - image.mean()) / max(float(image.std()), 1e-12)
+        return np.clip(np.rint(COUNTS_OFFSET + COUNTS_SD * z), 0, 65535).astype(np.uint16)
+    raise ValueError(f"bits must be 0, 8 or 16, not {bits}")
 
 
 def _apply_micrograph_ctf(
@@ -271,7 +322,9 @@ def write_simulated_micrographs(
         table = coordinate_star(mic.coords)
         write_all_or_nothing(
             {
-                mrc: lambda p, m=mic: write_stack(p, m.image, cfg.angpix),
+                mrc: lambda p, m=mic: write_micrograph(
+                    p, as_integers(m.image, cfg.bits), cfg.angpix
+                ),
                 star: lambda p, t=table: write_star({"coordinates": t}, p),
             }
         )

@@ -42,6 +42,14 @@ def phantom_volume(size: int = 64, seed: int = 0) -> np.ndarray:
     return (vol / vol.max()).astype(np.float32)
 
 
+def phantom_size(diameter: float) -> int:
+    """The even box side of :func:`phantom_volume` whose particle is about ``diameter`` px
+    across (the phantom spans about 0.69 of its box)."""
+    if diameter < 8:
+        raise InputError(None, f"a phantom of {diameter} px is too small (8 px at least)")
+    return 2 * round(diameter / 0.69 / 2)
+
+
 def centre_of_mass_to_centre(volume: np.ndarray) -> np.ndarray:
     """Translate ``(n, n, n)`` ``volume`` (Fourier shift) so that its centre of mass lies on
     voxel ``n // 2``."""

@@ -1,0 +1,153 @@
+"""The survey's 2D classes: junk classes (a line, an empty class, a rare strong blob) are told
+from the classes of a faint particle that most candidates hold, on averages built by hand and
+on a stack classified for real; the expected-F1 cut and the figure."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cryosift.picking.adapt import expected_f1
+from cryosift.picking.classes import (
+    RARE,
+    STRONG,
+    classify_survey,
+    judge_classes,
+    survey_classes_figure,
+)
+
+N, R = 40, 10.0  # box side and particle radius (2 diameters per box)
+
+
+def _grid() -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.indices((N, N)) - N // 2
+    return yy.astype(float), xx.astype(float)
+
+
+def particle(amplitude: float = 1.0) -> np.ndarray:
+    """A soft dark disc of radius R at the centre."""
+    yy, xx = _grid()
+    return -amplitude * np.exp(-(yy**2 + xx**2) / (2 * (0.6 * R) ** 2))
+
+
+def crisp_blob(amplitude: float) -> np.ndarray:
+    """A sharp-edged dark disc of 0.6 R (an ice crystal)."""
+    yy, xx = _grid()
+    return -amplitude * (np.hypot(yy, xx) <= 0.6 * R)
+
+
+def line(angle: float = 0.4) -> np.ndarray:
+    """A step across the whole box (a carbon edge) through the centre."""
+    yy, xx = _grid()
+    return np.where(np.cos(angle) * xx + np.sin(angle) * yy > 0, -1.0, 1.0)
+
+
+def _masked(a: np.ndarray) -> np.ndarray:
+    yy, xx = _grid()
+    return a * (np.hypot(yy, xx) <= 1.3 * R)
+
+
+def test_judgement_of_hand_made_averages():
+    """Twelve classes of one faint particle at slightly different strengths, one empty class,
+    one line through the box and one rare strong blob: the particle classes are accepted,
+    the three junk classes rejected for their own reasons."""
+    rng = np.random.default_rng(0)
+    amps = np.linspace(0.6, 1.2, 12)
+    averages = [_masked(particle(a) + rng.normal(0, 0.02, (N, N))) for a in amps]
+    averages += [_masked(rng.normal(0, 0.02, (N, N)))]  # empty
+    averages += [_masked(0.5 * line())]
+    averages += [_masked(crisp_blob(3 * STRONG))]
+    counts = np.array([100] * 12 + [100, 100, 30])
+    j = judge_classes(np.stack(averages), counts, R)
+    assert j.verdict[12] == "weak" and j.pi[12] == 0
+    assert j.verdict[13] == "line or edge" and j.pi[13] == 0
+    assert j.verdict[14] == "rare strong blob" and j.pi[14] == 0
+    assert counts[14] / counts.sum() < RARE
+    assert sum(v == "particle" for v in j.verdict[:12]) >= 6
+    assert all(v in ("particle", "weak") for v in j.verdict[:12])
+    assert j.verdict[11] == "particle" and j.pi[11] == 1.0  # the strongest particle class
+    assert 0.3 < j.particle_share < 0.8
+    summary = j.summary()
+    assert summary["particle_classes"] == int(j.particle.sum()) and summary["classes"] == 15
+
+
+def test_strong_classes_holding_many_candidates_are_the_particle():
+    """A sparse field of clear particles: most candidates are background and the particle's
+    classes, strong against them, hold a third of the candidates. They are not rare, so they
+    are the particle, and the background classes are weak."""
+    rng = np.random.default_rng(1)
+    averages = [_masked(particle(1.0) + rng.normal(0, 0.02, (N, N))) for _ in range(4)]
+    averages += [_masked(particle(0.1) + rng.normal(0, 0.02, (N, N))) for _ in range(8)]
+    j = judge_classes(np.stack(averages), np.full(12, 50), R)
+    assert j.verdict[:4] == ["particle"] * 4 and set(j.verdict[4:]) == {"weak"}
+    assert j.amplitude[0] > STRONG
+
+
+def test_no_spread_keeps_every_class():
+    """Classes that all hold the same faint particle cannot be told apart: all are particle."""
+    rng = np.random.default_rng(2)
+    averages = np.stack([_masked(particle(1.0) + rng.normal(0, 0.01, (N, N))) for _ in range(10)])
+    j = judge_classes(averages, np.full(10, 60), R)
+    assert not j.spread and j.particle.all() and j.particle_share == pytest.approx(1.0)
+
+
+def _stack(rng, n_particle=420, n_empty=90, n_line=60, n_blob=30) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes of a faint particle (most), pure noise, lines at random angles and a few strong
+    crisp blobs, with noise of sd 1; and the kind of each (0-3)."""
+    kinds = np.repeat(np.arange(4), [n_particle, n_empty, n_line, n_blob])
+    boxes = rng.normal(0, 1, (len(kinds), N, N))
+    boxes[kinds == 0] += particle(0.8)
+    for i in np.flatnonzero(kinds == 2):
+        boxes[i] += 1.0 * line(rng.uniform(0, 2 * np.pi))
+    boxes[kinds == 3] += crisp_blob(4.0)
+    return boxes.astype(np.float32), kinds
+
+
+def test_classified_stack_rejects_junk_and_keeps_the_faint_particle():
+    """Classified for real: the classes made mostly of lines are called lines or edges, those
+    of strong blobs rare strong blobs, and most of the faint particles land in particle
+    classes while few of the pure-noise boxes do; the same seed gives the same classes."""
+    rng = np.random.default_rng(3)
+    boxes, kinds = _stack(rng)
+    sc = classify_survey(boxes, seed=0)
+    j = sc.judgement
+    for c in range(len(j.counts)):
+        members = kinds[sc.labels == c]
+        if len(members) < 10:
+            continue
+        major = np.bincount(members, minlength=4).argmax()
+        if major == 2:
+            assert j.verdict[c] == "line or edge"
+        if major == 3:
+            assert j.verdict[c] == "rare strong blob"
+    inside = sc.in_particle_class
+    assert inside[kinds == 0].mean() > 0.6
+    assert inside[kinds == 1].mean() < 0.3
+    assert not inside[kinds == 2].any() and not inside[kinds == 3].any()
+    again = classify_survey(boxes, seed=0)
+    np.testing.assert_array_equal(again.labels, sc.labels)
+    assert again.judgement.verdict == j.verdict
+
+
+def test_survey_figure_decodes():
+    rng = np.random.default_rng(4)
+    boxes, _ = _stack(rng, 120, 20, 20, 10)
+    sc = classify_survey(boxes, seed=0)
+    buf = io.BytesIO()
+    survey_classes_figure(sc, buf)
+    with Image.open(io.BytesIO(buf.getvalue())) as im:
+        im.load()
+        assert im.format == "PNG" and im.size[0] > 100 and im.size[1] > 50
+
+
+def test_expected_f1_cut():
+    """A ranking that puts the particles first has its best expected F1 (1.0) where it has
+    kept exactly them; a ranking unrelated to them is best keeping everything."""
+    pi = np.r_[np.ones(30), np.zeros(70)]
+    f1 = expected_f1(np.r_[np.linspace(2, 1, 30), np.linspace(0, -1, 70)], pi)
+    assert np.argmax(f1) == 29 and f1.max() == pytest.approx(1.0)
+    flat = expected_f1(np.zeros(100), np.full(100, 0.4))
+    assert np.argmax(flat) == 99
