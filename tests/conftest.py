@@ -225,3 +225,61 @@ def relion_project(sim: Path, root: Path, version: int) -> Path:
     star.parent.mkdir(parents=True)
     star.write_text(f"\n# version {50001 if version == 5 else 30001}\n{body}")
     return project
+
+
+# --------------------------------------------------------------------------- fault corpus
+
+#: The broken micrographs of :func:`fault_corpus` and words of the line naming each one.
+FAULTS = {
+    "zeros.mrc": "every pixel is 0",
+    "constant.mrc": "every pixel is 7",
+    "nan_patch.mrc": "NaN",
+    "truncated.mrc": "truncated",
+    "tiny.mrc": "smaller than a box",
+    "movie.mrc": "holds 3 images",
+    "other_pixel_size.mrc": "pixel size 3.1",
+}
+
+
+def fault_corpus(good: list[Path], directory: Path) -> list[Path]:
+    """The micrographs ``good`` (simulated MRCs of one pixel size) copied into
+    ``directory`` with the last saved as an 8-bit PNG instead (usable: a PNG among MRCs), a
+    smooth ramp with nothing to pick (``ramp.mrc``: usable, zero picks) and one broken
+    micrograph of each kind in :data:`FAULTS` made from the first. Returns every path, in
+    name order."""
+    import warnings
+
+    import mrcfile
+    from PIL import Image
+
+    directory.mkdir(parents=True, exist_ok=True)
+    with mrcfile.open(good[0]) as m:
+        image, angpix = m.data.astype(np.float32), float(m.voxel_size.x)
+    for g in good[:-1]:
+        shutil.copy(g, directory / g.name)
+    with mrcfile.open(good[-1]) as m:
+        last = m.data.astype(np.float64)
+    grey = np.clip((last - last.mean()) / (6 * last.std()) + 0.5, 0, 1) * 255
+    Image.fromarray(grey.astype(np.uint8)).save(directory / f"{good[-1].stem}.png")
+
+    def mrc(name: str, data: np.ndarray, size: float = angpix) -> Path:
+        path = directory / name
+        with warnings.catch_warnings(), mrcfile.new(path, overwrite=True) as m:
+            warnings.simplefilter("ignore", RuntimeWarning)  # the NaN patch is meant
+            m.set_data(np.asarray(data, np.float32))
+            m.voxel_size = size
+        return path
+
+    rows, cols = np.mgrid[: image.shape[0], : image.shape[1]]
+    mrc("ramp.mrc", (rows + cols) / 100.0)
+    mrc("zeros.mrc", np.zeros_like(image))
+    mrc("constant.mrc", np.full_like(image, 7.0))
+    patch = image.copy()
+    patch[100:140, 200:260] = np.nan
+    mrc("nan_patch.mrc", patch)
+    whole = mrc("truncated.mrc", image).read_bytes()
+    (directory / "truncated.mrc").write_bytes(whole[: len(whole) // 2])
+    mrc("tiny.mrc", image[:60, :60])
+    mrc("movie.mrc", np.stack([image] * 3))
+    mrc("other_pixel_size.mrc", image, size=3.1)
+    return sorted(directory.iterdir())

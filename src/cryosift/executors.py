@@ -85,13 +85,57 @@ def run_dask(fn: Callable, tasks: Sequence, scheduler: str) -> Iterator[tuple[in
         client.close()
 
 
-def run_tasks(
-    fn: Callable, tasks: Sequence, jobs: int = 1, scheduler: str | None = None
+class Failed:
+    """What a :class:`Guarded` task returns instead of raising: its input error."""
+
+    def __init__(self, error: InputError):
+        self.error = error
+
+
+class Guarded:
+    """``fn`` whose :class:`InputError` (and ``OSError``: a file that went away or cannot
+    be read) is returned as :class:`Failed` rather than raised, so that one bad micrograph
+    does not end the others' work in a pool or on Dask. Picklable when ``fn`` is."""
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+
+    def __call__(self, task: Any) -> Any:
+        try:
+            return self.fn(task)
+        except InputError as exc:
+            return Failed(exc)
+        except OSError as exc:
+            where = getattr(task, "path", None)
+            return Failed(InputError(where, f"cannot be read ({exc.__class__.__name__}: {exc})"))
+
+
+def _execute(
+    fn: Callable, tasks: Sequence, jobs: int, scheduler: str | None
 ) -> Iterator[tuple[int, Any]]:
-    """``fn(task)`` for every task: on Dask when ``scheduler`` is given, else in a pool of
-    ``jobs`` processes (``jobs`` <= 1 or a single task: in this process)."""
     if scheduler:
         return run_dask(fn, tasks, scheduler)
     if jobs <= 1 or len(tasks) <= 1:
         return run_serial(fn, tasks)
     return run_pool(fn, tasks, min(jobs, len(tasks)))
+
+
+def run_tasks(
+    fn: Callable,
+    tasks: Sequence,
+    jobs: int = 1,
+    scheduler: str | None = None,
+    on_error: Callable[[int, InputError], None] | None = None,
+) -> Iterator[tuple[int, Any]]:
+    """``fn(task)`` for every task: on Dask when ``scheduler`` is given, else in a pool of
+    ``jobs`` processes (``jobs`` <= 1 or a single task: in this process). With
+    ``on_error``, a task that fails on its input is handed to it (its index and error) and
+    the others go on; without, the error is raised."""
+    if on_error is None:
+        yield from _execute(fn, tasks, jobs, scheduler)
+        return
+    for i, result in _execute(Guarded(fn), tasks, jobs, scheduler):
+        if isinstance(result, Failed):
+            on_error(i, result.error)
+        else:
+            yield i, result

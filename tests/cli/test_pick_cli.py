@@ -41,6 +41,14 @@ def test_pick_writes_relion_outputs_and_resumes(sim, tmp_path):
     # the survey learned a ranker, recorded for a resumed run
     state = json.loads((out / "pick_state.json").read_text())
     assert state["adapt"]["micrographs"] == 2 and "adaptation:" in res.stderr
+    # and says what it took for a particle: the survey's classes, judged, in a picture
+    classes = state["adapt"]["classes"]
+    assert classes["particle_classes"] >= 1 and "2D classes" in res.stderr
+    from PIL import Image
+
+    with Image.open(out / "survey_classes.png") as im:
+        im.load()
+        assert im.format == "PNG"
     # two processes (the default here) and one give the same files, and the micrographs
     # given one by one (as the shell expands Micrographs/*.mrc) the same as the folder
     serial = tmp_path / "serial"
@@ -182,19 +190,25 @@ def test_no_adapt_keeps_the_map_score(sim, tmp_path):
     assert "adaptation: off" in res.stderr
     state = json.loads((out / "pick_state.json").read_text())
     assert state["adapt"] is None and state["ranker"] is None
+    assert not (out / "survey_classes.png").exists()
 
 
 @pytest.mark.parametrize("command", ["pick", "train", "run"])
 def test_several_paths_name_the_missing_one(tmp_path, command):
-    """Several micrograph paths are taken as given; a missing one is named in one line."""
+    """Several micrograph paths are taken as given; a missing one is named in one line: the
+    error with --strict, else skipped while the others go on."""
     good = tmp_path / "a.png"
     from PIL import Image
 
     Image.fromarray((np.random.default_rng(0).random((64, 64)) * 255).astype("uint8")).save(good)
     out = tmp_path / "out"
-    res = run_cli(command, good, tmp_path / "missing.mrc", "--diameter-px", "20", "-o", out)
+    args = (command, good, tmp_path / "missing.mrc", "--diameter-px", "20")
+    res = run_cli(*args, "--strict", "-o", out)
     assert res.returncode == 2
     assert "missing.mrc" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    res = run_cli(*args, "-o", out)
+    lines = [ln for ln in res.stderr.splitlines() if "skipped" in ln and "missing.mrc" in ln]
+    assert lines and "micrograph not found" in lines[0], res.stderr
 
 
 def test_example_coords_choose_the_cluster(sim, tmp_path):

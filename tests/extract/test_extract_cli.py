@@ -325,7 +325,12 @@ def test_missing_micrograph_mismatched_pixel_sizes_and_nan_pixels(tmp_path):
     (root / "coords" / "mic_9.star").unlink()
 
     write_stack(root / "mics" / "mic_1.mrc", _blobs(_picks(1)), 2 * ANGPIX)
-    assert_cli_rejects(extract(root, "--box-px", "16"), "mic_1.mrc", "pixel size 3 Å", out)
+    strict = extract(root, "--box-px", "16", "--strict")
+    assert_cli_rejects(strict, "mic_1.mrc", "pixel size 3 Å", out)
+    res = extract(root, "--box-px", "16", out="skipping")  # named, left out; the other done
+    assert res.returncode == 0 and "skipped" in res.stderr, res.stderr
+    assert "mic_1.mrc: pixel size 3 Å differs from 1.5 Å" in res.stderr
+    assert len(pd.read_csv(root / "skipping" / "extract_summary.csv")) == 1
     assert extract(root, "--box-px", "16", "--angpix", "1.5", out="forced").returncode == 0
     write_stack(root / "mics" / "mic_1.mrc", _blobs(_picks(1)), ANGPIX)
 
@@ -339,8 +344,14 @@ def test_missing_micrograph_mismatched_pixel_sizes_and_nan_pixels(tmp_path):
     image[7, 9] = np.nan
     with pytest.warns(RuntimeWarning, match="NaN"):
         write_stack(root / "mics" / "mic_1.mrc", image, ANGPIX)
-    assert_cli_rejects(extract(root, "--box-px", "16"), "mic_1.mrc", "NaN", out)
+    assert_cli_rejects(extract(root, "--box-px", "16", "--strict"), "mic_1.mrc", "NaN", out)
     assert not out.exists()  # mic_0 was done before mic_1 failed: removed again
+    res = extract(root, "--box-px", "16", out="nan")
+    assert res.returncode == 0 and "mic_1.mrc: 1 NaN or infinite pixels" in res.stderr
+    skipped = pd.read_csv(root / "nan" / "skipped.csv")
+    assert [Path(m).name for m in skipped.micrograph] == ["mic_1.mrc"]
+    assert (root / "nan" / "Particles" / "mic_0.mrcs").exists()
+    assert not (root / "nan" / "Particles" / "mic_1.mrcs").exists()
 
 
 def test_empiar10017_extract_then_clean(tmp_path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import mrcfile
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import BAD_MICROGRAPHS, assert_input_error, shared_path
 from cryosift.errors import InputError
@@ -14,6 +16,7 @@ from cryosift.io.micrographs import (
     probe_micrograph,
     read_micrograph,
     read_micrographs_star,
+    resolve_key,
 )
 
 
@@ -163,3 +166,25 @@ def test_micrographs_star_with_ctf(tmp_path):
     np.testing.assert_allclose(table.rlnSphericalAberration, 1.4)
     np.testing.assert_allclose(table.rlnDefocusV, [14000, 19000])
     assert (table.rlnPhaseShift == 0).all()
+
+
+_NAME_CHARS = "abcXYZ019_-. "
+
+
+@given(
+    st.text(alphabet=_NAME_CHARS, min_size=1, max_size=24).filter(
+        lambda s: s.strip(" .") == s and s not in (".", "..")
+    ),
+    st.sampled_from([".mrc", ".tiff", ".png", ".JPG"]),
+)
+def test_any_name_finds_its_micrograph_again(base, ext):
+    """Dots, spaces and several extensions in a micrograph's name (``May08_03.05.02.bin.png``)
+    round-trip: the micrograph's key is its name less the extension, and the names cryosift
+    and RELION give its coordinates (``KEY_autopick.star``, read back as ``KEY_autopick``) and
+    its particles' micrograph (the path) resolve to that key again, never to a shorter one."""
+    key = micrograph_key(f"Micrographs/{base}{ext}")
+    assert key == base
+    others = {key, key.split(".")[0], key + "x"}  # a shorter and a longer neighbour
+    for name in (f"{base}{ext}", f"/data/{base}{ext}", f"{base}_autopick.star",
+                 f"{base}_autopick", f"Coordinates/{base}_manualpick.star"):  # fmt: skip
+        assert resolve_key(name, others) == key, name

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -79,6 +80,15 @@ def test_run_writes_every_output(reference_run, run_sim):
     assert {"torch", "numpy", "cryosift"} <= set(doc["versions"])
     assert doc["timings_s"]["pick + extract"] > 0
 
+    # what the picker took for a particle: the survey's classes, in a picture and the report
+    adapt = doc["facts"]["adaptation"]
+    assert adapt["classes"]["classes"] >= 2 and len(adapt["classes"]["verdict"]) >= 2
+    assert adapt["default"]
+    assert (out / "survey_classes.png").is_file()
+    assert 'id="survey-classes"' in (out / "report.html").read_text()
+    ranker = doc["facts"]["ranker"]
+    assert ranker is None or not isinstance(ranker.get("templates"), list)  # named, not listed
+
     metrics = pd.read_csv(out / "metrics.csv").set_index("set")
     assert list(metrics.index) == ["picks", "extracted particles", "inliers (cleaned)"]
     truth = sum(
@@ -120,7 +130,8 @@ def test_rerun_with_more_micrographs_picks_only_the_new_ones(run_sim, tmp_path):
     first = run_cli("run", run_sim / "Micrographs/mic_00[12].mrc", "--diameter-A", DIAMETER_A,
                     "-o", out, "--jobs", "1", "--project-dir", tmp_path)  # fmt: skip
     assert first.returncode == 0, first.stderr
-    assert "adaptation: ranker learned from" in " ".join(first.stderr.split())
+    said = " ".join(first.stderr.split())
+    assert re.search(r"adaptation: \d+ candidates on 2 micrographs .*; ranker from \d+", said)
     res = run_cli("run", run_sim / "Micrographs/mic_00[123].mrc", "--diameter-A", DIAMETER_A,
                   "-o", out, "--jobs", "1", "--project-dir", tmp_path)  # fmt: skip
     assert res.returncode == 0, res.stderr

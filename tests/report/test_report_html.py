@@ -25,6 +25,13 @@ def test_overlay_marks_picks_that_were_not_extracted():
     }
 
 
+def test_overlay_of_a_micrograph_with_no_pick():
+    """Zero picks is normal: an empty micrograph draws as an overlay of nothing."""
+    empty = pd.DataFrame({"x_px": [], "y_px": [], "verdict": []})
+    picks = overlay_picks(empty, pd.DataFrame({"x": [], "y": []}))
+    assert len(picks) == 0 and {"x", "y", "verdict"} <= set(picks.columns)
+
+
 def test_thumbnail_is_a_block_mean():
     image = np.arange(64 * 96, dtype=float).reshape(64, 96)
     small, f = thumbnail(image, longest=32)

@@ -18,7 +18,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from cryosift.errors import InputError
+from cryosift.errors import InputError, SkipLog
 
 console = Console(stderr=True)
 
@@ -43,6 +43,49 @@ def guarded(command: str, interrupted: str = "interrupted, nothing written") -> 
         return inner
 
     return wrap
+
+
+def skip_log(command: str, strict: bool, warned: set | None = None) -> SkipLog:
+    """The log of micrographs ``command`` leaves out, each named on stderr in one line as
+    it is met (``strict``: the first one is an error instead; ``warned``: what earlier
+    rounds of ``--watch`` said already, not said again)."""
+
+    def warn(line: str) -> None:
+        print(f"cryosift {command}: {line}", file=sys.stderr)
+
+    return SkipLog(strict, warn, warned)
+
+
+def print_skipped(skips: SkipLog) -> None:
+    """The micrographs left out and why, after a command's summary (nothing when none)."""
+    if not skips.skipped:
+        return
+    console.print(f"{len(skips.skipped)} micrograph(s) skipped:", style="bold yellow")
+    for name, why in skips.skipped.items():
+        console.print(f"  {name}: {why}", highlight=False, soft_wrap=True)
+
+
+def watch_rounds(
+    micrographs: list, one_round: Callable, line: Callable, poll: float, idle_min: float
+):
+    """``--watch``: :func:`cryosift.pipeline.watch.watch` calling ``one_round(paths, fresh)``
+    (``fresh``: the first round) with the micrographs arrived whole, saying ``line(result)``
+    after each. Returns the last round's result (None when there was none)."""
+    from cryosift.pipeline.watch import watch
+
+    last: list = []
+
+    def round_(paths: set[str]) -> None:
+        result = one_round(paths, not last)
+        last[:] = [result]
+        console.print(line(result), highlight=False)
+
+    def say(text: str) -> None:
+        console.print(text, highlight=False)
+
+    spec = micrographs[0] if len(micrographs) == 1 else micrographs
+    watch(spec, round_, poll, idle_min * 60, say)
+    return last[0] if last else None
 
 
 def check_choice(flag: str, value: str, choices) -> None:
@@ -98,4 +141,15 @@ PROJECT_DIR = typer.Option(
     "--project-dir",
     help="RELION project directory: every file name written in a STAR file is relative to "
     "it, as RELION reads them (default: the working directory)",
+)
+STRICT = typer.Option(
+    False,
+    "--strict",
+    help="Stop at the first micrograph that cannot be used (default: skip it, name it, go on)",
+)
+WATCH_IDLE = typer.Option(
+    10.0, "--watch-idle", help="With --watch: stop after this many minutes without a new micrograph"
+)
+WATCH_POLL = typer.Option(
+    10.0, "--watch-poll", help="With --watch: look for new micrographs every this many seconds"
 )

@@ -20,13 +20,22 @@ from rich.table import Table
 from cryosift.cli.common import (
     MICROGRAPHS,
     PROJECT_DIR,
+    STRICT,
     check_choice,
     console,
     guarded,
+    print_skipped,
     progress_bar,
+    skip_log,
 )
 from cryosift.errors import InputError
-from cryosift.extract.run import ExtractSettings, plan_extraction, run_extraction, spec_label
+from cryosift.extract.run import (
+    ExtractSettings,
+    fitting_a_box,
+    plan_extraction,
+    run_extraction,
+    spec_label,
+)
 from cryosift.io.coords import FORMATS
 
 #: RELION's default background circle: 75% of the box diameter (its radius in whole px).
@@ -172,13 +181,18 @@ def main(
         min(4, os.cpu_count() or 1), "--jobs", "-j", help="Micrographs processed in parallel"
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo micrographs already done"),
+    strict: bool = STRICT,
 ) -> None:
-    """Cut particle boxes from micrographs at picked coordinates (RELION 3.1 output)."""
+    """Cut particle boxes from micrographs at picked coordinates (RELION 3.1 output).
+
+    A micrograph that cannot be used is skipped and named (its picks left out), and the
+    rest are extracted; --strict stops at it instead."""
     if scale is not None and coords_angpix is not None:
         raise typer.BadParameter("give --scale or --coords-angpix, not both")
     if fmt is not None:
         check_choice("--format", fmt, FORMATS)
     started = time.perf_counter()
+    skips = skip_log("extract", strict)
     plan, mic_angpix = plan_extraction(
         micrographs,
         coords,
@@ -188,11 +202,14 @@ def main(
         scale=scale,
         coords_angpix=coords_angpix,
         project=project_dir or Path.cwd(),
+        skips=skips,
     )
     if phase_flip:
         _check_phase_flip(plan, mic_angpix, ctf, micrographs)
     box = box_pixels(box_px, box_A, mic_angpix)
     out = output_size(box, size, binning)
+    fit = fitting_a_box([j.path for j in plan], [j.shape for j in plan], box, skips)
+    plan = [plan[i] for i in fit]
     if bg_radius_px is None:
         bg_radius_px = _background_radius(diameter_A, mic_angpix, box, out, micrographs)
     optics = next((j.ctf for j in plan if j.ctf), None) or {}
@@ -221,6 +238,7 @@ def main(
             overwrite=overwrite,
             on_progress=lambda n: bar.advance(task, n),
             project=project_dir or Path.cwd(),
+            skips=skips,
         )
     console.print(summary_table(summary, outdir))
     for line in (
@@ -238,3 +256,4 @@ def main(
         + f"; {seconds:.1f} s",
         highlight=False,
     )
+    print_skipped(skips)

@@ -26,10 +26,16 @@ from cryosift.cli.common import (
     DIAMETER_PX,
     MICROGRAPHS,
     OUTDIR,
+    STRICT,
+    WATCH_IDLE,
+    WATCH_POLL,
     check_pick_options,
     console,
     guarded,
+    print_skipped,
     progress_bar,
+    skip_log,
+    watch_rounds,
 )
 from cryosift.device import pick_device
 from cryosift.errors import InputError
@@ -59,24 +65,26 @@ def summary_table(summary, outdir: Path, cluster: int) -> Table:
 
 
 def adapt_line(state: dict) -> str:
-    """One line on what adaptation learned (or why it did not)."""
+    """One line on what adaptation learned (or why it did not) and the default it set."""
     info = state.get("adapt")
     if info is None:
         return "adaptation: off (--no-adapt)"
-    counts = (
-        f"{info['positives']} pseudo-particles, {info['negatives']} rejected boxes "
-        f"among {info['candidates']} candidates on {info['micrographs']} micrographs"
-    )
-    if state.get("ranker") is None:
-        return f"adaptation: too few labels ({counts}); picks keep the particle map's score"
-    line = f"adaptation: ranker learned from {counts} in {info['seconds']:.1f} s"
-    if info.get("crowded_weak"):
+    line = f"adaptation: {info['candidates']} candidates on {info['micrographs']} micrographs"
+    classes = info.get("classes")
+    if classes:
         line += (
-            f"; crowded field ({info['map_share']:.0%} of candidates on the particle map) with "
-            f"a weak ranking (separation {info['separation']:.2f}): the default threshold keeps "
-            "most candidates, for 2D classification to sort"
+            f" in {classes['classes']} 2D classes ({classes['particle_classes']} particle, "
+            f"{classes['particle_share']:.0%} of candidates estimated particles; "
+            f"{classes['seconds']:.1f} s)"
         )
-    return line
+    if state.get("ranker") is None:
+        line += "; no ranker (too few pseudo-labels): scores are the particle map's"
+    else:
+        line += f"; ranker from {info['positives']} pseudo-particles, {info['negatives']} others"
+    default = info.get("default", "")
+    if default.startswith("every candidate"):
+        return line + f"; default threshold keeps {default} (--threshold overrides)"
+    return line + f"; default threshold: {default}"
 
 
 def _example(path: Path, mics) -> tuple[Path, object]:
@@ -131,53 +139,83 @@ def main(
         help="Learn how to rank candidates on these micrographs first (no annotation)",
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (k-means, adaptation)"),
+    strict: bool = STRICT,
+    watch: bool = typer.Option(
+        False,
+        "--watch",
+        help="Keep running: pick micrographs as they arrive in the folder, glob or STAR "
+        "(stop: Ctrl-C or --watch-idle)",
+    ),
+    watch_idle: float = WATCH_IDLE,
+    watch_poll: float = WATCH_POLL,
 ) -> None:
-    """Pick particles with the self-supervised MAE picker (RELION coordinate STAR output)."""
-    from cryosift.picking.model import cached_model
-    from cryosift.picking.run import PickJob, find_with_diameter, run_picking
+    """Pick particles with the self-supervised MAE picker (RELION coordinate STAR output).
 
+    A micrograph that cannot be used is skipped and named, and the rest are picked;
+    --strict stops at it instead."""
     started = time.perf_counter()
     check_pick_options(threshold, area_fraction, jobs)
-    mics, mic_angpix, diameter = find_with_diameter(micrographs, diameter_A, diameter_px, angpix)
-    dev = pick_device(device)
-    folder = str(model.resolve()) if model else None
-    picker = cached_model(folder, dev)  # kept for the micrographs picked in this process
-    example = None if example_coords is None else _example(example_coords, mics)
-    job = PickJob(
-        diameter=diameter,
-        cluster=-1,
-        edge=edge_px,
-        area_fraction=area_fraction,
-        threshold=threshold,
-        sequential=sequential,
-        seed=seed,
-    )
-    settings = {
-        "job": job.describe(),
-        "adapt": adapt,
-        "example_coords": str(example_coords) if example_coords else None,
-        "model": str(model) if model else "shipped",
-        "model_info": {k: v for k, v in picker.info.items() if k != "loss_history"},
-        "angpix": mic_angpix,
-    }
-    with progress_bar() as bar:
-        task = bar.add_task("picking", total=len(mics), rate="")
-        summary, state = run_picking(
-            mics,
-            folder,
-            job,
-            outdir,
-            settings,
-            on_progress=lambda n: bar.advance(task, n),
-            angpix=angpix,
-            device=dev,
-            jobs=jobs,
-            adapt=adapt,
-            example=example,
+    warned: set = set()
+
+    def one_round(only: set[str] | None, fresh: bool) -> tuple:
+        """Pick the micrographs given (``only`` those when watching): the summary, state,
+        skips and closing line."""
+        from cryosift.picking.model import cached_model
+        from cryosift.picking.run import PickJob, find_with_diameter, run_picking
+
+        skips = skip_log("pick", strict, warned)
+        mics, mic_angpix, diameter = find_with_diameter(
+            micrographs, diameter_A, diameter_px, angpix, skips, only
         )
-    cluster = int(state["cluster"])
+        dev = pick_device(device)
+        folder = str(model.resolve()) if model else None
+        picker = cached_model(folder, dev)  # kept for the micrographs picked in this process
+        example = None if example_coords is None else _example(example_coords, mics)
+        job = PickJob(
+            diameter=diameter,
+            cluster=-1,
+            edge=edge_px,
+            area_fraction=area_fraction,
+            threshold=threshold,
+            sequential=sequential,
+            seed=seed,
+        )
+        settings = {
+            "job": job.describe(),
+            "adapt": adapt,
+            "example_coords": str(example_coords) if example_coords else None,
+            "model": str(model) if model else "shipped",
+            "model_info": {k: v for k, v in picker.info.items() if k != "loss_history"},
+            "angpix": mic_angpix,
+        }
+        with progress_bar() as bar:
+            task = bar.add_task("picking", total=len(mics), rate="")
+            summary, state = run_picking(
+                mics,
+                folder,
+                job,
+                outdir,
+                settings,
+                on_progress=lambda n: bar.advance(task, n),
+                angpix=angpix,
+                device=dev,
+                jobs=jobs,
+                adapt=adapt,
+                example=example,
+                skips=skips,
+            )
+        line = f"diameter {diameter:.1f} px" + (f" ({mic_angpix:.3f} Å/px)" if mic_angpix else "")
+        return summary, state, skips, line
+
+    if watch:
+        last = watch_rounds(micrographs, one_round, _round_line, watch_poll, watch_idle)
+        if last is None:
+            return
+        summary, state, skips, line = last
+    else:
+        summary, state, skips, line = one_round(None, True)
     console.print(adapt_line(state), highlight=False)
-    console.print(summary_table(summary, outdir, cluster))
+    console.print(summary_table(summary, outdir, int(state["cluster"])))
     if threshold is None and summary.below_threshold.sum() > 0:
         console.print(
             "candidates below the default threshold are left out: --threshold 0 writes them "
@@ -185,8 +223,17 @@ def main(
             highlight=False,
         )
     console.print(
-        f"diameter {diameter:.1f} px"
-        + (f" ({mic_angpix:.3f} Å/px)" if mic_angpix else "")
-        + f"; {time.perf_counter() - started:.1f} s; coordinates in {outdir / 'Coordinates'}",
+        f"{line}; {time.perf_counter() - started:.1f} s; coordinates in {outdir / 'Coordinates'}",
         highlight=False,
+    )
+    print_skipped(skips)
+
+
+def _round_line(result: tuple) -> str:
+    """What a round of ``--watch`` has done, in one line."""
+    summary, _, skips, _ = result
+    new = int((summary.status != "resumed").sum())
+    return (
+        f"round: {len(summary)} micrographs ({new} new, {len(skips.skipped)} skipped), "
+        f"{int(summary.picks.sum())} picks"
     )

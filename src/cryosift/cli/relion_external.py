@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 import typer
 
-from cryosift.errors import InputError
+from cryosift.errors import InputError, SkipLog
 from cryosift.io.star import write_star
 
 SUCCESS, FAILURE, ABORTED = (
@@ -225,11 +225,14 @@ def run_job(args: dict[str, str], version: int, project: Path) -> list[tuple[str
         raise InputError(None, "give --in_mics (micrographs STAR) or --in_parts (particles STAR)")
     in_mics = Path(args["in_mics"])
     angpix = _value(args, "angpix")
+    skips = SkipLog(warn=lambda line: print(f"cryosift: {line}", file=sys.stderr))
     mics, mic_angpix, diameter = find_with_diameter(
-        in_mics, _value(args, "diameter_A"), _value(args, "diameter_px"), angpix
+        in_mics, _value(args, "diameter_A"), _value(args, "diameter_px"), angpix, skips
     )
     mics = in_project(mics, project)
-    given = _given_coords(args, in_mics, angpix)
+    given = _given_coords(args, in_mics, angpix, skips)
+    if given is not None:
+        mics = mics[mics.key.isin(given)].reset_index(drop=True)
     run_pipeline(
         mics,
         _run_config(args, diameter, mic_angpix, rules),
@@ -241,7 +244,9 @@ def run_job(args: dict[str, str], version: int, project: Path) -> list[tuple[str
         name_prefix=prefix,
         should_stop=(out / ABORT_NOW).exists,
         inputs={"command": " ".join(["cryosift", *sys.argv[1:]]), "micrographs": str(in_mics)},
+        skips=skips,
     )
+    mics = mics[~mics.path.astype(str).isin(skips.skipped)]
     nodes = [(prefix + "inliers.star", "particles")]
     if given is None:
         if version == 3:
@@ -252,14 +257,16 @@ def run_job(args: dict[str, str], version: int, project: Path) -> list[tuple[str
     return nodes
 
 
-def _given_coords(args: dict[str, str], in_mics: Path, angpix: float | None) -> dict | None:
+def _given_coords(
+    args: dict[str, str], in_mics: Path, angpix: float | None, skips: SkipLog
+) -> dict | None:
     """Picks per micrograph key from ``--in_coords`` (RELION's coordinate node), or None
-    when the job is to pick them."""
+    when the job is to pick them; micrographs ``skips`` leaves out have none."""
     if "in_coords" not in args:
         return None
     from cryosift.extract.run import plan_extraction
 
-    plan, _ = plan_extraction(in_mics, args["in_coords"], angpix=angpix)
+    plan, _ = plan_extraction(in_mics, args["in_coords"], angpix=angpix, skips=skips)
     return {job.key: job.picks for job in plan}
 
 

@@ -27,14 +27,20 @@ from cryosift.cli.common import (
     MICROGRAPHS,
     OUTDIR,
     PROJECT_DIR,
+    STRICT,
+    WATCH_IDLE,
+    WATCH_POLL,
     check_choice,
     check_pick_options,
     console,
     guarded,
+    print_skipped,
     progress_bar,
+    skip_log,
+    watch_rounds,
 )
 from cryosift.device import pick_device
-from cryosift.errors import InputError
+from cryosift.errors import InputError, SkipLog
 from cryosift.outliers.detector import VERDICTS
 from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS
 
@@ -67,11 +73,13 @@ def box_and_size(
     return box, out
 
 
-def read_truth(spec: Path, mics, fmt: str | None = None) -> dict:
-    """True coordinates by micrograph key (any coordinate format; a folder or one file)."""
+def read_truth(spec: Path, mics, fmt: str | None = None, skipped=None, drop=False) -> dict:
+    """True coordinates by micrograph key (any coordinate format; a folder or one file);
+    those of micrographs ``skipped`` left out are dropped, and with ``drop`` those of
+    micrographs not among ``mics``."""
     from cryosift.extract.run import match_picks, read_all_picks
 
-    return match_picks(mics, read_all_picks(spec, fmt))
+    return match_picks(mics, read_all_picks(spec, fmt), skipped, drop)
 
 
 def summary_table(run: RunResult, outdir: Path) -> Table:
@@ -160,6 +168,18 @@ def _inputs(micrographs: list[Path], ctf: Path | None, truth: Path | None) -> di
     }
 
 
+def _round_line(result: tuple) -> str:
+    """What a round of ``--watch`` has done, in one line."""
+    run, skips, _ = result
+    s = run.summary
+    new = int((s.status != "resumed").sum())
+    inliers = int((run.scores.verdict == "inlier").sum())
+    return (
+        f"round: {len(s)} micrographs ({new} new, {len(skips.skipped)} skipped), "
+        f"{int(s.picks.sum())} picks, {len(run.scores)} particles, {inliers} inliers"
+    )
+
+
 def _print_result(run: RunResult, outdir: Path) -> None:
     """The summary table, the adaptation line and the cleaning's notes."""
     from cryosift.cli.clean import print_notes
@@ -223,8 +243,21 @@ def main(
         20, "--classes", help="2D classes of all particles for the report (0: skip)"
     ),
     project_dir: Path = PROJECT_DIR,
+    strict: bool = STRICT,
+    watch: bool = typer.Option(
+        False,
+        "--watch",
+        help="Keep running: process micrographs as they arrive in the folder, glob or STAR, "
+        "updating the outputs as it goes (stop: Ctrl-C or --watch-idle)",
+    ),
+    watch_idle: float = WATCH_IDLE,
+    watch_poll: float = WATCH_POLL,
 ) -> None:
-    """Micrographs -> picks -> particles -> inliers, with report.html and run.json."""
+    """Micrographs -> picks -> particles -> inliers, with report.html and run.json.
+
+    A micrograph that cannot be used (unreadable, truncated, blank, NaN pixels, a movie,
+    another pixel size, smaller than a box) is skipped and named, and the run goes on;
+    --strict stops at it instead."""
     from cryosift.extract.run import ctf_by_micrograph, in_project, spec_label
     from cryosift.io.paths import folder_prefix
     from cryosift.picking.run import find_with_diameter
@@ -236,52 +269,68 @@ def main(
     interrupt = _Interrupt()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, interrupt)
-    mics, mic_angpix, diameter = find_with_diameter(micrographs, diameter_A, diameter_px, angpix)
-    project = project_dir or Path.cwd()
-    mics = in_project(mics, project)
-    ctf_by_key = ctf_by_micrograph(mics, ctf, mic_angpix, micrographs)
-    if phase_flip and ctf_by_key and not mic_angpix:
-        raise InputError(
-            spec_label(micrographs), "phase flipping needs a pixel size: give --angpix"
+    warned: set = set()
+
+    def one_round(only: set[str] | None, fresh: bool) -> tuple[RunResult, SkipLog, str]:
+        """The run over the micrographs given (``only`` those when watching); ``fresh``:
+        honour --overwrite. Returns the result, what was skipped and the closing line."""
+        skips = skip_log("run", strict, warned)
+        mics, mic_angpix, diameter = find_with_diameter(
+            micrographs, diameter_A, diameter_px, angpix, skips, only
         )
-    true_coords = read_truth(truth, mics) if truth is not None else None
-    box, out = box_and_size(diameter, box_px, box_A, size, mic_angpix)
-    dev = pick_device(device)
-    folder = _checked_model(model, dev)
-    cfg = RunConfig(
-        diameter=round(diameter, 3),
-        box=box,
-        size=out,
-        angpix=mic_angpix,
-        threshold=threshold,
-        area_fraction=area_fraction,
-        model=folder,
-        phase_flip=phase_flip,
-        rules=rules,
-        adapt=adapt,
-        classes=max(0, classes),
-        seed=seed,
-        strict_clean=strict_clean,
-    )
-    run = _run_with_progress(
-        mics,
-        cfg,
-        outdir,
-        interrupt,
-        ctf=ctf_by_key,
-        truth=true_coords,
-        jobs=jobs,
-        scheduler=dask_scheduler,
-        device=dev,
-        overwrite=overwrite,
-        name_prefix=folder_prefix(outdir, project),
-        report=report,
-        inputs=_inputs(micrographs, ctf, truth),
-    )
+        project = project_dir or Path.cwd()
+        mics = in_project(mics, project)
+        ctf_by_key = ctf_by_micrograph(mics, ctf, mic_angpix, micrographs)
+        if phase_flip and ctf_by_key and not mic_angpix:
+            raise InputError(
+                spec_label(micrographs), "phase flipping needs a pixel size: give --angpix"
+            )
+        true_coords = None
+        if truth is not None:
+            true_coords = read_truth(truth, mics, skipped=skips, drop=only is not None)
+        box, out = box_and_size(diameter, box_px, box_A, size, mic_angpix)
+        dev = pick_device(device)
+        cfg = RunConfig(
+            diameter=round(diameter, 3),
+            box=box,
+            size=out,
+            angpix=mic_angpix,
+            threshold=threshold,
+            area_fraction=area_fraction,
+            model=_checked_model(model, dev),
+            phase_flip=phase_flip,
+            rules=rules,
+            adapt=adapt,
+            classes=max(0, classes),
+            seed=seed,
+            strict_clean=strict_clean,
+        )
+        run = _run_with_progress(
+            mics,
+            cfg,
+            outdir,
+            interrupt,
+            ctf=ctf_by_key,
+            truth=true_coords,
+            jobs=jobs,
+            scheduler=dask_scheduler,
+            device=dev,
+            overwrite=overwrite and fresh,
+            name_prefix=folder_prefix(outdir, project),
+            report=report,
+            inputs=_inputs(micrographs, ctf, truth),
+            skips=skips,
+        )
+        where = outdir / "report.html" if report else outdir
+        return run, skips, f"diameter {diameter:.1f} px, box {box} -> {out} px; report: {where}"
+
+    if watch:
+        last = watch_rounds(micrographs, one_round, _round_line, watch_poll, watch_idle)
+        if last is None:
+            return
+        run, skips, line = last
+    else:
+        run, skips, line = one_round(None, True)
     _print_result(run, outdir)
-    where = outdir / "report.html" if report else outdir
-    console.print(
-        f"diameter {diameter:.1f} px, box {box} -> {out} px; "
-        f"{time.perf_counter() - started:.1f} s; report: {where}",
-        highlight=False,
-    )
+    print_skipped(skips)
+    console.print(f"{line}; {time.perf_counter() - started:.1f} s", highlight=False)

@@ -21,31 +21,49 @@ from cryosift.cli.common import (
     DIAMETER_A,
     DIAMETER_PX,
     MICROGRAPHS,
+    STRICT,
     check_choice,
     console,
     guarded,
+    print_skipped,
     progress_bar,
+    skip_log,
 )
 from cryosift.device import pick_device
+from cryosift.errors import SkipLog
 from cryosift.picking.mae_config import DEFAULT_PRESET, PRESETS
 
 # torch, scipy and the picker are imported by the functions that use them: --help answers
 # at once.
 
 
-def _preprocessed(paths, angpix: float | None, diameter: float, settings: dict) -> list:
-    """The micrographs at ``paths`` read and preprocessed for the MAE, each ``(rows, cols)``."""
+def _preprocessed(
+    paths, angpix: float | None, diameter: float, settings: dict, tile: int, skips: SkipLog
+) -> tuple[list[Path], list]:
+    """The micrographs at ``paths`` read and preprocessed for the MAE, each ``(rows, cols)``,
+    and their paths; one that cannot be read or is smaller than a ``tile`` once
+    preprocessed is left out through ``skips``."""
+    from cryosift.errors import InputError
     from cryosift.io.micrographs import read_micrograph
     from cryosift.preprocess.micrograph import preprocess
 
-    images = []
+    kept, images = [], []
     with progress_bar() as bar:
         task = bar.add_task("preprocessing", total=len(paths), rate="")
         for path in paths:
-            image = read_micrograph(path, angpix).image
-            images.append(preprocess(image, diameter, **settings)[0])
             bar.advance(task)
-    return images
+            try:
+                image = preprocess(read_micrograph(path, angpix).image, diameter, **settings)[0]
+                if min(image.shape) < tile:
+                    raise InputError(path, f"smaller than one {tile}-px tile once preprocessed")
+            except InputError as exc:
+                skips.skip(exc, path)
+                continue
+            kept.append(Path(path))
+            images.append(image)
+    if not images:
+        raise skips.none_left()
+    return kept, images
 
 
 def _learned_ranker(model, paths: list[Path], diameter: float, angpix, seed: int):
@@ -97,8 +115,12 @@ def main(
     ),
     device: str = DEVICE,
     seed: int = typer.Option(0, "--seed", help="Random seed"),
+    strict: bool = STRICT,
 ) -> None:
-    """Train the picker's masked autoencoder on unlabelled micrographs."""
+    """Train the picker's masked autoencoder on unlabelled micrographs.
+
+    A micrograph that cannot be used is skipped and named, and training goes on with the
+    rest; --strict stops at it instead."""
     from cryosift.picking.model import load_model, save_model
     from cryosift.picking.run import find_with_diameter
     from cryosift.picking.train import FINE_TUNE, TrainSettings, tiles_per_epoch, train
@@ -111,14 +133,16 @@ def main(
     if epochs < 1 or batch < 1 or not 0 <= warmup <= epochs:
         raise typer.BadParameter("need epochs >= 1, batch >= 1 and 0 <= warmup <= epochs")
     started = time.perf_counter()
-    mics, mic_angpix, diameter = find_with_diameter(micrographs, diameter_A, diameter_px, angpix)
+    skips = skip_log("train", strict)
+    mics, mic_angpix, diameter = find_with_diameter(
+        micrographs, diameter_A, diameter_px, angpix, skips
+    )
     dev = pick_device(device)
     start = None if from_scratch else load_model(init, dev)
     config = PRESETS[preset] if start is None else start.mae.config
-    images = _preprocessed(mics.path, angpix, diameter, start.preprocess if start else {})
-    small = [p for p, im in zip(mics.path, images, strict=True) if min(im.shape) < config.tile]
-    if small:
-        raise typer.BadParameter(f"{Path(small[0]).name} is smaller than one {config.tile}-px tile")
+    paths, images = _preprocessed(
+        mics.path, angpix, diameter, start.preprocess if start else {}, config.tile, skips
+    )
     settings = TrainSettings(epochs=epochs, warmup=warmup, batch=batch, lr=lr, seed=seed)
     steps = tiles_per_epoch(images, config.tile, batch) // batch
     with progress_bar() as bar:
@@ -131,7 +155,7 @@ def main(
             device=dev,
             init=start,
             info={
-                "micrographs": [str(p) for p in mics.path],
+                "micrographs": [str(p) for p in paths],
                 "diameter_px": diameter,
                 "angpix": mic_angpix,
                 "init": "scratch" if start is None else str(init or "shipped"),
@@ -143,7 +167,7 @@ def main(
             on_step=lambda: bar.advance(task),
         )
     if rank:
-        model.ranker = _learned_ranker(model, [Path(p) for p in mics.path], diameter, angpix, seed)
+        model.ranker = _learned_ranker(model, paths, diameter, angpix, seed)
         save_model(model, outdir)
     hist = model.info["loss_history"]
     console.print(
@@ -151,3 +175,4 @@ def main(
         f"{len(hist)} epochs on {dev}; {time.perf_counter() - started:.0f} s",
         highlight=False,
     )
+    print_skipped(skips)

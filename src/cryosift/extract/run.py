@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryosift.errors import InputError
+from cryosift.errors import InputError, SkipLog, skipped_writer
+from cryosift.executors import Failed, Guarded
 from cryosift.extract.boxes import (
     box_centres,
     boxes_inside,
@@ -37,10 +38,10 @@ from cryosift.io.micrographs import (
     CTF_COLUMNS,
     SUFFIXES,
     micrograph_key,
-    probe_micrograph,
     read_micrograph,
     read_micrographs_star,
     resolve_key,
+    screen_micrographs,
 )
 from cryosift.io.mrc import open_stack, write_stack_chunks
 from cryosift.io.particles import CtfParams
@@ -214,24 +215,32 @@ def read_all_picks(spec: str | os.PathLike, fmt: str | None = None) -> pd.DataFr
     return pd.concat(parts, ignore_index=True)
 
 
-def match_picks(mics: pd.DataFrame, picks: pd.DataFrame) -> dict[str, pd.DataFrame]:
+def match_picks(
+    mics: pd.DataFrame, picks: pd.DataFrame, skipped: SkipLog | None = None, drop: bool = False
+) -> dict[str, pd.DataFrame]:
     """Each micrograph's picks, ``{key: picks}``. A pick names its micrograph by file stem;
     per-micrograph files may add a suffix (``mic_001_autopick.star``). With one micrograph
     and one per-micrograph coordinate file, the two belong together whatever their names.
-    A pick whose micrograph is not among ``mics`` is an :class:`InputError` naming its file."""
-    keys = set(mics.key)
+    A pick whose micrograph is not among ``mics`` is an :class:`InputError` naming its file,
+    unless ``skipped`` left that micrograph out or ``drop`` is set (``--watch``: it has not
+    arrived yet); those picks are dropped."""
+    gone = {micrograph_key(n) for n in (skipped.skipped if skipped is not None else ())}
+    keys = set(mics.key) | gone
     single = len(mics) == 1 and picks.source.nunique() == 1 and bool(picks.per_file.all())
 
     out: dict[str, list[pd.DataFrame]] = {k: [] for k in mics.key}
     for (source, name), group in picks.groupby(["source", "micrograph"], sort=False):
         key = mics.key.iloc[0] if single else resolve_key(str(name), keys)
+        if key is None and drop:
+            continue
         if key is None:
             raise InputError(
                 source,
                 f"micrograph {name!r} named in the coordinates is not among the "
                 f"{len(mics)} micrograph(s) given",
             )
-        out[key].append(group)
+        if key in out:
+            out[key].append(group)
     return {
         k: (pd.concat(v, ignore_index=True) if v else picks.iloc[:0]).reset_index(drop=True)
         for k, v in out.items()
@@ -260,6 +269,52 @@ def micrograph_angpix(mics: pd.DataFrame, infos: list, override: float | None) -
                 "give --angpix to set one",
             )
     return float(first)
+
+
+def _stated_angpix(mics: pd.DataFrame, infos: list) -> np.ndarray:
+    """``(N,)`` each micrograph's pixel size from the STAR, else its header (NaN: none)."""
+    return np.array(
+        [
+            star_a if np.isfinite(star_a) else (info.angpix or np.nan)
+            for info, star_a in zip(infos, mics.angpix, strict=True)
+        ],
+        dtype=float,
+    )
+
+
+def screen_pixel_sizes(
+    mics: pd.DataFrame, infos: list, override: float | None, skips: SkipLog
+) -> tuple[pd.DataFrame, list]:
+    """Leave out (through ``skips``) the micrographs whose stated pixel size differs by more
+    than 1% from the one most of them state; none without ``--angpix`` (``override``)."""
+    stated = _stated_angpix(mics, infos)
+    known = np.isfinite(stated)
+    if override is not None or not known.any():
+        return mics, infos
+    agree = np.abs(stated[known][:, None] - stated[known][None, :]) <= 0.01 * stated[known]
+    common = stated[known][int(np.argmax(agree.sum(axis=1)))]
+    off = known & (np.abs(stated - common) > 0.01 * common)
+    for i in np.flatnonzero(off):
+        problem = f"pixel size {stated[i]:.4g} Å differs from {common:.4g} Å of the others"
+        skips.skip(InputError(mics.path.iloc[i], problem + "; give --angpix to set one"))
+    keep = np.flatnonzero(~off)
+    return mics.iloc[keep].reset_index(drop=True), [infos[i] for i in keep]
+
+
+def fitting_a_box(paths: Sequence, shapes: Sequence, side: float, skips: SkipLog) -> list[int]:
+    """The indices of the micrographs (``paths``, ``shapes`` ``(rows, cols)``) at least
+    ``side`` px (a box) wide and high; each other one is left out through ``skips``. An
+    :class:`InputError` when none is left."""
+    keep = []
+    for i, (path, (rows, cols)) in enumerate(zip(paths, shapes, strict=True)):
+        if min(rows, cols) >= side:
+            keep.append(i)
+        else:
+            problem = f"{rows} x {cols} px is smaller than a box of {side:.0f} px"
+            skips.skip(InputError(path, problem))
+    if not keep:
+        raise skips.none_left()
+    return keep
 
 
 def check_ctf_angpix(ctf_star: Path, table: pd.DataFrame, angpix: float | None) -> None:
@@ -307,15 +362,23 @@ def plan_extraction(
     scale: float | None = None,
     coords_angpix: float | None = None,
     project: str | os.PathLike | None = None,
+    skips: SkipLog | None = None,
 ) -> tuple[list[MicrographJob], float | None]:
     """Check every input and return the jobs and the micrograph pixel size (Å or None).
 
     Coordinates are multiplied by ``scale``, or by ``coords_angpix / angpix`` when the picks
     were made on micrographs of another pixel size; nothing is scaled otherwise. Micrograph
-    names are made relative to the RELION project directory ``project`` when given.
+    names are made relative to the RELION project directory ``project`` when given. With
+    ``skips``, micrographs whose header cannot be read, whose pixel size differs from the
+    others' or whose picks fall outside them are left out through it (their picks
+    dropped); without, each is an error.
     """
     mics = in_project(find_micrographs(micrographs), project)
-    infos = [probe_micrograph(p) for p in mics.path]
+    if skips is not None and len(mics) == 1:
+        skips.strict = True  # one micrograph: its problem is the command's error
+    mics, infos = screen_micrographs(mics, skips)
+    if skips is not None:
+        mics, infos = screen_pixel_sizes(mics, infos, angpix, skips)
     mic_angpix = micrograph_angpix(mics, infos, angpix)
     ctf = ctf_by_micrograph(mics, ctf_star, mic_angpix, micrographs)
 
@@ -326,13 +389,19 @@ def plan_extraction(
         scale = coords_angpix / mic_angpix
     if scale is not None:
         picks = scale_coords(picks, scale)
-    by_key = match_picks(mics, picks)
+    by_key = match_picks(mics, picks, skips)
 
     jobs = []
     for row, info in zip(mics.itertuples(), infos, strict=True):
         mine = by_key[row.key]
-        for source, group in mine.groupby("source", sort=False):
-            check_inside(group, info.shape, Path(source))
+        try:
+            for source, group in mine.groupby("source", sort=False):
+                check_inside(group, info.shape, Path(source))
+        except InputError as exc:
+            if skips is None:
+                raise
+            skips.skip(InputError(row.path, exc.message))
+            continue
         jobs.append(
             MicrographJob(
                 row.key, str(row.name), Path(row.path), info.shape, mine, ctf and ctf[row.key]
@@ -527,14 +596,17 @@ def run_extraction(
     overwrite: bool = False,
     on_progress: Callable[[int], None] | None = None,
     project: str | os.PathLike | None = None,
+    skips: SkipLog | None = None,
 ) -> pd.DataFrame:
     """Extract every job into ``outdir`` and write ``particles.star`` and
     ``extract_summary.csv``; returns the summary (one row per micrograph). Image names in
     the STAR files are relative to the RELION project directory ``project`` (None: to
     ``outdir``).
 
-    Bad input met during the run (e.g. NaN pixels) removes what this run wrote and raises
-    :class:`InputError`; an interrupted run leaves its finished micrographs for a rerun.
+    Bad input met during the run (e.g. NaN pixels) leaves that micrograph out through
+    ``skips``; without it (or when strict, or when no micrograph is left) it removes what
+    this run wrote and raises :class:`InputError`. An interrupted run leaves its finished
+    micrographs for a rerun.
     """
     outdir = Path(outdir)
     created_dir = not outdir.exists()
@@ -552,11 +624,18 @@ def run_extraction(
 
         results = []
         with ThreadPoolExecutor(max_workers=max(1, n_jobs)) as pool:
-            for res in pool.map(work, jobs):
-                written += res["written"]
-                results.append(res)
+            for job, res in zip(jobs, pool.map(Guarded(work), jobs), strict=True):
+                if isinstance(res, Failed):
+                    if skips is None:
+                        raise res.error
+                    skips.skip(res.error, job.path)
+                else:
+                    written += res["written"]
+                    results.append(res)
                 if on_progress:
                     on_progress(1)
+        if not results:
+            raise (skips or SkipLog()).none_left()
         rows = [r["rows"] for r in results if len(r["rows"])]
         # With no particle at all, the first micrograph's empty table gives the columns.
         particles = pd.concat(rows, ignore_index=True) if rows else results[0]["rows"]
@@ -570,6 +649,7 @@ def run_extraction(
                     {"optics": optics, "particles": particles}, p
                 ),
                 outdir / "extract_summary.csv": lambda p: summary.to_csv(p, index=False),
+                **skipped_writer(outdir, skips),
             }
         )
     except InputError:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryosift.errors import InputError
+from cryosift.errors import InputError, SkipLog
 from cryosift.io.mrc import open_stack
 
 MRC_SUFFIXES = (".mrc", ".mrcs", ".map")
@@ -190,7 +190,7 @@ def read_micrograph(path: str | os.PathLike, angpix: float | None = None) -> Mic
     """Read a micrograph as float32 ``(rows, cols)``; ``angpix`` overrides the header.
 
     MRC modes 0, 1, 2, 6 and 12, FEI extended headers, non-square images; TIFF (one page);
-    8- and 16-bit PNG/JPEG. NaN or infinite pixels are an :class:`InputError`.
+    8- and 16-bit PNG/JPEG. NaN or infinite pixels, or all pixels equal, are an :class:`InputError`.
     """
     path = Path(path)
     image, header_angpix = _pixels(path, _check_file(path))
@@ -200,12 +200,45 @@ def read_micrograph(path: str | os.PathLike, angpix: float | None = None) -> Mic
         raise InputError(
             path, f"{int(bad.sum())} NaN or infinite pixels (first at row {r}, column {c})"
         )
+    if image.size and image.min() == image.max():
+        raise InputError(
+            path, f"every pixel is {float(image.flat[0]):g}: a blank exposure, nothing to pick"
+        )
     return Micrograph(path, image, float(angpix) if angpix else header_angpix)
 
 
+def screen_micrographs(
+    mics: pd.DataFrame, skips: SkipLog | None = None
+) -> tuple[pd.DataFrame, list[MicrographInfo]]:
+    """The micrographs of ``mics`` (``path``) whose headers can be read, and their
+    :class:`MicrographInfo`; each other one is left out through ``skips`` (without it, or
+    when strict, its error is raised). An :class:`InputError` when none is left."""
+    keep, infos = [], []
+    for i, path in enumerate(mics.path):
+        try:
+            infos.append(probe_micrograph(path))
+        except InputError as exc:
+            if skips is None:
+                raise
+            skips.skip(exc, path)
+            continue
+        keep.append(i)
+    if not keep:
+        raise (skips or SkipLog()).none_left()
+    return mics.iloc[keep].reset_index(drop=True), infos
+
+
+#: Extensions stripped from a name to make its key: micrographs' and coordinate files'.
+KEY_SUFFIXES = frozenset((*SUFFIXES, ".star", ".box", ".cbox", ".csv", ".txt", ".cs", ".coord"))
+
+
 def micrograph_key(name: str | os.PathLike) -> str:
-    """The name a micrograph is matched by: its file name without folders and extension."""
-    return Path(str(name)).stem
+    """The name a micrograph is matched by: its file name without folders and without its
+    extension when that is one cryosift reads (``May08_03.05.02.bin.png`` ->
+    ``May08_03.05.02.bin``; ``May08_03.05.02.bin_autopick`` stays whole: its last dot is part
+    of the name, not an extension)."""
+    path = Path(str(name))
+    return path.stem if path.suffix.lower() in KEY_SUFFIXES else path.name
 
 
 def resolve_key(name: str | os.PathLike, keys) -> str | None:

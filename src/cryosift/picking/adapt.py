@@ -3,39 +3,45 @@
 ``cryosift pick`` and ``cryosift run`` first look at a few micrographs in full (the survey,
 :data:`SURVEY` of them): their embeddings choose the particle cluster
 (:func:`cryosift.picking.run.cluster_from_survey`) and then, with no annotation, teach a
-ranking of candidates (:mod:`cryosift.picking.rank`):
+ranking of candidates (:mod:`cryosift.picking.rank`) and where to cut it:
 
-1. every candidate the particle map finds on them is boxed (1.5 diameters) and judged by
-   ``cryosift clean``'s default radial-profile detector; kept by the picker *and* accepted
-   by the detector is a pseudo-particle, rejected by the detector a pseudo-negative;
-2. a logistic regression learns, from the candidate's mean disc embedding and its blob
+1. every candidate the particle map finds on them (generously: all that pass the filters) is
+   boxed twice: at 1.5 diameters for ``cryosift clean``'s default radial-profile detector
+   (one verdict per box), and at 2 diameters for a 2D classification of all of them
+   (:mod:`cryosift.picking.classes`), whose class *averages* are judged: a line or edge, a
+   rare strong blob (crisp ice) or weak (background) is junk, and each class gets an
+   estimated particle share ``pi``;
+2. a pseudo-particle is a candidate the detector accepts *and* that lies in a particle
+   class; every other candidate is a pseudo-negative. At low SNR the detector's single box
+   follows contrast, so a carbon edge or an ice crystal is accepted; its class is not;
+3. a logistic regression learns, from the candidate's mean disc embedding and its blob
    features (:mod:`cryosift.picking.blobs`), which candidates are particles;
-3. its log-odds over the survey's candidates are split by a two-component Gaussian mixture
-   and the bias moved so that the split is probability 0.5 (:func:`centred_on_split`);
-4. one round of self-training: the pseudo-particles become the candidates this first ranker
-   keeps (instead of those the particle map keeps) that the detector accepts, and step 2 is
-   repeated. More rounds drift (measured: docs/picking.md);
-5. the refined ranker's probability is every candidate's score and 0.5 the default
-   threshold, with the bias set so that 0.5 falls at the *lower* of its own 0.5 and the
-   mixture split (:func:`centred_on_split` with ``lenient``). The F1-best cut on a
-   calibrated probability is at F1/2, below 0.5, so of two estimates of the 0.5 point the
-   lower is the nearer; it matters when the ranking is weak (faint or binned data: the
-   mixture split then kept half the particles, measured in docs/picking.md);
-6. a crowded field with a weak ranking (:func:`lenient_when_crowded_and_weak`): when the
-   particle map keeps at least :data:`CROWDED_SHARE` of the survey's candidates and the
-   refined ranker's log-odds hardly split in two (:func:`separation` below
-   :data:`WEAK_SEPARATION`), 0.5 is moved down to keep :data:`CROWDED_WEAK_KEEP` of the
-   candidates. Where about half the candidates are particles and the ranking cannot tell
-   which, every candidate dropped loses a particle as often as junk: picking generously and
-   letting 2D classification sort is the better default there (measured on faint copies of
-   EMPIAR-10017 and held-out sets in docs/picking.md).
+4. every candidate is also matched against the particle classes' averages, under every
+   rotation and small shift (:func:`cryosift.picking.classes.template_match`): a matched
+   filter with the particle's own views. A candidate's score is the sum of its standardised
+   match and its standardised log-odds (:func:`combined_ranker`: one :class:`Ranker`);
+5. **the default threshold** is the cut of that score with the best *expected* F1, the
+   classes' ``pi`` standing for the truth: keeping the ``k`` best candidates is expected to
+   hold ``sum pi`` of them, of the ``sum pi`` all candidates hold. The survey's scores it is
+   chosen on are out of fold (each survey micrograph scored by a ranker learned on the
+   others, and matched against class averages made without it), so a ranking that only
+   repeats its own labels gains nothing. Probability 0.5 falls at that cut;
+6. **never worse than picking generously**: when the survey is too small to judge
+   (:data:`MIN_CANDIDATES`), no class is a particle, or the best cut keeps at least
+   :data:`KEEP_ALL` of the candidates or beats keeping them all by less than
+   :data:`MIN_GAIN` expected F1 (the classes cannot judge the ranking), the default
+   threshold keeps every candidate (``threshold 0``; the scores still rank them) and the
+   run says so; unless the survey's scores themselves form two clear humps, the upper one
+   a minority (:func:`mixture_split`, :data:`CLEAR_SEPARATION`, :data:`MINORITY`): the
+   particles of a sparse faint field, where the classes are mostly background and cannot
+   say which candidates are particles but the ranking can; 0.5 then falls between the
+   humps.
 
 The survey micrographs' picks come from the embeddings already computed, so adapting costs
-only the boxes, the detector and the fit (a few seconds, whatever the number of
-micrographs). Boxes are cut from the resized micrograph when the particle is large enough
-there (:data:`MIN_SMALL_BOX`), else from the micrograph as read. With too few labels of
-either kind no ranker is learned and the particle map's score is kept. Deterministic per
-``seed`` (the detector's noise calibration is its only random draw).
+the boxes, the detector, the classification and the fits (a few seconds, whatever the number
+of micrographs). Boxes are cut from the resized micrograph when the particle is large enough
+there (:data:`MIN_SMALL_BOX`), else from the micrograph as read. Deterministic per ``seed``
+(the detector's noise calibration and the classes' k-means are its random draws).
 """
 
 from __future__ import annotations
@@ -46,7 +52,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from cryosift.errors import InputError, SkipLog
 from cryosift.picking.blobs import NAMES as BLOB_NAMES
+from cryosift.picking.classes import (
+    SurveyClasses,
+    class_boxes,
+    classify_survey,
+    held_out_matches,
+)
 from cryosift.picking.model import PickerModel
 from cryosift.picking.rank import (
     BOX_DIAMETERS,
@@ -54,7 +67,6 @@ from cryosift.picking.rank import (
     box_stack,
     detector_box,
     fit_ranker,
-    pseudo_labels,
 )
 from cryosift.picking.run import CHOOSE_FROM, Candidates, Embedded, PickJob, candidates_of
 
@@ -65,26 +77,33 @@ SURVEY = CHOOSE_FROM
 ADAPT_C = 0.01
 #: Boxes are cut from the resized micrograph when they are at least this many px there.
 MIN_SMALL_BOX = 32
-#: A field is crowded when the particle map keeps at least this share of the survey's
-#: candidates (0.49-0.58 on every copy of EMPIAR-10017 measured; 0.28-0.39 on sparse
-#: simulations, 0.57-0.76 on crowded ones, but 0.38 on a crowded one at SNR 0.15)...
-CROWDED_SHARE = 0.45
-#: ... and its ranking weak when the two components of a mixture of the survey's log-odds
-#: (one shared variance) lie less than this many standard deviations apart (1.2-2.1 on the
-#: noisy copies of EMPIAR-10017, 2.4-2.7 on those without added noise).
-WEAK_SEPARATION = 2.25
-#: Share of the candidates the default threshold keeps in a crowded field with a weak ranking.
-CROWDED_WEAK_KEEP = 0.90
+#: When the best expected cut keeps at least this share of the candidates, keep them all ...
+KEEP_ALL = 0.99
+#: ... and when it is expected to beat keeping them all by less than this F1: a gain that
+#: small is within what the estimate gets wrong (realised minus expected F1 of -0.03 to
+#: +0.02 where the expected gain was below 0.015, benchmarks/picking_carry.md).
+MIN_GAIN = 0.01
+#: A ranking the classes cannot judge still cuts where its survey scores form two clear humps
+#: (a tied two-component mixture, means at least this many sd apart) ...
+CLEAR_SEPARATION = 2.0
+#: ... the upper one a minority of at most this share: the particles of a sparse field.
+MINORITY = 0.25
+#: Fewer survey candidates than this are too few to classify and judge: keep them all.
+MIN_CANDIDATES = 100
 
 
 @dataclass
 class Adaptation:
-    """What adapting learned: the ``ranker`` (None when too few labels), the candidates of
-    every surveyed micrograph scored by it (``picks`` by micrograph key) and a record
-    ``info`` (label counts, time) for ``run.json``."""
+    """What adapting learned: the ``ranker`` (None when too few labels), the default
+    ``threshold`` it sets (0.0: keep every candidate; None: the ranker's 0.5), the
+    candidates of every surveyed micrograph scored by it (``picks`` by micrograph key), the
+    survey's ``classes`` and a record ``info`` (labels, classes, cut, time) for
+    ``run.json``."""
 
     ranker: Ranker | None
+    threshold: float | None = None
     picks: dict = field(default_factory=dict)
+    classes: SurveyClasses | None = None
     info: dict = field(default_factory=dict)
 
 
@@ -102,106 +121,203 @@ def detector_boxes(
     return box_stack(image, xy, diameter), detector_box(diameter)[2]
 
 
-def learn_ranker(
+@dataclass
+class Survey:
+    """Every candidate that passes the filters on the surveyed micrographs: ranker
+    ``features`` ``(N, D + B)``, detector ``boxes`` and the particle ``radius`` in their px,
+    2D-classification boxes ``class_stack`` and the surveyed micrograph of each (``group``)."""
+
+    features: np.ndarray
+    boxes: np.ndarray
+    radius: float
+    class_stack: np.ndarray
+    group: np.ndarray
+
+
+def gather_survey(
     model: PickerModel,
     seen: Iterable[tuple[np.ndarray, Embedded]],
     job: PickJob,
     on_micrograph: Callable[[], None] | None = None,
-) -> tuple[Ranker | None, dict]:
-    """The ranker learned on the micrographs ``seen`` (each the image as read and its
-    :class:`Embedded`), and a record of how. ``job`` gives the particle cluster, the
-    diameter and the seed."""
-    from cryosift.outliers.clean import clean_images
-    from cryosift.outliers.rules import DEFAULT_PRESET
-
-    features, kept, boxes = [], [], []
-    n, radius = 0, 0.0
-    for image, e in seen:
+) -> tuple[Survey | None, int]:
+    """The :class:`Survey` of the micrographs ``seen`` (each the image as read and its
+    :class:`Embedded`), None when they hold no candidate, and how many were seen."""
+    features, boxes, stacks, group = [], [], [], []
+    radius, i = 0.0, -1
+    for i, (image, e) in enumerate(seen):
         cand = candidates_of(model, e, job, None)
         ok = cand.picks.passes.to_numpy()
         found, radius = detector_boxes(image, e, cand, job.diameter)  # radius: the same for all
         if len(found):
             boxes.append(found)
             features.append(cand.features()[ok])
-            kept.append(cand.picks.keep.to_numpy()[ok])
-        n += 1
+            stacks.append(class_boxes(e.small, cand.rc[ok], job.diameter / e.plan.scale))
+            group.append(np.full(len(found), i))
         if on_micrograph:
             on_micrograph()
-    info = {"micrographs": n, "candidates": int(sum(len(b) for b in boxes))}
     if not boxes:
-        return None, {**info, "positives": 0, "negatives": 0}
-    stack = np.concatenate(boxes)
-    # labels to learn from: the usual threshold, never loosened for moderate separability
-    judged = clean_images(stack, radius, DEFAULT_PRESET, seed=job.seed, loosen=False)
-    verdict = judged["verdict"].to_numpy()
-    positive, negative = pseudo_labels(np.concatenate(kept), verdict)
-    info.update(positives=int(positive.sum()), negatives=int(negative.sum()))
-    info["features"] = ["disc embedding", *BLOB_NAMES]
-    x = np.concatenate(features)
-    ranker = fit_ranker(x, positive, negative, info, n_blob=len(BLOB_NAMES), c=ADAPT_C)
-    if ranker is None:
-        return None, info
-    ranker = centred_on_split(ranker, ranker.decision(x), job.seed)
-    # one round of self-training: the first ranker's keep verdict replaces the particle map's
-    positive, negative = pseudo_labels(ranker.decision(x) >= 0, verdict)
-    info.update(positives=int(positive.sum()), negatives=int(negative.sum()), rounds=2)
-    refined = fit_ranker(x, positive, negative, info, n_blob=len(BLOB_NAMES), c=ADAPT_C)
-    if refined is None:
-        return ranker, info
-    refined = centred_on_split(refined, refined.decision(x), job.seed, lenient=True)
-    map_share = float(np.concatenate(kept).mean())
-    refined = lenient_when_crowded_and_weak(refined, refined.decision(x), map_share, job.seed)
-    info.update({k: refined.info[k] for k in ("map_share", "separation", "crowded_weak")})
-    return refined, info
+        return None, i + 1
+    cat = np.concatenate
+    return Survey(cat(features), cat(boxes), radius, cat(stacks), cat(group)), i + 1
 
 
-def centred_on_split(
-    ranker: Ranker, logits: np.ndarray, seed: int = 0, lenient: bool = False
-) -> Ranker:
-    """``ranker`` with its bias moved so that probability 0.5 falls where a two-component
-    mixture of the survey's candidate ``logits`` ``(N,)`` splits them (more likely the high
-    component above): the default threshold then follows how many of this dataset's
-    candidates are particles, not the balance of its pseudo-labels. ``lenient``: moved only
-    when the split lies below the ranker's own 0.5 (the lower of the two is kept)."""
-    from cryosift.picking.pick import score_split
-
-    split = score_split(logits, seed, float(logits.min()), float(logits.max()), fallback=0.0)
-    shift = min(split, 0.0) if lenient else split
-    info = {**ranker.info, "split_logit": round(split, 4), "bias_shift": round(shift, 4)}
-    return Ranker(ranker.weights, ranker.bias - shift, info, ranker.blob_weights)
+def expected_f1(score: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    """``(N,)`` the expected F1 of keeping the ``k`` best of ``score`` ``(N,)``, ``k = 1..N``,
+    when candidate ``i`` is a particle with probability ``pi[i]``: expected particles kept
+    over ``k`` (precision) and over all expected particles (recall, relative to the
+    candidates)."""
+    order = np.argsort(-np.asarray(score), kind="stable")
+    found = np.cumsum(np.asarray(pi, np.float64)[order])
+    k = np.arange(1, len(order) + 1)
+    total = max(found[-1] if len(found) else 0.0, 1e-12)
+    precision, recall = found / k, found / total
+    return 2 * precision * recall / np.maximum(precision + recall, 1e-12)
 
 
-def separation(logits: np.ndarray, seed: int = 0) -> float:
-    """How far apart, in their shared standard deviation, the means of a two-component
-    Gaussian mixture (tied variance) of ``logits`` ``(N,)`` lie: how clearly the ranking
-    splits the candidates in two. Infinite for fewer than 10 values or constant ones."""
+def out_of_fold_logits(
+    x: np.ndarray, positive: np.ndarray, group: np.ndarray, full: Ranker
+) -> np.ndarray:
+    """``(N,)`` log-odds of each candidate by a ranker learned without its micrograph
+    (``group``); the ``full`` ranker's where the others hold too few labels (or there is
+    only one micrograph)."""
+    out = full.decision(x)
+    groups = np.unique(group)
+    if len(groups) < 2:
+        return out
+    for g in groups:
+        held = group == g
+        r = fit_ranker(x[~held], positive[~held], ~positive[~held], n_blob=len(BLOB_NAMES),
+                       c=ADAPT_C)  # fmt: skip
+        if r is not None:
+            out[held] = r.decision(x[held])
+    return out
+
+
+def learn_ranker(
+    model: PickerModel,
+    seen: Iterable[tuple[np.ndarray, Embedded]],
+    job: PickJob,
+    on_micrograph: Callable[[], None] | None = None,
+) -> tuple[Ranker | None, dict, float | None, SurveyClasses | None]:
+    """The ranker learned on the micrographs ``seen`` (each the image as read and its
+    :class:`Embedded`), a record of how, the default threshold it sets (0.0 to keep every
+    candidate, None for its 0.5) and the survey's classes. ``job`` gives the particle
+    cluster, the diameter and the seed."""
+    from cryosift.outliers.clean import clean_images
+    from cryosift.outliers.rules import DEFAULT_PRESET
+
+    survey, n = gather_survey(model, seen, job, on_micrograph)
+    info: dict = {"micrographs": n, "candidates": 0 if survey is None else len(survey.boxes)}
+    if survey is None or len(survey.boxes) < MIN_CANDIDATES:
+        info.update(positives=0, negatives=0)
+        info["default"] = f"every candidate: {info['candidates']} candidates are too few to judge"
+        return None, info, 0.0, None
+    # labels from single boxes: the usual threshold, never loosened for moderate separability
+    judged = clean_images(survey.boxes, survey.radius, DEFAULT_PRESET, seed=job.seed, loosen=False)
+    accepted = judged["verdict"].to_numpy() == "inlier"
+    classes = classify_survey(survey.class_stack, job.seed)
+    info["classes"] = {**classes.judgement.summary(), "seconds": round(classes.seconds, 3)}
+    positive = accepted & classes.in_particle_class
+    info.update(positives=int(positive.sum()), negatives=int((~positive).sum()))
+    info["features"] = ["disc embedding", *BLOB_NAMES, "template match"]
+    ranker = fit_ranker(survey.features, positive, ~positive, n_blob=len(BLOB_NAMES), c=ADAPT_C)
+    if not classes.judgement.particle.any():
+        info["default"] = "every candidate: no particle class"
+        return ranker, info, 0.0, classes
+    matches = held_out_matches(classes, survey.class_stack, survey.group)
+    scores = [matches]
+    if ranker is not None:
+        scores.append(out_of_fold_logits(survey.features, positive, survey.group, ranker))
+    combined, scales = standardised_sum(scores)
+    cut, threshold = default_cut(combined, classes.pi, info)
+    one = combined_ranker(ranker, classes, scales, cut, survey.features.shape[1])
+    record = ("micrographs", "candidates", "positives", "negatives", "keep_share")
+    one.info.update({k: info[k] for k in record}, default_threshold=threshold)
+    return one, info, threshold, classes
+
+
+def standardised_sum(scores: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """The sum ``(N,)`` of the ``scores`` ``(N,)`` each standardised (mean 0, sd 1; a
+    constant one left at 0), and the (mean, sd) of each."""
+    total = np.zeros(len(scores[0]))
+    scales = []
+    for v in scores:
+        mean, sd = float(np.mean(v)), float(np.std(v))
+        sd = sd if sd > 0 else 1.0
+        total += (v - mean) / sd
+        scales.append((mean, sd))
+    return total, scales
+
+
+def default_cut(combined: np.ndarray, pi: np.ndarray, info: dict) -> tuple[float, float | None]:
+    """The cut of the survey's ``combined`` scores ``(N,)`` with the best expected F1 (the
+    classes' ``pi`` ``(N,)`` as truth), and the default threshold: None (probability 0.5 at
+    the cut) or 0.0 when the cut keeps at least :data:`KEEP_ALL` of the candidates (the
+    ranking cannot be trusted to drop any: every candidate is kept). ``info`` records it."""
+    f1 = expected_f1(combined, pi)
+    keep = (int(np.argmax(f1)) + 1) / len(f1)
+    info.update(
+        keep_share=round(keep, 4),
+        expected_f1=round(float(f1.max()), 4),
+        expected_f1_every_candidate=round(float(f1[-1]), 4),
+    )
+    cut = float(np.quantile(combined, 1 - keep))
+    if keep < KEEP_ALL and f1.max() - f1[-1] >= MIN_GAIN:
+        info["default"] = (
+            f"probability 0.5 at the best expected cut (keeps {keep:.0%} of the survey)"
+        )
+        return cut, None
+    split, separation, upper = mixture_split(combined)
+    info.update(score_separation=round(separation, 3), upper_hump=round(upper, 3))
+    if separation >= CLEAR_SEPARATION and upper <= MINORITY:
+        kept = float(np.mean(combined >= split))
+        info["default"] = (
+            f"probability 0.5 between the two humps of the survey's scores (a sparse field: "
+            f"keeps {kept:.0%} of the survey)"
+        )
+        return split, None
+    info["default"] = "every candidate: weak ranking"
+    return cut, 0.0
+
+
+def mixture_split(scores: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    """A two-component Gaussian mixture of ``scores`` ``(N,)`` with one shared variance: the
+    score above which the upper component is the more likely, how many standard deviations
+    apart the means lie, and the upper component's weight."""
     from sklearn.mixture import GaussianMixture
 
-    if len(logits) < 10 or np.ptp(logits) == 0:
-        return float("inf")
-    g = GaussianMixture(2, covariance_type="tied", random_state=seed)
-    g.fit(np.asarray(logits, np.float64).reshape(-1, 1))
-    return float(abs(np.diff(g.means_.ravel())[0]) / np.sqrt(g.covariances_.ravel()[0]))
+    x = np.asarray(scores, np.float64).reshape(-1, 1)
+    if len(x) < 10 or np.ptp(x) == 0:
+        return float(np.min(x)) if len(x) else 0.0, 0.0, 1.0
+    g = GaussianMixture(2, covariance_type="tied", random_state=seed).fit(x)
+    means = g.means_.ravel()
+    hi = int(np.argmax(means))
+    separation = float(abs(means[1] - means[0]) / np.sqrt(g.covariances_.ravel()[0]))
+    upper = g.predict_proba(x)[:, hi] >= 0.5
+    split = float(x[upper].min()) if upper.any() else float(x.max())
+    return split, separation, float(g.weights_[hi])
 
 
-def lenient_when_crowded_and_weak(
-    ranker: Ranker, logits: np.ndarray, map_share: float, seed: int = 0
+def combined_ranker(
+    ranker: Ranker | None,
+    classes: SurveyClasses,
+    scales: list[tuple[float, float]],
+    cut: float,
+    n_features: int,
 ) -> Ranker:
-    """``ranker`` with 0.5 moved down to keep :data:`CROWDED_WEAK_KEEP` of the survey's
-    candidates (their ``logits`` ``(N,)`` under ``ranker``) when the field is crowded (the
-    particle map kept ``map_share`` >= :data:`CROWDED_SHARE` of them) and the ranking weak
-    (:func:`separation` < :data:`WEAK_SEPARATION`); never moved up. Records both measures."""
-    sep = separation(logits, seed)
-    weak = bool(map_share >= CROWDED_SHARE and sep < WEAK_SEPARATION)
-    shift = min(float(np.quantile(logits, 1 - CROWDED_WEAK_KEEP)), 0.0) if weak else 0.0
-    info = {
-        **ranker.info,
-        "map_share": round(map_share, 4),
-        "separation": round(sep, 4) if np.isfinite(sep) else None,
-        "crowded_weak": weak,
-        "bias_shift": round(ranker.info.get("bias_shift", 0.0) + shift, 4),
-    }
-    return Ranker(ranker.weights, ranker.bias - shift, info, ranker.blob_weights)
+    """One :class:`Ranker` whose log-odds are the standardised template match plus the
+    standardised log-odds of ``ranker`` (when there is one), less ``cut``: ``scales`` are
+    the (mean, sd) of the match, then of the ranker's log-odds, on the survey."""
+    (m_mean, m_sd), *rest = scales
+    n_blob = len(BLOB_NAMES)
+    weights, blob, bias = np.zeros(n_features - n_blob), np.zeros(n_blob), 0.0
+    info = {} if ranker is None else dict(ranker.info)
+    if ranker is not None:
+        r_mean, r_sd = rest[0]
+        weights, blob = ranker.weights / r_sd, ranker.blob_weights / r_sd
+        bias = (ranker.bias - r_mean) / r_sd
+    info.update(match_scale=[round(m_mean, 5), round(m_sd, 5)], cut=round(cut, 4))
+    return Ranker(weights, bias - m_mean / m_sd - cut, info, blob, classes.templates, 1.0 / m_sd)
 
 
 def adapt(
@@ -209,34 +325,59 @@ def adapt(
     survey: dict[str, tuple[np.ndarray, Embedded]],
     job: PickJob,
 ) -> Adaptation:
-    """Learn the ranker on the surveyed micrographs (``{key: (image, embedded)}``) and
-    score their candidates with it (the map's score when no ranker could be learned)."""
-    ranker, info = learn_ranker(model, survey.values(), job)
+    """Learn the ranker and the default threshold on the surveyed micrographs
+    (``{key: (image, embedded)}``) and score their candidates with them (the map's score
+    when no ranker could be learned); a threshold the user set (``job.threshold``) stays."""
+    ranker, info, threshold, classes = learn_ranker(model, survey.values(), job)
     scorer = ranker if ranker is not None else model.ranker
-    scored = replace(job, ranker=ranker)
+    scored = replace(job, ranker=ranker, threshold=pick_threshold(job.threshold, threshold))
     picks = {k: candidates_of(model, e, scored, scorer).picks for k, (_, e) in survey.items()}
-    return Adaptation(ranker, picks, info)
+    return Adaptation(ranker, threshold, picks, classes, info)
+
+
+def pick_threshold(given: float | None, adapted: float | None) -> float | None:
+    """The threshold picking uses: the user's when given, else the adapted default."""
+    return given if given is not None else adapted
 
 
 def survey_micrographs(
-    model: PickerModel, paths: dict[str, object], diameter: float, angpix: float | None = None
+    model: PickerModel,
+    paths: dict[str, object],
+    diameter: float,
+    angpix: float | None = None,
+    skips: SkipLog | None = None,
 ) -> dict[str, tuple[np.ndarray, Embedded]]:
-    """The first :data:`SURVEY` micrographs of ``paths`` (``{key: path}``) read and embedded."""
+    """The first :data:`SURVEY` micrographs of ``paths`` (``{key: path}``) read and embedded;
+    with ``skips``, one that cannot be read is left out through it and the next taken."""
     from cryosift.io.micrographs import read_micrograph
     from cryosift.picking.run import embed_image
 
     out = {}
-    for key, path in list(paths.items())[:SURVEY]:
-        image = read_micrograph(path, angpix).image
+    for key, path in paths.items():
+        if len(out) == SURVEY:
+            break
+        try:
+            image = read_micrograph(path, angpix).image
+        except InputError as exc:
+            if skips is None:
+                raise
+            skips.skip(exc, path)
+            continue
         out[key] = (image, embed_image(model, image, diameter))
+    if not out:
+        raise (skips or SkipLog()).none_left()
     return out
 
 
 def ranker_json(ranker: Ranker | None) -> dict | None:
-    """``ranker`` as JSON-ready values (:meth:`Ranker.from_dict` reads them back)."""
+    """``ranker`` as JSON-ready values (:meth:`Ranker.from_dict` reads them back; the
+    templates to 5 decimals, their values being of order 1)."""
     if ranker is None:
         return None
-    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in ranker.to_dict().items()}
+    d = ranker.to_dict()
+    if d["templates"] is not None:
+        d["templates"] = d["templates"].astype(np.float64).round(5)
+    return {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in d.items()}
 
 
 def prepare_picking(
@@ -246,38 +387,44 @@ def prepare_picking(
     angpix: float | None = None,
     learn: bool = True,
     example: tuple | None = None,
-) -> tuple[PickJob, dict, dict]:
+    skips: SkipLog | None = None,
+) -> tuple[PickJob, dict, dict, SurveyClasses | None]:
     """Survey the first micrographs of ``paths`` (``{key: path}``): choose the particle
     cluster (from ``example``, an annotated micrograph and its picks, when given) and, when
-    ``learn``, adapt the ranker. Returns the job to pick the rest with, the surveyed
-    micrographs' candidates by key (scored as the rest will be) and the state to record
-    (``cluster``, ``cluster_choice``, ``ranker``, ``adapt``)."""
+    ``learn``, adapt the ranker and the default threshold. Returns the job to pick the rest
+    with, the surveyed micrographs' candidates by key (scored as the rest will be), the state
+    to record (``cluster``, ``cluster_choice``, ``ranker``, ``threshold``, ``adapt``) and
+    the survey's classes (None without adaptation). A surveyed micrograph that cannot be
+    read is left out through ``skips`` (raised without it) and the next one surveyed."""
     from cryosift.picking.run import active_ranker, choose_cluster, cluster_from_survey
 
-    survey = survey_micrographs(model, paths, job.diameter, angpix)
+    survey = survey_micrographs(model, paths, job.diameter, angpix, skips)
     if example is not None:
         cluster, how = choose_cluster(model, list(paths.values()), job.diameter, example)
     else:
         cluster, how = cluster_from_survey(model, [e for _, e in survey.values()], job.diameter)
     job = replace(job, cluster=cluster)
-    state = {"cluster": cluster, "cluster_choice": how, "ranker": None, "adapt": None}
+    state = {"cluster": cluster, "cluster_choice": how, "ranker": None, "threshold": None}
+    state["adapt"] = None
     if learn:
         t0 = time.perf_counter()
         adapted = adapt(model, survey, job)
-        job = replace(job, ranker=adapted.ranker)
         state["ranker"] = ranker_json(adapted.ranker)
+        state["threshold"] = adapted.threshold
         state["adapt"] = {**adapted.info, "seconds": round(time.perf_counter() - t0, 3)}
-        return job, adapted.picks, state
+        return job_from_state(job, state), adapted.picks, state, adapted.classes
     ranker = active_ranker(model, job)
     picks = {k: candidates_of(model, e, job, ranker).picks for k, (_, e) in survey.items()}
-    return job, picks, state
+    return job, picks, state, None
 
 
 def job_from_state(job: PickJob, state: dict) -> PickJob:
-    """``job`` with the cluster and the ranker a previous run recorded (:func:`prepare_picking`)."""
+    """``job`` with the cluster, the ranker and the default threshold a previous run recorded
+    (:func:`prepare_picking`); a threshold the user set stays."""
     ranker = state.get("ranker")
     return replace(
         job,
         cluster=int(state["cluster"]),
         ranker=None if ranker is None else Ranker.from_dict(ranker),
+        threshold=pick_threshold(job.threshold, state.get("threshold")),
     )

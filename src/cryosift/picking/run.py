@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from cryosift.errors import InputError
+from cryosift.errors import InputError, SkipLog, skipped_writer
 from cryosift.executors import run_tasks
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.coords import read_coords, write_relion
@@ -49,6 +49,8 @@ SETTINGS_FILE = "pick_settings.json"
 STATE_FILE = "pick_state.json"
 #: Micrographs looked at to choose the particle cluster.
 CHOOSE_FROM = 4
+#: The survey's class averages, framed particle or junk (written when adapting).
+CLASSES_FIGURE = "survey_classes.png"
 
 
 @dataclass(frozen=True)
@@ -131,11 +133,14 @@ def candidates_of(
     if job.sequential:
         mask = sequential_mask(seen.emb, mask, seed=job.seed)
     plan = seen.plan
+    threshold = job.threshold
+    if threshold is None and ranker is not None:  # a trained model's own default
+        threshold = ranker.info.get("default_threshold")
     settings = PickSettings(
         diameter=job.diameter / plan.scale,
         edge=None if job.edge is None else job.edge / plan.scale,
         area_fraction=job.area_fraction,
-        threshold=job.threshold,
+        threshold=threshold,
         seed=job.seed,
     )
     exclude = None
@@ -146,10 +151,15 @@ def candidates_of(
     if ranker is not None:
 
         def rescore(rc: np.ndarray) -> np.ndarray:
-            blobs = None
+            blobs = matches = None
             if ranker.blob_weights is not None:
                 blobs = blob_features(seen.small, rc, settings.diameter)
-            return ranker.probability(seen.emb, rc, patch, settings.diameter, blobs)
+            if ranker.uses_templates:
+                from cryosift.picking.classes import class_boxes, template_match
+
+                boxes = class_boxes(seen.small, rc, settings.diameter)
+                matches = template_match(ranker.templates, boxes)
+            return ranker.probability(seen.emb, rc, patch, settings.diameter, blobs, matches)
 
     df = picks_from_mask(mask, patch, seen.pre.shape, settings, exclude, rescore)
     rc = np.stack([df.y.to_numpy(), df.x.to_numpy()], axis=1).astype(np.int64)
@@ -270,6 +280,7 @@ def _prepare_or_resume(
     angpix: float | None,
     adapt: bool,
     example: tuple | None,
+    skips: SkipLog | None = None,
 ) -> tuple[PickJob, dict, dict]:
     """The job to pick with, the surveyed micrographs' candidates by key and the state (see
     :func:`cryosift.picking.adapt.prepare_picking`), or those a resumed run recorded."""
@@ -284,8 +295,13 @@ def _prepare_or_resume(
             pass
     paths = dict(zip(mics.key, mics.path, strict=True))
     picker = cached_model(model, device)
-    job, picks, state = prepare_picking(picker, paths, job, angpix, adapt, example)
-    write_all_or_nothing({path: lambda p: p.write_text(json.dumps(state, indent=2))})
+    job, picks, state, classes = prepare_picking(picker, paths, job, angpix, adapt, example, skips)
+    writers = {path: lambda p: p.write_text(json.dumps(state, indent=2))}
+    if classes is not None:
+        from cryosift.picking.classes import survey_classes_figure
+
+        writers[outdir / CLASSES_FIGURE] = lambda p: survey_classes_figure(classes, p)
+    write_all_or_nothing(writers)
     return job, picks, state
 
 
@@ -301,13 +317,16 @@ def run_picking(
     jobs: int = 1,
     adapt: bool = True,
     example: tuple | None = None,
+    skips: SkipLog | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Pick every micrograph of ``mics`` (``key``, ``path``, ``name``) into ``outdir`` with
     the model in folder ``model`` (None: shipped), ``jobs`` micrographs at a time: first the
     survey (particle cluster, and the ranker learned on it when ``adapt``), then the rest.
     Returns the per-micrograph summary (``micrograph``, ``picks``, ``below_threshold``: the
     candidates the threshold left out, ``candidates``: all peaks found, ``seconds``,
-    ``status``: picked or resumed) and the state (cluster, ranker)."""
+    ``status``: picked or resumed) and the state (cluster, ranker). With ``skips``, a
+    micrograph that cannot be used is left out through it (no coordinate file, no row) and
+    the others go on; without, its error ends the run."""
     outdir.mkdir(parents=True, exist_ok=True)
     coords = outdir / "Coordinates"
     resume = _settings_match(outdir, settings)
@@ -315,12 +334,13 @@ def run_picking(
         for old in coords.glob("*_autopick.star"):
             old.unlink()
         (outdir / STATE_FILE).unlink(missing_ok=True)
+        (outdir / CLASSES_FIGURE).unlink(missing_ok=True)
     write_all_or_nothing(
         {outdir / SETTINGS_FILE: lambda p: p.write_text(json.dumps(settings, indent=2))}
     )
     t0 = time.perf_counter()
     job, surveyed, state = _prepare_or_resume(
-        mics, model, job, outdir, resume, device, angpix, adapt, example
+        mics, model, job, outdir, resume, device, angpix, adapt, example, skips
     )
     survey_seconds = (time.perf_counter() - t0) / max(1, len(surveyed))
     rows: dict[str, dict] = {}
@@ -336,8 +356,11 @@ def run_picking(
             on_progress(1)
 
     todo = []
+    gone = set(skips.skipped) if skips is not None else set()
     for mic in mics.itertuples():
         target = coords / _coord_name(mic.key)
+        if str(mic.path) in gone:
+            continue
         if resume and target.exists():
             done = read_coords(target, "relion")
             rows[mic.key] = {"picks": len(done), "below_threshold": np.nan,
@@ -349,18 +372,27 @@ def run_picking(
             write(mic.key, surveyed[mic.key], survey_seconds)
         else:
             todo.append(PickTask(mic.key, Path(mic.path), job, model, device, angpix))
-    for i, (df, seconds) in run_tasks(pick_task, todo, jobs):
+
+    def failed(i: int, exc: InputError) -> None:
+        skips.skip(exc, todo[i].path)
+        if on_progress:
+            on_progress(1)
+
+    on_error = None if skips is None else failed
+    for i, (df, seconds) in run_tasks(pick_task, todo, jobs, None, on_error):
         write(todo[i].key, df, seconds)
-    summary = pd.DataFrame([{"micrograph": k, **rows[k]} for k in mics.key])
+    done = mics[mics.key.isin(rows)]
+    if not len(done):
+        raise (skips or SkipLog()).none_left()
+    summary = pd.DataFrame([{"micrograph": k, **rows[k]} for k in done.key])
     listing = [
-        (str(m.name), str(Path("Coordinates") / _coord_name(m.key))) for m in mics.itertuples()
+        (str(m.name), str(Path("Coordinates") / _coord_name(m.key))) for m in done.itertuples()
     ]
-    write_all_or_nothing(
-        {
-            outdir / "autopick.star": lambda p: write_autopick_list(p, listing),
-            outdir / "pick_summary.csv": lambda p: summary.to_csv(p, index=False),
-        }
-    )
+    writers = {
+        outdir / "autopick.star": lambda p: write_autopick_list(p, listing),
+        outdir / "pick_summary.csv": lambda p: summary.to_csv(p, index=False),
+    }
+    write_all_or_nothing({**writers, **skipped_writer(outdir, skips)})
     return summary, state
 
 
@@ -389,13 +421,34 @@ def find_with_diameter(
     diameter_A: float | None,
     diameter_px: float | None,
     angpix: float | None,
+    skips: SkipLog | None = None,
+    only: set[str] | None = None,
 ) -> tuple[pd.DataFrame, float | None, float]:
     """Micrographs from ``spec``, one path or several (every header checked), their one
-    pixel size (Å, or None) and the particle diameter in micrograph px."""
-    from cryosift.extract.run import find_micrographs, micrograph_angpix
-    from cryosift.io.micrographs import probe_micrograph
+    pixel size (Å, or None) and the particle diameter in micrograph px. With ``skips``,
+    micrographs whose header cannot be read, whose pixel size differs from the others' or
+    smaller than two diameters are left out through it (made strict when ``spec`` holds one
+    micrograph); without, each is an error. ``only``: the paths to take (``--watch``: those
+    arrived whole), the rest ignored."""
+    from cryosift.extract.run import (
+        find_micrographs,
+        fitting_a_box,
+        micrograph_angpix,
+        screen_pixel_sizes,
+    )
+    from cryosift.io.micrographs import screen_micrographs
 
     mics = find_micrographs(spec)
-    infos = [probe_micrograph(p) for p in mics.path]
+    if only is not None:
+        mics = mics[mics.path.astype(str).isin(only)].reset_index(drop=True)
+    if skips is not None and len(mics) == 1 and only is None:
+        skips.strict = True  # one micrograph: its problem is the command's error
+    mics, infos = screen_micrographs(mics, skips)
+    if skips is not None:
+        mics, infos = screen_pixel_sizes(mics, infos, angpix, skips)
     mic_angpix = micrograph_angpix(mics, infos, angpix)
-    return mics, mic_angpix, diameter_pixels(diameter_A, diameter_px, mic_angpix)
+    diameter = diameter_pixels(diameter_A, diameter_px, mic_angpix)
+    if skips is not None:
+        keep = fitting_a_box(mics.path, [i.shape for i in infos], 2 * diameter, skips)
+        mics = mics.iloc[keep].reset_index(drop=True)
+    return mics, mic_angpix, diameter

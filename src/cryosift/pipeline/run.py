@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from cryosift import __version__
-from cryosift.errors import InputError
+from cryosift.errors import InputError, SkipLog, skipped_writer
 from cryosift.executors import run_tasks
 from cryosift.extract.run import ExtractSettings, MicrographJob, particle_rows
 from cryosift.io.atomic import write_all_or_nothing
@@ -94,6 +94,8 @@ class RunResult:
     metrics: pd.DataFrame | None
     timings: dict = field(default_factory=dict)
     facts: dict = field(default_factory=dict)
+    #: The micrographs left out (``micrograph``, ``reason``), in the order they were met.
+    skipped: list = field(default_factory=list)
     #: PNG bytes of the 2D class averages of the inliers and of the removed particles.
     class_galleries: dict = field(default_factory=dict)
 
@@ -133,6 +135,7 @@ def _clear(outdir: Path) -> None:
             f.unlink()
     for f in (outdir / "Particles").glob("*.mrcs"):
         f.unlink()
+    (outdir / "survey_classes.png").unlink(missing_ok=True)
 
 
 def _remove_stale_parts(outdir: Path) -> None:
@@ -158,19 +161,22 @@ def _read_done(outdir: Path, key: str) -> dict | None:
 
 
 def _prepare(
-    mics: pd.DataFrame, cfg: RunConfig, device: str, given: dict | None
-) -> tuple[dict, dict[str, pd.DataFrame]]:
-    """The run's state (particle cluster, ranker adapted on the survey) and the surveyed
-    micrographs' candidates by key (:func:`cryosift.picking.adapt.prepare_picking`)."""
+    mics: pd.DataFrame, cfg: RunConfig, device: str, given: dict | None, skips: SkipLog | None
+) -> tuple[dict, dict[str, pd.DataFrame], object]:
+    """The run's state (particle cluster, ranker adapted on the survey), the surveyed
+    micrographs' candidates by key and the survey's classes
+    (:func:`cryosift.picking.adapt.prepare_picking`)."""
     if given is not None:
         how = {"mode": "given coordinates, no picking"}
-        return {"cluster": -1, "cluster_choice": how, "ranker": None, "adapt": None}, {}
+        return {"cluster": -1, "cluster_choice": how, "ranker": None, "adapt": None}, {}, None
     from cryosift.picking.adapt import prepare_picking
 
     model = cached_model(cfg.model, device)
     paths = dict(zip(mics.key, mics.path, strict=True))
-    _, surveyed, state = prepare_picking(model, paths, pick_job(cfg), cfg.angpix, cfg.adapt)
-    return state, surveyed
+    _, surveyed, state, classes = prepare_picking(
+        model, paths, pick_job(cfg), cfg.angpix, cfg.adapt, skips=skips
+    )
+    return state, surveyed, classes
 
 
 # --------------------------------------------------------------------------- one micrograph
@@ -410,6 +416,7 @@ def _survey(
     overwrite: bool,
     device: str,
     given: dict | None,
+    skips: SkipLog | None = None,
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
     """The run's state (particle cluster, adapted ranker), from a previous run with the same
     ``settings`` or from a new survey (written to :data:`STATE_FILE`), and the surveyed
@@ -419,9 +426,15 @@ def _survey(
         _clear(outdir)
     if state is not None:
         return state, {}
-    state, surveyed = _prepare(mics, cfg, device, given)
+    state, surveyed, classes = _prepare(mics, cfg, device, given, skips)
     state = {"settings": settings, **state}
-    write_all_or_nothing({outdir / STATE_FILE: lambda p: p.write_text(json.dumps(state, indent=2))})
+    writers = {outdir / STATE_FILE: lambda p: p.write_text(json.dumps(state, indent=2))}
+    if classes is not None:
+        from cryosift.picking.classes import survey_classes_figure
+        from cryosift.picking.run import CLASSES_FIGURE
+
+        writers[outdir / CLASSES_FIGURE] = lambda p: survey_classes_figure(classes, p)
+    write_all_or_nothing(writers)
     return state, surveyed
 
 
@@ -432,9 +445,11 @@ def _pick_and_extract(
     scheduler: str | None,
     progress: Progress,
     stop: Callable[[], bool],
+    skips: SkipLog | None = None,
 ) -> list[dict]:
     """Every micrograph's record (in the order of ``tasks``): finished ones read back, the
-    rest picked and extracted, each written as soon as it is done. Raises :class:`Aborted`
+    rest picked and extracted, each written as soon as it is done; with ``skips``, one that
+    fails on its input is left out through it (and has no record). Raises :class:`Aborted`
     when ``stop`` says so between micrographs."""
     records: dict[str, dict] = {}
     todo = []
@@ -448,15 +463,28 @@ def _pick_and_extract(
     advance(len(tasks) - len(todo))
     if stop():
         raise Aborted("stop requested before picking")
-    for i, res in run_tasks(process_micrograph, todo, jobs, scheduler):
+
+    def failed(i: int, exc: InputError) -> None:
+        skips.skip(exc, todo[i].path)
+        advance(1)
+
+    on_error = None if skips is None else failed
+    for i, res in run_tasks(process_micrograph, todo, jobs, scheduler, on_error):
         records[res.key] = {**write_micrograph(outdir, todo[i], res), "status": "picked"}
         advance(1)
         if stop():
             raise Aborted(f"stop requested after {len(records)} of {len(tasks)} micrographs")
-    ordered = [records[t.key] for t in tasks]
+    ordered = [records[t.key] for t in tasks if t.key in records]
     for rec in ordered:
         rec["summary"]["status"] = rec["status"]
     return ordered
+
+
+def _unskipped(mics: pd.DataFrame, skips: SkipLog | None) -> pd.DataFrame:
+    """``mics`` less those ``skips`` has left out already (in the survey)."""
+    if skips is None or not skips.skipped:
+        return mics
+    return mics[~mics.path.astype(str).isin(skips.skipped)].reset_index(drop=True)
 
 
 def clean_config(cfg: RunConfig) -> CleanConfig:
@@ -487,13 +515,22 @@ def _clean(pset, particles: pd.DataFrame, cfg: RunConfig, progress: Progress):
     return result
 
 
+def _ranker_fact(ranker: dict | None) -> dict | None:
+    """The ranker for ``run.json``: its templates (the survey's particle class averages,
+    kept in the run's state file) named by their number and size, not listed."""
+    if ranker is None or ranker.get("templates") is None:
+        return ranker
+    t = np.asarray(ranker["templates"])
+    return {**ranker, "templates": f"{len(t)} particle class averages of {t.shape[-1]} px"}
+
+
 def _facts(state: dict, result, extract: ExtractSettings) -> dict:
     """What the run found out (cluster, adaptation, cleaning's statistics) for ``run.json``."""
     return {
         "particle_cluster": int(state["cluster"]),
         "cluster_choice": state["cluster_choice"],
         "adaptation": state.get("adapt"),
-        "ranker": state.get("ranker"),
+        "ranker": _ranker_fact(state.get("ranker")),
         "clean": {
             **result.stats,
             "size": result.size,
@@ -517,10 +554,12 @@ def _write_run_json(outdir: Path, run: RunResult, result, cfg: RunConfig, contex
         "counts": {
             "micrographs": len(summary),
             "micrographs_resumed": int((summary.status == "resumed").sum()),
+            "micrographs_skipped": len(run.skipped),
             "picks": int(summary.picks.sum()),
             "particles": len(run.scores),
             **{f"verdict_{k}": v for k, v in result.counts().items()},
         },
+        "skipped": run.skipped,
         "metrics": None if run.metrics is None else run.metrics.to_dict(orient="records"),
         "timings_s": {k: round(v, 3) for k, v in run.timings.items()},
         "versions": versions(),
@@ -548,13 +587,16 @@ def run_pipeline(
     should_stop: Callable[[], bool] | None = None,
     report: bool = True,
     inputs: dict | None = None,
+    skips: SkipLog | None = None,
 ) -> RunResult:
     """Run every stage over the micrographs ``mics`` (``key``, ``name``, ``path``) into
     ``outdir``. ``ctf``: CTF columns by micrograph key (phase flip when ``cfg.phase_flip``);
     ``truth``: true coordinates by key (adds ``metrics.csv``); ``given``: picks by key to
     extract instead of picking (the picker is skipped). ``should_stop`` is polled
     between micrographs; when it returns True the run raises :class:`Aborted`, keeping
-    finished micrographs for a rerun."""
+    finished micrographs for a rerun. With ``skips`` (:class:`cryosift.errors.SkipLog`), a
+    micrograph that cannot be used is left out and named, and the run goes on without it
+    (a rerun tries it again); without, its error ends the run."""
     progress = progress or _no_progress
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
@@ -568,15 +610,19 @@ def run_pipeline(
     if given is not None:
         settings["given_picks"] = {k: len(v) for k, v in sorted(given.items())}
     t0 = time.perf_counter()
-    state, surveyed = _survey(mics, cfg, outdir, settings, overwrite, device, given)
+    state, surveyed = _survey(mics, cfg, outdir, settings, overwrite, device, given, skips)
     timings["survey (cluster, adaptation)"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    tasks = make_tasks(mics, cfg, state, device, ctf, given, surveyed)
+    tasks = make_tasks(_unskipped(mics, skips), cfg, state, device, ctf, given, surveyed)
     stop = should_stop or (lambda: False)
-    records = _pick_and_extract(tasks, outdir, jobs, scheduler, progress, stop)
+    records = _pick_and_extract(tasks, outdir, jobs, scheduler, progress, stop, skips)
     timings["pick + extract"] = time.perf_counter() - t0
-    summary, particles = _write_lists(outdir, mics, records, tasks[0].extract, name_prefix)
+    if not records:
+        raise (skips or SkipLog()).none_left()
+    done = mics[mics.key.isin([r["summary"]["key"] for r in records])]
+    summary, particles = _write_lists(outdir, done, records, tasks[0].extract, name_prefix)
+    write_all_or_nothing(skipped_writer(outdir, skips))
     if not len(particles):
         raise InputError(
             None,
@@ -599,6 +645,7 @@ def run_pipeline(
         timings["clean"] = time.perf_counter() - t0
         facts = _facts(state, result, tasks[0].extract)
         run = RunResult(summary, result.table, metrics, timings, facts)
+        run.skipped = skips.records() if skips is not None else []
         write_clean_outputs(outdir, pset, result)
         _classify_stage(run, pset, cfg, outdir, name_prefix, device)
         if metrics is not None:
@@ -610,7 +657,7 @@ def run_pipeline(
             from cryosift.report.html import write_report
 
             t0 = time.perf_counter()
-            write_report(outdir, run, pset, cfg, inputs or {}, mics)
+            write_report(outdir, run, pset, cfg, inputs or {}, done)
             timings["report"] = time.perf_counter() - t0
     finally:
         pset.close()

@@ -40,9 +40,9 @@ def overlay_picks(scores: pd.DataFrame, coords: pd.DataFrame) -> pd.DataFrame:
     ``x_px``, ``y_px``, ``verdict``) and the picks of ``coords`` not among them."""
     done = scores[["x_px", "y_px", "verdict"]].rename(columns={"x_px": "x", "y_px": "y"})
     key = set(zip(done.x.round(2), done.y.round(2), strict=True))
-    rest = coords[
-        [(x, y) not in key for x, y in zip(coords.x.round(2), coords.y.round(2), strict=True)]
-    ]
+    # a boolean array, not a list: an empty list would select no columns (zero picks)
+    fresh = [(x, y) not in key for x, y in zip(coords.x.round(2), coords.y.round(2), strict=True)]
+    rest = coords[np.asarray(fresh, bool)]
     return pd.concat([done, rest[["x", "y"]].assign(verdict="not extracted")], ignore_index=True)
 
 
@@ -101,6 +101,24 @@ def _classes(run) -> dict | None:
     return {**facts, "shares": shares, "galleries": galleries}
 
 
+def _survey(outdir: Path, run) -> dict | None:
+    """The survey's classes (what the picker took for a particle), when the run adapted."""
+    png = outdir / "survey_classes.png"
+    adapt = run.facts.get("adaptation") or {}
+    classes = adapt.get("classes")
+    if not png.exists() or not classes:
+        return None
+    return {
+        "png": _b64(png.read_bytes()),
+        "classes": classes["classes"],
+        "particle_classes": classes["particle_classes"],
+        "candidates": adapt.get("candidates"),
+        "micrographs": adapt.get("micrographs"),
+        "share": f"{classes['particle_share']:.0%}",
+        "default": adapt.get("default", ""),
+    }
+
+
 def _flatten(prefix: str, value, out: list) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
@@ -149,6 +167,8 @@ def build_context(outdir: Path, run, pset, cfg, inputs: dict, mics: pd.DataFrame
         "n_micrographs": len(run.summary),
         "clean_notes": clean_notes(run.facts.get("clean", {})),
         "classes": _classes(run),
+        "survey": _survey(outdir, run),
+        "skipped": run.skipped,
         "verdicts": list(VERDICTS),
         "colours": figures.COLOURS,
         "counts": {
