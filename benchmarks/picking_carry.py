@@ -18,8 +18,9 @@ harder copies of it stand in for the unshared datasets, with simulations for oth
   crowded touching 36-px particles (8-bit), and a 16-bit low-contrast copy of EMPIAR-10017
   resampled to 61-px particles; the faint field at SNR 0.15 too (looked at while issue 31's
   rules were chosen, so not held out); and held out of those choices (run once the rules
-  were fixed): the crowded one at SNR 0.2 and a 16-bit copy at 40 px; and held out of the sparse-field rule (made after it was fixed): a sparse
-  field of 80 particles and a crowded one, both at SNR 0.2.
+  were fixed): the crowded one at SNR 0.2 and a 16-bit copy at 40 px; and held out of the
+  sparse-field rule (made after it was fixed): a sparse field of 80 particles and a crowded
+  one, both at SNR 0.2.
 
 Every copy is written as MRC with its pixel size; both pickers run at their defaults as a user
 types them, no tuning: ``cryosift pick MICS --diameter-A D --angpix A`` (a whole process; again

@@ -58,6 +58,12 @@ def test_run_watch_processes_each_arrival_once_as_a_batch_would(run_sim, tmp_pat
     res = run_cli("run", tmp_path / "incoming", *OPTIONS, "-o", batch)
     assert res.returncode == 0, res.stderr
     assert_same_outputs(batch, tmp_path / "watch")
+    # watching again continues where the first stopped: nothing is redone
+    res = run_cli("run", tmp_path / "incoming", *OPTIONS, "-o", tmp_path / "watch", "--watch",
+                  "--watch-poll", "0.2", "--watch-idle", "0.02")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert re.findall(r"\((\d+) new", res.stderr) == ["0"], res.stderr
+    assert_same_outputs(batch, tmp_path / "watch")
 
 
 def test_pick_watch_writes_what_a_batch_pick_would(run_sim, tmp_path):
