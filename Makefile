@@ -44,7 +44,7 @@ lint: install
 
 # pytest exits 5 when it collects no test: make treats that, like any failure, as an error.
 test: install lint system-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=20
 
 bench: install
 	$(PY) benchmarks/outlier_throughput.py

@@ -102,7 +102,7 @@ def test_run_on_dask_skips_the_same(corpus, tmp_path):
 
 def test_pick_skips_and_strict_stops(corpus, tmp_path):
     out = tmp_path / "pick"
-    res = run_cli("pick", *_mics(corpus), "--diameter-A", DIAMETER_A, "-j", "2", "-o", out)
+    res = run_cli("pick", *_mics(corpus), "--diameter-A", DIAMETER_A, "-j", "1", "-o", out)
     assert_skipped_and_named(res, out, "pick")
     summary = pd.read_csv(out / "pick_summary.csv")
     assert sorted(summary.micrograph) == sorted([*GOOD, EMPTY])
@@ -157,7 +157,7 @@ def test_tasks_that_fail_on_input_are_handed_over_and_the_rest_go_on(jobs):
     assert got == {0: 0, 2: 20, 4: 40}
     assert sorted(failed) == [1, 3, 5]
     assert failed[3].path == "mic_3.mrc" and failed[3].problem == "broken"
-    with pytest.raises(InputError, match=r"mic_1\.mrc: broken"):
+    with pytest.raises(InputError, match=r"mic_\d\.mrc: broken"):  # whichever fails first
         dict(run_tasks(_fails_on_odd, range(6), jobs))
 
 

@@ -66,19 +66,6 @@ def test_run_watch_processes_each_arrival_once_as_a_batch_would(run_sim, tmp_pat
     assert_same_outputs(batch, tmp_path / "watch")
 
 
-def test_pick_watch_writes_what_a_batch_pick_would(run_sim, tmp_path):
-    sources = sorted((run_sim / "Micrographs").glob("*.mrc"))
-    options = ("--diameter-A", DIAMETER_A, "-j", "1")
-    _watch("pick", options, sources, tmp_path / "incoming", tmp_path / "watch")
-    res = run_cli("pick", tmp_path / "incoming", *options, "-o", tmp_path / "batch")
-    assert res.returncode == 0, res.stderr
-    for name in ("autopick.star", *(f"Coordinates/{s.stem}_autopick.star" for s in sources)):
-        batch = (tmp_path / "batch" / name).read_text().replace(str(tmp_path / "batch"), "")
-        assert batch == (tmp_path / "watch" / name).read_text().replace(
-            str(tmp_path / "watch"), ""
-        ), name
-
-
 class FakeFolder:
     """Signatures a test sets by hand, in place of :func:`watching.signatures`."""
 
