@@ -208,6 +208,7 @@ def run_job(args: dict[str, str], version: int, project: Path) -> list[tuple[str
     output nodes (name, kind) in ``version``'s conventions."""
     from cryosift.device import pick_device
     from cryosift.extract.run import ctf_by_micrograph, in_project
+    from cryosift.io.micrographs import unskipped
     from cryosift.io.paths import folder_prefix, project_relative
     from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS
     from cryosift.picking.run import find_with_diameter
@@ -246,7 +247,7 @@ def run_job(args: dict[str, str], version: int, project: Path) -> list[tuple[str
         inputs={"command": " ".join(["cryosift", *sys.argv[1:]]), "micrographs": str(in_mics)},
         skips=skips,
     )
-    mics = mics[~mics.path.astype(str).isin(skips.skipped)]
+    mics = unskipped(mics, skips)
     nodes = [(prefix + "inliers.star", "particles")]
     if given is None:
         if version == 3:

@@ -252,12 +252,8 @@ def micrograph_angpix(mics: pd.DataFrame, infos: list, override: float | None) -
     STAR), which must agree within 1%; ``None`` when nothing states one."""
     if override is not None:
         return float(override)
-    stated = [
-        (info.path, a)
-        for info, star_a in zip(infos, mics.angpix, strict=True)
-        for a in [star_a if np.isfinite(star_a) else info.angpix]
-        if a
-    ]
+    sizes = _stated_angpix(mics, infos)
+    stated = [(i.path, float(a)) for i, a in zip(infos, sizes, strict=True) if np.isfinite(a) and a]
     if not stated:
         return None
     first_path, first = stated[0]
@@ -299,6 +295,22 @@ def screen_pixel_sizes(
         skips.skip(InputError(mics.path.iloc[i], problem + "; give --angpix to set one"))
     keep = np.flatnonzero(~off)
     return mics.iloc[keep].reset_index(drop=True), [infos[i] for i in keep]
+
+
+def usable_micrographs(
+    mics: pd.DataFrame, angpix: float | None, skips: SkipLog | None, single_strict: bool = True
+) -> tuple[pd.DataFrame, list]:
+    """The micrographs of ``mics`` whose headers can be read and their infos; with
+    ``skips``, the others, and those whose pixel size differs from the rest's (unless
+    ``angpix`` overrides it), are left out through it, the log made strict when ``mics`` holds
+    one micrograph and ``single_strict`` (its problem is then the command's error);
+    without, each is an error."""
+    if skips is not None and len(mics) == 1 and single_strict:
+        skips.strict = True
+    mics, infos = screen_micrographs(mics, skips)
+    if skips is not None:
+        mics, infos = screen_pixel_sizes(mics, infos, angpix, skips)
+    return mics, infos
 
 
 def fitting_a_box(paths: Sequence, shapes: Sequence, side: float, skips: SkipLog) -> list[int]:
@@ -373,12 +385,9 @@ def plan_extraction(
     others' or whose picks fall outside them are left out through it (their picks
     dropped); without, each is an error.
     """
-    mics = in_project(find_micrographs(micrographs), project)
-    if skips is not None and len(mics) == 1:
-        skips.strict = True  # one micrograph: its problem is the command's error
-    mics, infos = screen_micrographs(mics, skips)
-    if skips is not None:
-        mics, infos = screen_pixel_sizes(mics, infos, angpix, skips)
+    mics, infos = usable_micrographs(
+        in_project(find_micrographs(micrographs), project), angpix, skips
+    )
     mic_angpix = micrograph_angpix(mics, infos, angpix)
     ctf = ctf_by_micrograph(mics, ctf_star, mic_angpix, micrographs)
 

@@ -228,6 +228,13 @@ def screen_micrographs(
     return mics.iloc[keep].reset_index(drop=True), infos
 
 
+def unskipped(mics: pd.DataFrame, skips: SkipLog | None) -> pd.DataFrame:
+    """``mics`` (``path``) less those ``skips`` has left out."""
+    if skips is None or not skips.skipped:
+        return mics
+    return mics[~mics.path.astype(str).isin(skips.skipped)].reset_index(drop=True)
+
+
 #: Extensions stripped from a name to make its key: micrographs' and coordinate files'.
 KEY_SUFFIXES = frozenset((*SUFFIXES, ".star", ".box", ".cbox", ".csv", ".txt", ".cs", ".coord"))
 

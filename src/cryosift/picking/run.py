@@ -27,7 +27,7 @@ from cryosift.errors import InputError, SkipLog, skipped_writer
 from cryosift.executors import run_tasks
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.coords import read_coords, write_relion
-from cryosift.io.micrographs import read_micrograph
+from cryosift.io.micrographs import read_micrograph, unskipped
 from cryosift.io.star import write_star
 from cryosift.picking.blobs import blob_features
 from cryosift.picking.embed import embed_micrograph
@@ -356,11 +356,8 @@ def run_picking(
             on_progress(1)
 
     todo = []
-    gone = set(skips.skipped) if skips is not None else set()
-    for mic in mics.itertuples():
+    for mic in unskipped(mics, skips).itertuples():
         target = coords / _coord_name(mic.key)
-        if str(mic.path) in gone:
-            continue
         if resume and target.exists():
             done = read_coords(target, "relion")
             rows[mic.key] = {"picks": len(done), "below_threshold": np.nan,
@@ -434,18 +431,13 @@ def find_with_diameter(
         find_micrographs,
         fitting_a_box,
         micrograph_angpix,
-        screen_pixel_sizes,
+        usable_micrographs,
     )
-    from cryosift.io.micrographs import screen_micrographs
 
     mics = find_micrographs(spec)
     if only is not None:
         mics = mics[mics.path.astype(str).isin(only)].reset_index(drop=True)
-    if skips is not None and len(mics) == 1 and only is None:
-        skips.strict = True  # one micrograph: its problem is the command's error
-    mics, infos = screen_micrographs(mics, skips)
-    if skips is not None:
-        mics, infos = screen_pixel_sizes(mics, infos, angpix, skips)
+    mics, infos = usable_micrographs(mics, angpix, skips, single_strict=only is None)
     mic_angpix = micrograph_angpix(mics, infos, angpix)
     diameter = diameter_pixels(diameter_A, diameter_px, mic_angpix)
     if skips is not None:

@@ -37,6 +37,7 @@ from cryosift.executors import run_tasks
 from cryosift.extract.run import ExtractSettings, MicrographJob, particle_rows
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.coords import read_coords, write_relion
+from cryosift.io.micrographs import unskipped
 from cryosift.io.mrc import write_stack
 from cryosift.io.particles import read_particles
 from cryosift.io.star import write_star
@@ -480,13 +481,6 @@ def _pick_and_extract(
     return ordered
 
 
-def _unskipped(mics: pd.DataFrame, skips: SkipLog | None) -> pd.DataFrame:
-    """``mics`` less those ``skips`` has left out already (in the survey)."""
-    if skips is None or not skips.skipped:
-        return mics
-    return mics[~mics.path.astype(str).isin(skips.skipped)].reset_index(drop=True)
-
-
 def clean_config(cfg: RunConfig) -> CleanConfig:
     """How a run cleans its extracted particles (already phase flipped when the run flips):
     the particle radius in px of the extracted boxes, the run's size, preset and seed."""
@@ -614,7 +608,7 @@ def run_pipeline(
     timings["survey (cluster, adaptation)"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    tasks = make_tasks(_unskipped(mics, skips), cfg, state, device, ctf, given, surveyed)
+    tasks = make_tasks(unskipped(mics, skips), cfg, state, device, ctf, given, surveyed)
     stop = should_stop or (lambda: False)
     records = _pick_and_extract(tasks, outdir, jobs, scheduler, progress, stop, skips)
     timings["pick + extract"] = time.perf_counter() - t0
