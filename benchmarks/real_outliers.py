@@ -35,7 +35,9 @@ coloured with the micrograph's own rotationally averaged power spectrum, like re
 the mean inlier's disc-minus-ring contrast (the mean inlier box's mean inside the particle
 circle minus its mean outside, over the boxes' standard deviation outside, at 2 D) falls
 from about 0.14 to 0.05 and to 0.02; and the micrographs **binned by 2** (54 px particles).
-For each: TPR and TNR by outlier type, and the separability the decision found.
+For each: TPR and TNR by outlier type, and the separability the decision found; and
+``voted_*``, the rates of ``cryosift clean``'s defaults, where the 2D classes vote when the
+separability is not good (:mod:`cryosift.classify.vote`).
 Writes ``benchmarks/results/real_outliers.csv``,
 ``real_outliers_gallery_<preset>_<f>d.png``
 (what each verdict takes, with the true type of every box) and
@@ -61,6 +63,7 @@ import numpy as np
 import pandas as pd
 from scipy.spatial import cKDTree
 
+from cryosift.classify.vote import vote_if_wanted
 from cryosift.evaluate.outliers import outlier_rates
 from cryosift.extract.boxes import boxes_inside, crop_boxes
 from cryosift.io.coords import read_coords
@@ -419,11 +422,16 @@ def variants(table: pd.DataFrame) -> pd.DataFrame:
                                      get_rules(DEFAULT_PRESET))  # fmt: skip
             sep = facts["separability"]
             rates = outlier_rates(det.verdict, truth)
+            voted = det[["verdict", "reason"]].copy()
+            by_classes = vote_if_wanted(images, voted, radius, sep["level"]) is not None
             rows.append({
                 "variant": variant.name,
                 "box_diameters": factor,
                 "contrast": round(contrast(images[truth == "inlier"], radius), 3),
                 **{k: round(v, 3) for k, v in rates.items()},
+                **{f"voted_{k}": round(v, 3)
+                   for k, v in outlier_rates(voted.verdict, truth).items()},
+                "class_vote": by_classes,
                 "signal_z": sep["signal_z"],
                 "low_separability": sep["low"],
                 "usual_decision_expected_TPR": sep.get("expected_tpr_of_the_usual_decision"),

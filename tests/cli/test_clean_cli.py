@@ -150,7 +150,8 @@ def test_summary_states_separability_and_warns_of_a_wrong_size(tmp_path):
 
 def test_strict_keeps_the_usual_threshold(tmp_path):
     """A stack whose particles stand out of noise only moderately: by default the summary
-    says the threshold was loosened and more is kept; --strict keeps the usual one."""
+    says the threshold was loosened and more is kept; --strict keeps the usual one (the
+    class vote left out, to see the threshold alone)."""
     import mrcfile
 
     images, truth = disc_stack(600, 300, sigma=2.0, seed=401)
@@ -160,10 +161,62 @@ def test_strict_keeps_the_usual_threshold(tmp_path):
     kept = {}
     for flags in ((), ("--strict",)):
         out = tmp_path / ("strict" if flags else "default")
-        res = run_cli("clean", stack, "--radius-px", "8", "--size", "41", *flags, "-o", out)
+        res = run_cli("clean", stack, "--radius-px", "8", "--size", "41", "--no-classes", *flags,
+                      "-o", out)  # fmt: skip
         assert res.returncode == 0, res.stderr
         text = " ".join((res.stderr + res.stdout).split())
         assert ("separability moderate" in text) == (not flags), text
         verdict = pd.read_csv(out / "scores.csv").verdict.to_numpy()
         kept[bool(flags)] = (verdict == "inlier")[truth == "inlier"].mean()
     assert kept[False] >= 0.95 > kept[True], kept
+
+
+def test_class_vote_where_separability_is_not_good(tmp_path):
+    """The moderate stack: by default the classes vote (the summary says how many images
+    they kept or removed; scores.csv says which vote decided); ``--no-classes`` and
+    ``--classes 0`` give the radial profile's verdicts exactly, and those are the vote's
+    wherever the radial profile decided. Images the class kept fit a particle class; those
+    it removed sit in junk classes."""
+    import mrcfile
+
+    images, truth = disc_stack(600, 300, sigma=2.0, seed=401)
+    stack = tmp_path / "moderate.mrcs"
+    with mrcfile.new(stack) as m:
+        m.set_data(images)
+    scores, texts = {}, {}
+    for name, flags in {"auto": (), "none": ("--no-classes",), "zero": ("--classes", "0")}.items():
+        out = tmp_path / name
+        res = run_cli("clean", stack, "--radius-px", "8", "--size", "41", *flags, "-o", out)
+        assert res.returncode == 0, res.stderr
+        texts[name] = " ".join((res.stderr + res.stdout).split())
+        scores[name] = pd.read_csv(out / "scores.csv")
+    assert "class vote:" in texts["auto"] and "class vote:" not in texts["none"]
+    pd.testing.assert_frame_equal(scores["none"], scores["zero"])
+    assert "decided_by" not in scores["none"]
+    voted, radial = scores["auto"], scores["none"]
+    by_radial = voted.decided_by == "radial"
+    assert (voted.verdict[by_radial] == radial.verdict[by_radial]).all()
+    assert (voted.verdict[~by_radial] != radial.verdict[~by_radial]).all()
+    assert (~by_radial).sum() > 0
+    kept = voted[~by_radial & (voted.verdict == "inlier")]
+    removed = voted[~by_radial & (voted.verdict != "inlier")]
+    assert (kept.class_fit_p <= 0.1).all() and (kept.class_kind == "particle").all()
+    assert (removed.class_kind != "particle").all()
+    assert len(truth) == len(voted)
+
+
+def test_classes_forced_on_a_clear_stack(tmp_path):
+    """A clear stack is not classified by default; ``--classes 4`` makes the vote run."""
+    import mrcfile
+
+    images, _ = disc_stack(600, 300, sigma=1.2, seed=402)
+    stack = tmp_path / "clear.mrcs"
+    with mrcfile.new(stack) as m:
+        m.set_data(images)
+    auto = run_cli("clean", stack, "--radius-px", "8", "--size", "41", "-o", tmp_path / "a")
+    forced = run_cli("clean", stack, "--radius-px", "8", "--size", "41", "--classes", "4",
+                     "-o", tmp_path / "f")  # fmt: skip
+    assert auto.returncode == 0 and forced.returncode == 0, auto.stderr + forced.stderr
+    assert "separability good" in " ".join((auto.stderr + auto.stdout).split())
+    assert "decided_by" not in pd.read_csv(tmp_path / "a" / "scores.csv")
+    assert "decided_by" in pd.read_csv(tmp_path / "f" / "scores.csv")

@@ -69,6 +69,13 @@ def test_run_writes_every_output(reference_run, run_sim):
     assert shares["all"] == pytest.approx(mixed, abs=1e-3)
     classified = read_star_blocks(out / "classes" / "particles.star")["particles"]
     assert len(classified) == len(scores) and classified.rlnClassNumber.min() == 1
+    # the classes voted on the cleaning: each particle's class as written, which vote decided
+    assert (scores["class"].to_numpy() == classified.rlnClassNumber.to_numpy()).all()
+    assert set(scores.decided_by) <= {"radial", "class"}
+    by_class = scores[scores.decided_by == "class"]
+    assert by_class.reason.str.contains("by its class").all()
+    vote = json.loads((out / "run.json").read_text())["facts"]["clean"]["class_vote"]
+    assert vote["kept_by_class"] + vote["removed_by_class"] == len(by_class)
     # every particle keeps its micrograph and coordinates in scores.csv
     assert set(scores.micrograph) <= {str(run_sim / f"Micrographs/{m}.mrc") for m in mics}
     assert scores[["x_px", "y_px"]].notna().all().all()

@@ -134,6 +134,14 @@ def largest_first(result: ClassifyResult, ranking: ClassRanking) -> np.ndarray:
     return np.lexsort((ranking.resolution, -result.counts))
 
 
+def class_numbers(result: ClassifyResult, ranking: ClassRanking) -> np.ndarray:
+    """``(K,)`` the number (1-based, largest class first) each class is written as."""
+    order = largest_first(result, ranking)
+    numbers = np.empty(len(order), np.int64)
+    numbers[order] = np.arange(1, len(order) + 1)
+    return numbers
+
+
 def write_outputs(
     outdir: Path,
     pset: ParticleSet,
@@ -146,8 +154,7 @@ def write_outputs(
     """The files of the module docstring, classes renumbered largest first. ``prefix`` is
     OUTDIR seen from the RELION project directory (names inside STAR files)."""
     order = largest_first(result, ranking)
-    new_number = np.empty(len(order), np.int64)
-    new_number[order] = np.arange(1, len(order) + 1)
+    new_number = class_numbers(result, ranking)
     names = [f"{i:06d}@{prefix}classes.mrcs" for i in range(1, len(order) + 1)]
     model = pd.DataFrame(
         {
@@ -304,32 +311,53 @@ def classify_file(
 PER_CLASS = 10
 
 
+@dataclass
+class RunClasses:
+    """``cryosift run``'s classification: the classified ``images`` ``(B, n, n)``, their
+    pixel size ``angpix`` (Å, 0 unknown), the ``result``, the ``ranking``, the particle
+    ``radius`` (px of the images) and the ``seconds`` it took."""
+
+    images: np.ndarray
+    angpix: float
+    result: ClassifyResult
+    ranking: ClassRanking
+    radius: float
+    seconds: float
+
+
 def classify_run_particles(
     pset: ParticleSet,
-    inlier: np.ndarray,
     radius_fraction: float,
     classes: int,
-    outdir: Path,
-    prefix: str = "",
     seed: int = 0,
     device: str = "cpu",
-) -> dict | None:
-    """``cryosift run``'s 2D classification of all its particles ``pset`` (``inlier``
-    ``(B,)``: the cleaner's verdicts), the particle radius ``radius_fraction`` of the box.
-    Writes the files of :func:`write_outputs` into ``outdir``; returns the facts (share of
-    all particles, of the inliers and of the removed ones in good classes) and the two
-    galleries (PNG bytes: class averages of the inliers and of the removed particles, largest
-    class first), or None when there are too few particles for two classes."""
-    import io
-
+) -> RunClasses | None:
+    """``cryosift run``'s 2D classification of all its particles ``pset``, the particle
+    radius ``radius_fraction`` of the box, into ``classes`` classes (fewer when there are
+    fewer than :data:`PER_CLASS` particles per class); None when there are too few particles
+    for two classes."""
     k = min(classes, len(pset) // PER_CLASS)
     if k < 2:
         return None
     t0 = time.perf_counter()
     images, angpix = prepare(pset)
-    settings = ClassifySettings(classes=k, radius=radius_fraction * images.shape[-1], seed=seed)
-    result = classify(images, settings, device)
+    radius = radius_fraction * images.shape[-1]
+    result = classify(images, ClassifySettings(classes=k, radius=radius, seed=seed), device)
     ranking = rank_classes(images, result, angpix)
+    return RunClasses(images, angpix, result, ranking, radius, time.perf_counter() - t0)
+
+
+def write_run_classes(
+    found: RunClasses, pset: ParticleSet, inlier: np.ndarray, outdir: Path, prefix: str = ""
+) -> dict:
+    """Write the files of :func:`write_outputs` for ``found`` into ``outdir``; return the
+    facts (share of all particles, of the inliers ``inlier`` ``(B,)`` and of the removed
+    ones in good classes) and the two galleries (PNG bytes: class averages of the inliers
+    and of the removed particles, largest class first)."""
+    import io
+
+    result, ranking = found.result, found.ranking
+    k = len(result.averages)
     inlier = np.asarray(inlier, bool)
     good = ranking.good[result.labels]
 
@@ -348,10 +376,10 @@ def classify_run_particles(
     for name, mask in (("inliers", inlier), ("removed", ~inlier)):
         counts = np.bincount(result.labels[mask], minlength=k)[order]
         buf = io.BytesIO()
-        gallery(buf, subset_averages(images, result, mask)[order], numbered(counts),
+        gallery(buf, subset_averages(found.images, result, mask)[order], numbered(counts),
                 ranking.good[order], counts)  # fmt: skip
         pngs[name] = buf.getvalue()
-    facts["seconds"] = round(time.perf_counter() - t0, 2)
+    facts["seconds"] = round(found.seconds, 2)
     outdir.mkdir(parents=True, exist_ok=True)
-    write_outputs(outdir, pset, result, ranking, angpix, facts, prefix)
+    write_outputs(outdir, pset, result, ranking, found.angpix, facts, prefix)
     return {"facts": facts, "galleries": pngs}

@@ -2,7 +2,9 @@
 
 Reads a RELION particles STAR (3.0 or 3.1+), a bare ``.mrcs`` stack or a cryoSPARC ``.cs``;
 phase flips with the CTF in the metadata when the particles are not yet corrected;
-Fourier-crops to ``--size``; runs the radial-profile detector; writes ``inliers.star``,
+Fourier-crops to ``--size``; runs the radial-profile detector; where the particles do not
+stand out clearly (or with ``--classes N``), 2D-classifies the stack and lets the classes vote
+(:mod:`cryosift.classify.vote`); writes ``inliers.star``,
 ``outliers.star`` and ``scores.csv`` (plus ``inliers.cs``/``outliers.cs`` for ``.cs`` input)
 into OUTDIR and prints a summary.
 """
@@ -14,7 +16,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cryosift.cli.common import check_choice, console, guarded, progress_bar
+from cryosift.cli.common import DEVICE, check_choice, console, guarded, progress_bar
 from cryosift.outliers.clean import CleanConfig, clean_file
 from cryosift.outliers.detector import VERDICTS
 from cryosift.outliers.rules import DEFAULT_PRESET, POLARITIES, PRESETS
@@ -46,11 +48,29 @@ def summary_line(result, n_total: int) -> str:
     )
 
 
+def class_refiner(classes: int | None, seed: int, device: str):
+    """The ``refine`` of :func:`cryosift.outliers.clean.clean_file`: the class vote when
+    :func:`cryosift.classify.vote.wanted` says so for the stack's separability."""
+
+    def refine(pset, result) -> None:
+        from cryosift.classify.vote import CLEAN_CLASSES, vote_on_particles, wanted
+        from cryosift.device import pick_device
+
+        level = result.stats.get("separability", {}).get("level")
+        if wanted(level, classes):
+            vote_on_particles(pset, result, classes or CLEAN_CLASSES, seed, pick_device(device))
+
+    return refine
+
+
 def print_notes(stats: dict) -> None:
-    """:func:`cryosift.outliers.clean.clean_notes`, warnings in yellow."""
+    """:func:`cryosift.outliers.clean.clean_notes` and the class vote's line, warnings in
+    yellow."""
+    from cryosift.classify.vote import vote_note
     from cryosift.outliers.clean import clean_notes
 
-    for line in clean_notes(stats):
+    vote = vote_note(stats)
+    for line in clean_notes(stats) + ([vote] if vote else []):
         console.print(line, style="yellow" if line.startswith("warning") else None, highlight=False)
 
 
@@ -96,6 +116,17 @@ def main(
         help="radial: keep the usual threshold (10% of noise let through) even when the "
         "particles stand out of noise only moderately (default: loosen it to 30%)",
     ),
+    classes: int = typer.Option(
+        None,
+        "--classes",
+        min=0,
+        help="2D classes whose vote joins the radial profile's (default: 20 classes when "
+        "separability is not good, none otherwise; 0: never)",
+    ),
+    no_classes: bool = typer.Option(
+        False, "--no-classes", help="Radial profile only, never classify (same as --classes 0)"
+    ),
+    device: str = DEVICE,
 ) -> None:
     """Remove noise, partial and multiple-particle images (radial-profile outlier removal)."""
     check_choice("--rules", rules, PRESETS)
@@ -120,7 +151,9 @@ def main(
             task = bar.add_task("cleaning", total=total, rate="")
             return lambda n: bar.advance(task, n)
 
-        result = clean_file(particles, cfg, outdir, angpix=angpix, datadir=datadir, progress=start)
+        refine = class_refiner(0 if no_classes else classes, seed, device)
+        result = clean_file(particles, cfg, outdir, angpix=angpix, datadir=datadir,
+                            progress=start, refine=refine)  # fmt: skip
     n = len(result.table)
     console.print(summary_table(result, n, outdir))
     console.print(summary_line(result, n), highlight=False)

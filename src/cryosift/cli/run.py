@@ -240,7 +240,10 @@ def main(
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again, ignoring past runs"),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html"),
     classes: int = typer.Option(
-        20, "--classes", help="2D classes of all particles for the report (0: skip)"
+        20,
+        "--classes",
+        help="2D classes of all particles: they vote on the cleaning and show in the report "
+        "(0: skip, the radial profile alone decides)",
     ),
     project_dir: Path = PROJECT_DIR,
     strict: bool = STRICT,

@@ -461,16 +461,21 @@ def clean_file(
     angpix: float | None = None,
     datadir: str | Path | None = None,
     progress: Callable[[int], Callable[[int], None]] | None = None,
+    refine: Callable[[ParticleSet, CleanResult], None] | None = None,
 ) -> CleanResult:
     """``cryosift clean`` on one particles file (STAR, ``.mrcs`` or ``.cs``): read it, judge
     every particle and write the outputs of :func:`write_clean_outputs` into ``outdir``.
-    ``progress(n_particles)`` returns the function told of each chunk done."""
+    ``progress(n_particles)`` returns the function told of each chunk done; ``refine(pset,
+    result)``, when given, may change the verdicts before they are written (the class
+    vote, :mod:`cryosift.classify.vote`)."""
     from cryosift.io.particles import read_particles
 
     pset = read_particles(path, datadir=datadir, angpix=angpix)
     try:
         on_progress = progress(len(pset)) if progress else None
         result = clean_particles(pset, cfg, on_progress=on_progress)
+        if refine is not None:
+            refine(pset, result)
         write_clean_outputs(Path(outdir), pset, result)
     finally:
         pset.close()

@@ -132,8 +132,17 @@ class Separability:
         score with 1.05-1.1, which inflates ``mu`` when the signal is faint)."""
         return self.mean_z - NormalDist().inv_cdf(1 - EXPECTED_LOSS)
 
+    @property
+    def level(self) -> str:
+        """``none`` (no particle signal), ``LOW``, ``moderate`` (the threshold was loosened)
+        or ``good``: the word the summary line shows."""
+        if not self.detected:
+            return "none"
+        return "LOW" if self.low else "moderate" if self.loosened else "good"
+
     def describe(self) -> dict:
         out = {
+            "level": self.level,
             "signal_z": round(self.signal, 3),
             "particle_share": round(self.share, 3),
             "auc": round(self.auc, 3),
@@ -154,9 +163,8 @@ class Separability:
         """One line for a summary."""
         if not self.detected:
             return "separability: no particle signal found (the stack looks like noise)"
-        level = "LOW" if self.low else "moderate" if self.loosened else "good"
         text = (
-            f"separability {level}: particle signal {self.signal:.2f} noise sd "
+            f"separability {self.level}: particle signal {self.signal:.2f} noise sd "
             f"(AUC {self.auc:.2f}), about {self.share:.0%} particles"
         )
         if self.low:

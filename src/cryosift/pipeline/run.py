@@ -368,25 +368,39 @@ def truth_metrics(
     return pd.DataFrame(rows)
 
 
-def _classify_stage(
-    run: RunResult, pset, cfg: RunConfig, outdir: Path, prefix: str, device: str
-) -> None:
-    """2D classes of all particles into ``outdir/classes`` (``cfg.classes``; skipped at 0 or
-    with too few particles): facts and galleries into ``run``."""
+def _classify_stage(pset, result, cfg: RunConfig, device: str, timings: dict):
+    """2D classes of all particles (``cfg.classes``; None at 0 or with too few particles),
+    and their vote on the cleaning ``result`` (:mod:`cryosift.classify.vote`), whose table
+    and statistics it changes."""
     if cfg.classes <= 0:
-        return
-    from cryosift.classify.run import classify_run_particles
+        return None
+    from cryosift.classify.run import class_numbers, classify_run_particles
+    from cryosift.classify.vote import class_vote, combine
 
     t0 = time.perf_counter()
+    found = classify_run_particles(pset, cfg.diameter / 2 / cfg.box, cfg.classes, cfg.seed,
+                                   device)  # fmt: skip
+    timings["2D classes"] = time.perf_counter() - t0
+    if found is None:
+        return None
+    numbers = class_numbers(found.result, found.ranking)
+    vote = class_vote(found.images, found.result, found.radius, cfg.seed, numbers)
+    combine(result.table, vote)
+    result.stats["class_vote"] = vote.summary()
+    timings["class vote"] = vote.seconds
+    return found
+
+
+def _write_classes(run: RunResult, found, pset, outdir: Path, prefix: str) -> None:
+    """The classes' files into ``outdir/classes``; their facts and galleries into ``run``."""
+    if found is None:
+        return
+    from cryosift.classify.run import write_run_classes
+
     inlier = run.scores["verdict"].to_numpy() == "inlier"
-    found = classify_run_particles(
-        pset, inlier, cfg.diameter / 2 / cfg.box, cfg.classes, outdir / "classes",
-        f"{prefix}classes/", cfg.seed, device,
-    )  # fmt: skip
-    if found is not None:
-        run.facts["classes"] = found["facts"]
-        run.class_galleries = found["galleries"]
-    run.timings["2D classes"] = time.perf_counter() - t0
+    written = write_run_classes(found, pset, inlier, outdir / "classes", f"{prefix}classes/")
+    run.facts["classes"] = written["facts"]
+    run.class_galleries = written["galleries"]
 
 
 def versions() -> dict:
@@ -628,6 +642,8 @@ def run_pipeline(
     pset = read_particles(outdir / "particles.star")
     try:
         result = _clean(pset, particles, cfg, progress)
+        timings["clean"] = time.perf_counter() - t0
+        found = _classify_stage(pset, result, cfg, device, timings)
         metrics = None
         if truth is not None:
             picks = {
@@ -636,12 +652,11 @@ def run_pipeline(
             }
             keys = dict(zip(summary.micrograph, summary.key, strict=True))
             metrics = truth_metrics(truth, picks, result.table, keys, cfg.diameter)
-        timings["clean"] = time.perf_counter() - t0
         facts = _facts(state, result, tasks[0].extract)
         run = RunResult(summary, result.table, metrics, timings, facts)
         run.skipped = skips.records() if skips is not None else []
         write_clean_outputs(outdir, pset, result)
-        _classify_stage(run, pset, cfg, outdir, name_prefix, device)
+        _write_classes(run, found, pset, outdir, name_prefix)
         if metrics is not None:
             csv = outdir / "metrics.csv"
             write_all_or_nothing(

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cryosift import __version__
+from cryosift.classify.vote import vote_note
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.coords import read_coords
 from cryosift.io.micrographs import read_micrograph
@@ -24,6 +25,12 @@ from cryosift.report import figures
 
 #: Micrographs drawn with their picks, particles per gallery, images per mean.
 OVERLAYS, GALLERY, MEAN_OF = 12, 48, 2000
+
+
+def _clean_notes(stats: dict) -> list[str]:
+    """The cleaning's lines for the report: separability, warnings and the class vote."""
+    vote = vote_note(stats)
+    return clean_notes(stats) + ([vote] if vote else [])
 
 
 def _b64(data: bytes) -> str:
@@ -165,7 +172,7 @@ def build_context(outdir: Path, run, pset, cfg, inputs: dict, mics: pd.DataFrame
         "diameter": f"{cfg.diameter:.1f} px{angpix}",
         "box": f"{cfg.box} px -> {cfg.size} px",
         "n_micrographs": len(run.summary),
-        "clean_notes": clean_notes(run.facts.get("clean", {})),
+        "clean_notes": _clean_notes(run.facts.get("clean", {})),
         "classes": _classes(run),
         "survey": _survey(outdir, run),
         "skipped": run.skipped,

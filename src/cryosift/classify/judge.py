@@ -1,0 +1,204 @@
+"""Judge 2D class averages: what is common to many images is the particle.
+
+An average of N aligned images has about sqrt(N) times the SNR of one, so a class average
+shows what single images cannot: a line, an empty field, an off-centre or doubled blob, or
+the particle. Each average is judged by its radial profile against the profile the classes
+share:
+
+- the **consensus profile** is, ring by ring, the median over classes of their rotationally
+  averaged profiles, weighted by class size (what most candidates have in common); its image
+  ``T`` (zero mean inside the mask, unit norm) is the template;
+- a class's **amplitude** is its average's projection on ``T``, relative to the
+  candidate-weighted median amplitude: how much of the common particle it holds;
+- its **outer structure** is the energy of its average that is not rotationally symmetric,
+  outside the particle (beyond :data:`OUTER_RADII` radii, inside the mask), with the noise
+  of an average of that many images subtracted, over the energy of its amplitude (at least a
+  tenth of the median's): a carbon edge, a line or a neighbouring blob put structure there,
+  a centred particle does not.
+
+Verdicts, per class:
+
+- ``line or edge``: outer structure above :data:`MAX_OUTER` (more structure beyond the
+  particle than particle);
+- ``rare strong blob``: the classes whose amplitude exceeds :data:`STRONG` times the median,
+  when together they hold less than :data:`RARE` of the candidates: rare and high-contrast is
+  junk (crisp ice), not the particle. When they hold more, they are the particle (a sparse
+  field of clear particles, where most candidates are background);
+- the others get an estimated **particle share** ``pi``: where their amplitude lies between
+  the weakest and the strongest classes (candidate-weighted :data:`SHARE_QUANTILES`),
+  clipped to [0, 1]; ``particle`` when ``pi >= 0.5``, ``weak`` below (background or partial
+  particles). When the classes' amplitudes hardly spread (the strongest less than
+  :data:`MIN_SPREAD` times the weakest), no class can be told from another: every class
+  keeps ``pi = 1`` (``particle``) and the ranking is left to the single boxes.
+
+The estimated share of particles among the candidates (``pi`` weighted by class size) says how
+precise picking every candidate would be (:attr:`ClassJudgement.particle_share`).
+Averages are ``(K, n, n)`` means of standardised images, centred on pixel ``n // 2``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Classes smaller than this are not judged (verdict ``too small``, ``pi = 0``).
+MIN_MEMBERS = 5
+#: Outer structure starts this many particle radii from the centre.
+OUTER_RADII = 1.05
+#: A class whose outer structure exceeds this (in units of its particle energy) is junk.
+MAX_OUTER = 1.0
+#: Amplitude, relative to the median, above which a class is strong ...
+STRONG = 2.5
+#: ... and the share of candidates below which the strong classes are rare (junk).
+RARE = 0.10
+#: Candidate-weighted quantiles of the amplitudes taken as no particle and all particle.
+SHARE_QUANTILES = (0.1, 0.9)
+#: The amplitudes spread when the upper quantile is at least this times the lower.
+MIN_SPREAD = 1.2
+
+#: Verdicts that call a class junk whatever its amplitude.
+JUNK_KINDS = ("line or edge", "rare strong blob", "too small")
+
+
+@dataclass
+class ClassJudgement:
+    """Per class (``K``): ``counts``, ``amplitude`` (relative to the median), ``outer``
+    structure, estimated particle share ``pi`` and ``verdict``; the consensus ``profile``
+    ``(R,)`` and whether the amplitudes ``spread``."""
+
+    counts: np.ndarray
+    amplitude: np.ndarray
+    outer: np.ndarray
+    pi: np.ndarray
+    verdict: list[str]
+    profile: np.ndarray
+    spread: bool
+
+    @property
+    def particle(self) -> np.ndarray:
+        """``(K,)`` bool: the classes judged particle."""
+        return np.array([v == "particle" for v in self.verdict], bool)
+
+    @property
+    def particle_share(self) -> float:
+        """Estimated share of particles among the candidates classified."""
+        total = self.counts.sum()
+        return float((self.pi * self.counts).sum() / total) if total else 0.0
+
+    def summary(self) -> dict:
+        """JSON-ready record of the judgement."""
+        return {
+            "classes": len(self.counts),
+            "particle_classes": int(self.particle.sum()),
+            "particle_share": round(self.particle_share, 4),
+            "amplitudes_spread": self.spread,
+            "counts": [int(c) for c in self.counts],
+            "amplitude": [round(float(a), 3) for a in self.amplitude],
+            "outer": [round(float(o), 3) for o in self.outer],
+            "pi": [round(float(p), 3) for p in self.pi],
+            "verdict": list(self.verdict),
+        }
+
+
+def weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """The ``q`` quantile of ``values`` ``(K,)`` each counted ``weights`` ``(K,)`` times."""
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(np.asarray(weights, np.float64)[order])
+    return float(values[order][min(np.searchsorted(cum, q * cum[-1]), len(cum) - 1)])
+
+
+def consensus_template(
+    averages: np.ndarray, counts: np.ndarray, radius: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The consensus radial profile ``(R,)`` of class ``averages`` ``(K, n, n)`` (ring by ring
+    the median over classes, weighted by ``counts``), out to 1.3 ``radius``, and its image
+    ``(n, n)``: zero mean inside that disc, zero outside, unit norm."""
+    from cryosift.outliers.profile import radial_average, ring_index
+
+    n = averages.shape[-1]
+    rings = ring_index(n)
+    last = min(int(np.ceil(1.3 * radius)), n // 2)
+    prof = np.stack([radial_average(a)[: last + 1] for a in averages])
+    w = np.asarray(counts, np.float64)
+    profile = np.array([weighted_quantile(prof[:, i], w, 0.5) for i in range(last + 1)])
+    inside = rings <= last
+    t = np.where(inside, profile[np.minimum(rings, last)], 0.0)
+    t[inside] -= t[inside].mean()
+    norm = np.linalg.norm(t)
+    return profile, t / norm if norm > 0 else t
+
+
+def outer_structure(averages: np.ndarray, counts: np.ndarray, radius: float) -> np.ndarray:
+    """``(K,)`` energy of each average ``(K, n, n)`` that is not rotationally symmetric, between
+    :data:`OUTER_RADII` and 1.3 ``radius``, less what the noise of a mean of ``counts`` unit-
+    variance images leaves there."""
+    from cryosift.outliers.profile import radial_average, ring_index
+
+    n = averages.shape[-1]
+    rings = ring_index(n)
+    rr = np.hypot(*(np.indices((n, n)) - n // 2))
+    ring = (rr > OUTER_RADII * radius) & (rr <= 1.3 * radius)
+    out = np.empty(len(averages))
+    for k, a in enumerate(averages):
+        symmetric = radial_average(a)[rings]
+        out[k] = float(((a - symmetric)[ring] ** 2).sum())
+    return out - ring.sum() / np.maximum(np.asarray(counts, np.float64), 1.0)
+
+
+def judge_classes(averages: np.ndarray, counts: np.ndarray, radius: float) -> ClassJudgement:
+    """Judge class ``averages`` ``(K, n, n)`` (means of standardised images, particle
+    ``radius`` px) of ``counts`` ``(K,)`` members (see the module docstring)."""
+    counts = np.asarray(counts, np.int64)
+    judged = counts >= MIN_MEMBERS
+    if not judged.any():
+        k = len(counts)
+        return ClassJudgement(counts, np.zeros(k), np.zeros(k), np.zeros(k), ["too small"] * k,
+                              np.zeros(1), False)  # fmt: skip
+    profile, template = consensus_template(averages[judged], counts[judged], radius)
+    raw = np.tensordot(averages, template, axes=((1, 2), (0, 1)))
+    median = weighted_quantile(raw[judged], counts[judged], 0.5)
+    amplitude = raw / median if median > 0 else np.zeros_like(raw)
+    # over the particle energy, floored at a tenth of the median's: bounded for empty classes
+    floor = max(0.1 * median, 1e-12)
+    outer = outer_structure(averages, counts, radius) / np.maximum(raw, floor) ** 2
+    verdict = np.where(judged, "", "too small").astype(object)
+    verdict[judged & (outer > MAX_OUTER)] = "line or edge"
+    share = counts / counts.sum()
+    strong = judged & (verdict == "") & (amplitude > STRONG)
+    if strong.any() and share[strong].sum() < RARE:
+        verdict[strong] = "rare strong blob"
+    rest = verdict == ""
+    pi = np.zeros(len(counts))
+    spread = False
+    if rest.any():
+        lo, hi = (weighted_quantile(amplitude[rest], counts[rest], q) for q in SHARE_QUANTILES)
+        spread = bool(lo > 0 and hi >= MIN_SPREAD * lo) or bool(lo <= 0 < hi)
+        pi[rest] = np.clip((amplitude[rest] - lo) / (hi - lo), 0, 1) if spread else 1.0
+    verdict[rest] = np.where(pi[rest] >= 0.5, "particle", "weak")
+    return ClassJudgement(counts, amplitude, outer, pi, list(verdict), profile, spread)
+
+
+def template_match(
+    templates: np.ndarray, boxes: np.ndarray, radius: float, batch: int = 1024
+) -> np.ndarray:
+    """``(N,)`` each box's best normalised correlation with any of ``templates``
+    ``(P, n, n)`` under every in-plane rotation and small shift (the classification's own
+    search, :class:`cryosift.classify.align.Aligner`, for a particle of ``radius`` px);
+    ``boxes`` ``(N, n, n)``. A matched filter with the particle's own views."""
+    import torch
+
+    from cryosift.classify.align import Aligner, ClassifySettings, lowpass, normalise
+
+    if not len(boxes) or not len(templates):
+        return np.zeros(len(boxes))
+    n = boxes.shape[-1]
+    aligner = Aligner(n, ClassifySettings(radius=radius), torch.device("cpu"))
+    refs = torch.as_tensor(np.asarray(templates, np.float32))
+    ref_spec, _ = aligner.reference_spectra(normalise(lowpass(refs, 0.5), aligner.mask))
+    x = torch.as_tensor(np.asarray(boxes, np.float32))
+    out = []
+    for chunk in x.split(batch):
+        spec = aligner.spectra(normalise(chunk, aligner.mask))
+        out.append(aligner.best(spec, ref_spec)[2])
+    return torch.cat(out).double().numpy()

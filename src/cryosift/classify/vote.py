@@ -1,0 +1,321 @@
+"""The class vote: when one image's radial profile cannot decide, its 2D class can.
+
+The radial-profile detector (:mod:`cryosift.outliers`) judges each image alone. Where
+particles hardly stand out of the noise, or touch their neighbours, that vote is noisy: it
+removes real particles as "partial" or "noise". A 2D classification holds a stronger one:
+
+- each **class average** is judged (:func:`cryosift.classify.judge.judge_classes`): a line
+  or edge, a rare strong blob or a class of too few images is junk, and so is a class holding
+  less than :data:`MIN_AMPLITUDE` of the particle the classes share (an empty class);
+- each **image's fit** is its best normalised correlation with a particle class's average,
+  under every rotation and small shift (:func:`cryosift.classify.judge.template_match`, a
+  matched filter with the particle's own views), compared with the same correlation for
+  :data:`NULL_IMAGES` noise images that have the stack's mean power spectrum: ``fit_p`` is the
+  share of those noise images that fit at least as well. An image *fits* when
+  ``fit_p <= NOISE_PASS``, the share of noise the radial detector itself lets through. The
+  averages an image is matched with are held out: those of the other half of the stack
+  (even and odd images), since an average holds a part of each of its own images and so
+  fits their noise, which the noise images' null would not see.
+
+The votes combine (:func:`combine`): an image the radial profile rejects but that sits in a
+particle class and fits one is kept (a centred particle with a neighbour in its box is one).
+An image the radial profile keeps is removed when its class average shows a line or edge
+(:data:`NO_PARTICLE`), or when its class is otherwise junk (empty, a rare strong blob) and the
+image fits no particle class: a blob-like matched filter answers to a carbon edge as much as
+to a particle, so the fit alone cannot clear a line, while at low SNR empty and blob classes
+share their members with particles that fit the particle's classes. Classes of too few images do not
+vote. Each changed verdict's reason says that the class decided.
+
+The vote abstains (changes nothing) when fewer than :data:`MIN_FIT_SHARE` of the images fit a
+particle class: then the classes do not show what the images hold (at very low contrast the
+classes mix particles and junk alike, and a class average with hardly any particle in it
+looks like a line or an empty field), and the radial verdicts stand.
+
+Images are ``(B, n, n)`` centred on pixel ``n // 2``, the classification's own
+(:func:`cryosift.classify.run.prepare`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from cryosift.classify.judge import JUNK_KINDS, judge_classes, template_match
+
+if TYPE_CHECKING:
+    from cryosift.classify.align import ClassifyResult
+
+#: Share of noise images an image must fit a particle class better than (1 - this), as the
+#: radial detector's usual threshold lets this share of noise through.
+NOISE_PASS = 0.10
+#: A class holding less than this share of the particle (amplitude relative to the median
+#: class's) is junk: an empty field, or background beside a particle.
+MIN_AMPLITUDE = 0.5
+#: Class kinds whose members are junk however well they fit a particle class.
+NO_PARTICLE = ("line or edge",)
+#: Class kinds that say nothing of their members.
+NO_VOTE = ("too small",)
+#: Share of the images that must fit a particle class for the vote to speak (a majority).
+MIN_FIT_SHARE = 0.5
+#: Noise images the fit is compared with.
+NULL_IMAGES = 2000
+#: Images whose power spectrum shapes the noise (evenly spaced).
+SPECTRUM_SAMPLE = 4096
+
+
+@dataclass
+class ClassVote:
+    """Per image (``B``): its class ``labels`` and ``fit_p``; per class (``K``): whether it
+    is a ``particle`` class, its ``kind`` (``particle``, ``empty``, or the judgement's junk
+    verdict) and the ``numbers`` users see it by (1-based); the ``seconds`` the vote took
+    (classification not included)."""
+
+    labels: np.ndarray
+    fit_p: np.ndarray
+    particle: np.ndarray
+    kind: list[str]
+    seconds: float
+    numbers: np.ndarray
+    #: images kept and removed by the class against their radial profile (set by combine)
+    changed: tuple[int, int] = (0, 0)
+
+    @property
+    def class_number(self) -> np.ndarray:
+        """``(B,)`` each image's class as users see it numbered."""
+        return self.numbers[self.labels]
+
+    @property
+    def fits(self) -> np.ndarray:
+        """``(B,)`` bool: the image fits a particle class better than all but
+        :data:`NOISE_PASS` of noise."""
+        return self.fit_p <= NOISE_PASS
+
+    @property
+    def abstains(self) -> bool:
+        """Fewer than :data:`MIN_FIT_SHARE` of the images fit a particle class."""
+        return bool(self.fits.mean() < MIN_FIT_SHARE) if len(self.fits) else True
+
+    @property
+    def in_particle_class(self) -> np.ndarray:
+        return self.particle[self.labels]
+
+    def summary(self) -> dict:
+        """JSON-ready record of the vote (what it changed: after :func:`combine`)."""
+        counts = np.bincount(self.labels, minlength=len(self.particle))
+        return {
+            "kept_by_class": self.changed[0],
+            "removed_by_class": self.changed[1],
+            "classes": len(self.particle),
+            "particle_classes": int(self.particle.sum()),
+            "share_in_particle_classes": round(float(self.in_particle_class.mean()), 4),
+            "share_fitting_a_particle_class": round(float(self.fits.mean()), 4),
+            "abstained": self.abstains,
+            "class_kinds": {k: int(counts[[c == k for c in self.kind]].sum()) for k in
+                            sorted(set(self.kind))},
+            "noise_pass": NOISE_PASS,
+            "seconds": round(self.seconds, 2),
+        }  # fmt: skip
+
+
+def particle_classes(
+    averages: np.ndarray, counts: np.ndarray, radius: float
+) -> tuple[np.ndarray, list[str]]:
+    """Which class ``averages`` ``(K, n, n)`` of ``counts`` ``(K,)`` images show the particle
+    (particle ``radius`` px): ``(K,)`` bool and each class's kind (see the module)."""
+    j = judge_classes(averages, counts, radius)
+    kind = [
+        v if v in JUNK_KINDS else "empty" if a < MIN_AMPLITUDE else "particle"
+        for v, a in zip(j.verdict, j.amplitude, strict=True)
+    ]
+    return np.array([k == "particle" for k in kind], bool), kind
+
+
+def noise_like(images: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``(n, s, s)`` Gaussian noise images with the mean power spectrum of the standardised
+    ``images`` ``(B, s, s)`` (an evenly spaced sample of them); deterministic per ``seed``."""
+    from cryosift.outliers.profile import ProfileStats
+
+    step = max(1, len(images) // SPECTRUM_SAMPLE)
+    stats = ProfileStats(images.shape[-1])
+    stats.add(np.asarray(images[::step], np.float32))
+    return stats.noise_images(n, np.random.default_rng(seed))
+
+
+def fit_pvalues(
+    images: np.ndarray, templates: np.ndarray, radius: float, seed: int = 0, noise=None
+) -> np.ndarray:
+    """``(B,)`` for each of ``images`` ``(B, n, n)``, the share of :data:`NULL_IMAGES` noise
+    images (``noise``, default :func:`noise_like`) whose best match with ``templates``
+    ``(P, n, n)`` is at least its own (1 when there is no template)."""
+    if not len(templates) or not len(images):
+        return np.ones(len(images))
+    if noise is None:
+        noise = noise_like(images, NULL_IMAGES, seed)
+    score = template_match(templates, images, radius)
+    null = np.sort(template_match(templates, noise, radius))
+    return 1.0 - np.searchsorted(null, score, side="left") / len(null)
+
+
+def held_out_fit(
+    images: np.ndarray, result: ClassifyResult, particle: np.ndarray, radius: float, seed: int
+) -> np.ndarray:
+    """``(B,)`` :func:`fit_pvalues` of the even images against the ``particle`` classes'
+    averages of the odd ones, and of the odd against those of the even."""
+    from cryosift.classify.run import subset_averages
+
+    noise = noise_like(images, NULL_IMAGES, seed)
+    half = np.arange(len(images)) % 2
+    out = np.ones(len(images))
+    for h in (0, 1):
+        others = subset_averages(images, result, half != h)[particle]
+        counts = np.bincount(result.labels[half != h], minlength=len(particle))[particle]
+        mine = half == h
+        out[mine] = fit_pvalues(images[mine], others[counts > 0], radius, noise=noise)
+    return out
+
+
+def class_vote(
+    images: np.ndarray,
+    result: ClassifyResult,
+    radius: float,
+    seed: int = 0,
+    numbers: np.ndarray | None = None,
+) -> ClassVote:
+    """The vote of the classification ``result`` of ``images`` ``(B, n, n)`` (particle
+    ``radius`` px), classes shown as ``numbers`` ``(K,)`` (default: 1, 2, ...);
+    deterministic per ``seed``."""
+    t0 = time.perf_counter()
+    counts = np.bincount(result.labels, minlength=len(result.averages))
+    particle, kind = particle_classes(result.averages, counts, radius)
+    fit_p = held_out_fit(images, result, particle, radius, seed)
+    if numbers is None:
+        numbers = np.arange(1, len(particle) + 1)
+    seconds = time.perf_counter() - t0
+    return ClassVote(result.labels, fit_p, particle, kind, seconds, np.asarray(numbers))
+
+
+def combine(table: pd.DataFrame, vote: ClassVote) -> None:
+    """Both votes into ``table`` (the radial detector's: ``verdict``, ``reason``; one row per
+    image), by the rules of the module docstring: rescued images become inliers, removed
+    ones ``noise``; the reasons of those say so. Nothing changes when the vote abstains.
+    Adds ``class`` (as numbered), ``class_kind``, ``class_fit_p`` and ``decided_by``
+    (``radial`` or ``class``)."""
+    verdict = table["verdict"].to_numpy().astype(object)
+    reason = table["reason"].to_numpy().astype(object)
+    radial_kept = verdict == "inlier"
+    fits, in_particle = vote.fits, vote.in_particle_class
+    kinds = np.array(vote.kind, dtype=object)[vote.labels]
+    speaks = not vote.abstains
+    rescued = speaks & ~radial_kept & in_particle & fits
+    no_particle = np.isin(kinds, NO_PARTICLE)
+    voting_junk = ~in_particle & ~np.isin(kinds, NO_VOTE)
+    dropped = speaks & radial_kept & (no_particle | (voting_junk & ~fits))
+    number = vote.class_number
+    for i in np.flatnonzero(rescued):
+        reason[i] = (
+            f"kept by its class: class {number[i]} shows the particle and the image fits a "
+            f"particle class better than {1 - vote.fit_p[i]:.0%} of noise; "
+            f"alone it was {verdict[i]}: {reason[i]}"
+        )
+    for i in np.flatnonzero(dropped):
+        fit = 1 - vote.fit_p[i]
+        why = "" if no_particle[i] else f", fits a particle class better than {fit:.0%} of noise"
+        alone = f": {reason[i]}" if reason[i] else ""
+        reason[i] = (
+            f"removed by its class: class {number[i]} is {kinds[i]}{why}; alone it was kept{alone}"
+        )
+    verdict[rescued] = "inlier"
+    verdict[dropped] = "noise"
+    vote.changed = (int(rescued.sum()), int(dropped.sum()))
+    table["verdict"] = verdict.astype(str)
+    table["reason"] = reason.astype(str)
+    table["class"] = number
+    table["class_kind"] = kinds.astype(str)
+    table["class_fit_p"] = np.round(vote.fit_p, 4)
+    table["decided_by"] = np.where(rescued | dropped, "class", "radial")
+
+
+#: Classes ``cryosift clean`` sorts a stack into for its vote (fewer for small stacks).
+CLEAN_CLASSES = 20
+
+
+def wanted(separability_level: str | None, classes: int | None) -> bool:
+    """Whether ``cryosift clean`` classifies for a vote: ``classes`` given (0: never), or
+    else when the radial detector's separability (:attr:`Separability.level
+    <cryosift.outliers.radial.Separability.level>`) is not ``good``."""
+    if classes is not None:
+        return classes > 0
+    return separability_level not in (None, "good")
+
+
+def vote_on_images(
+    images: np.ndarray,
+    table: pd.DataFrame,
+    radius: float,
+    classes: int = CLEAN_CLASSES,
+    seed: int = 0,
+    device: str = "cpu",
+) -> ClassVote | None:
+    """Classify ``images`` ``(B, n, n)`` (particle ``radius`` px) into ``classes`` classes
+    (fewer when there are fewer than 10 images a class) and let the classes vote on the
+    radial detector's ``table`` (:func:`combine`); None (nothing changed) when there are too
+    few images for two classes."""
+    from cryosift.classify.align import ClassifySettings, classify
+    from cryosift.classify.run import PER_CLASS
+
+    k = min(classes, len(images) // PER_CLASS)
+    if k < 2:
+        return None
+    classified = classify(images, ClassifySettings(classes=k, radius=radius, seed=seed), device)
+    vote = class_vote(images, classified, radius, seed)
+    combine(table, vote)
+    return vote
+
+
+def vote_if_wanted(
+    images: np.ndarray, table: pd.DataFrame, radius: float, level: str | None, seed: int = 0
+) -> ClassVote | None:
+    """What ``cryosift clean`` does at its defaults to an in-memory stack ``images``
+    ``(B, n, n)`` judged by the radial detector (``table``, whose separability ``level``):
+    :func:`vote_on_images` when :func:`wanted` says so, else nothing (None)."""
+    return vote_on_images(images, table, radius, seed=seed) if wanted(level, None) else None
+
+
+def vote_on_particles(
+    pset, result, classes: int = CLEAN_CLASSES, seed: int = 0, device: str = "cpu"
+) -> ClassVote | None:
+    """:func:`vote_on_images` for the particle set ``pset`` (prepared as
+    :func:`cryosift.classify.run.prepare` does) on the cleaning ``result``
+    (:class:`cryosift.outliers.clean.CleanResult`), whose table and statistics change."""
+    from cryosift.classify.run import prepare
+
+    t0 = time.perf_counter()
+    images, _ = prepare(pset)
+    radius = result.radius * images.shape[-1] / result.size
+    vote = vote_on_images(images, result.table, radius, classes, seed, device)
+    if vote is not None:
+        seconds = round(time.perf_counter() - t0 - vote.seconds, 2)
+        result.stats["class_vote"] = {**vote.summary(), "classification_seconds": seconds}
+    return vote
+
+
+def vote_note(stats: dict) -> str | None:
+    """One line on what the class vote changed, from the cleaning's ``stats``."""
+    v = stats.get("class_vote")
+    if not v:
+        return None
+    if v.get("abstained"):
+        return (
+            f"class vote abstained: only {v['share_fitting_a_particle_class']:.0%} of the images "
+            f"fit a particle class (under {MIN_FIT_SHARE:.0%}): the classes do not show what the "
+            "images hold, the radial verdicts stand"
+        )
+    return (
+        f"class vote: {v['particle_classes']} of {v['classes']} classes show the particle; "
+        f"{v['kept_by_class']:,} image(s) kept and {v['removed_by_class']:,} removed by their "
+        "class against their radial profile"
+    )

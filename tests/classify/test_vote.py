@@ -1,0 +1,177 @@
+"""The class vote on constructed stacks: one asymmetric particle in many orientations (a third
+of them with a neighbour touching the box edge), lines through the box (carbon edges) and
+empty boxes. Classes of lines and of empty boxes are junk; particles the radial profile
+rejects but that fit a particle class are kept; junk the radial profile keeps but that sits
+in a junk class and fits no particle class is removed; the vote is deterministic per seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import ndimage
+
+from cryosift.classify.align import ClassifySettings, classify
+from cryosift.classify.vote import (
+    NOISE_PASS,
+    class_vote,
+    combine,
+    fit_pvalues,
+    particle_classes,
+    wanted,
+)
+from cryosift.outliers.clean import clean_images
+from cryosift.simulate.toy import blob_particle
+
+N, R = 48, 11.0  # box side and particle radius, px (a box of about two diameters)
+COUNTS = {"particle": 160, "crowded": 80, "line": 60, "empty": 60}
+
+
+def _shape() -> np.ndarray:
+    return blob_particle(N, (N // 2, N // 2), R, np.random.default_rng(7))
+
+
+def _step(angle: float, offset: float) -> np.ndarray:
+    yy, xx = np.indices((N, N)) - N // 2
+    return np.where(np.cos(angle) * xx + np.sin(angle) * yy > offset, 0.8, -0.8)
+
+
+def constructed_stack(seed: int = 0, noise: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """``(B, N, N)`` images and their kinds ``(B,)`` (:data:`COUNTS`); a crowded particle's
+    neighbour is centred two radii away (touching it), cut by the box edge."""
+    rng = np.random.default_rng(seed)
+    shape = _shape()
+    images, kinds = [], []
+    for kind, n in COUNTS.items():
+        for _ in range(n):
+            if kind in ("particle", "crowded"):
+                img = ndimage.rotate(shape, rng.uniform(0, 360), reshape=False, order=1)
+                if kind == "crowded":
+                    other = ndimage.rotate(shape, rng.uniform(0, 360), reshape=False, order=1)
+                    phi = rng.uniform(0, 2 * np.pi)
+                    img = img + ndimage.shift(other, (2 * R * np.sin(phi), 2 * R * np.cos(phi)),
+                                              order=1)  # fmt: skip
+            elif kind == "line":
+                img = _step(rng.uniform(0, np.pi), rng.uniform(-4, 4))
+            else:
+                img = np.zeros((N, N))
+            images.append(img + rng.normal(0, noise, (N, N)))
+            kinds.append(kind)
+    return np.asarray(images, np.float32), np.asarray(kinds)
+
+
+@pytest.fixture(scope="module")
+def classified():
+    images, kinds = constructed_stack()
+    result = classify(images, ClassifySettings(classes=12, radius=R, seed=0))
+    return images, kinds, result
+
+
+def test_line_and_empty_classes_are_junk_particle_classes_are_not(classified):
+    _, kinds, result = classified
+    counts = np.bincount(result.labels, minlength=len(result.averages))
+    particle, kind = particle_classes(result.averages, counts, R)
+    is_particle = np.isin(kinds, ["particle", "crowded"])
+    for c in np.flatnonzero(counts >= 5):
+        members = is_particle[result.labels == c]
+        if members.mean() > 0.9:
+            assert particle[c], (c, kind[c])
+        elif members.mean() < 0.1:
+            assert not particle[c], (c, kind[c])
+    assert {"line or edge", "empty"} & set(np.array(kind)[~particle])
+
+
+def test_fit_separates_particles_from_junk(classified):
+    """Against the particle classes, almost every particle (crowded too) fits better than
+    all but NOISE_PASS of noise; empty boxes no more often than noise does. (A line fits a
+    blob-like matched filter as well as a particle: its class, not its fit, removes it.)"""
+    images, kinds, result = classified
+    vote = class_vote(images, result, R, seed=0)
+    fits = vote.fits
+    assert fits[kinds == "particle"].mean() >= 0.95
+    assert fits[kinds == "crowded"].mean() >= 0.9
+    assert fits[kinds == "empty"].mean() <= 2 * NOISE_PASS
+
+
+def _table(verdicts: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"verdict": verdicts, "reason": np.full(len(verdicts), "radial says")})
+
+
+def test_rescues_particles_the_radial_profile_rejects(classified):
+    """Crowded particles called partial or multiple alone are kept by their class, and the
+    reason says so; the rest is untouched."""
+    images, kinds, result = classified
+    vote = class_vote(images, result, R, seed=0)
+    verdicts = np.where(kinds == "crowded", "partial", "inlier")
+    verdicts[kinds == "empty"] = "noise"
+    table = _table(verdicts)
+    combine(table, vote)
+    crowded = table[kinds == "crowded"]
+    assert (crowded.verdict == "inlier").mean() >= 0.9
+    assert crowded[crowded.decided_by == "class"].reason.str.startswith("kept by its class").all()
+    assert (table.verdict[kinds == "empty"] == "noise").mean() >= 1 - 2 * NOISE_PASS
+    assert vote.changed[0] == int((table.decided_by == "class").sum() - vote.changed[1])
+
+
+def test_removes_junk_the_radial_profile_keeps(classified):
+    """Lines kept by the radial profile but sorted into classes whose average shows a line,
+    and empty boxes in empty classes that fit no particle class, are removed by their
+    class."""
+    images, kinds, result = classified
+    vote = class_vote(images, result, R, seed=0)
+    table = _table(np.full(len(kinds), "inlier"))
+    combine(table, vote)
+    junk = np.isin(kinds, ["line", "empty"])
+    assert (table.verdict[junk] == "noise").mean() >= 0.8
+    removed = table[junk & (table.verdict == "noise")]
+    assert removed.reason.str.startswith("removed by its class").all()
+    assert set(removed.class_kind) <= {"line or edge", "empty", "rare strong blob"}
+    assert (table.verdict[np.isin(kinds, ["particle", "crowded"])] == "inlier").mean() >= 0.97
+
+
+def test_vote_on_radial_verdicts_improves_them(classified):
+    """End to end on the stack: the radial detector's verdicts, then the vote; the particles
+    kept do not fall, the junk removed does not fall."""
+    images, kinds, result = classified
+    table = clean_images(images, R)
+    is_particle = np.isin(kinds, ["particle", "crowded"])
+    before = table.verdict.to_numpy() == "inlier"
+    combine(table, class_vote(images, result, R, seed=0))
+    after = table.verdict.to_numpy() == "inlier"
+    assert after[is_particle].mean() >= max(before[is_particle].mean(), 0.95)
+    assert (~after[~is_particle]).mean() >= (~before[~is_particle]).mean() - 0.05
+
+
+def test_deterministic_per_seed_and_noise_seed_matters(classified):
+    images, _, result = classified
+    a = class_vote(images, result, R, seed=3).fit_p
+    b = class_vote(images, result, R, seed=3).fit_p
+    c = class_vote(images, result, R, seed=4).fit_p
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_abstains_where_the_classes_show_nothing(classified):
+    """Particles at a contrast where almost no image fits a particle class: the vote
+    abstains, the radial verdicts stand, and the summary says so."""
+    images, kinds = constructed_stack(noise=6.0)
+    result = classify(images, ClassifySettings(classes=12, radius=R, seed=0))
+    vote = class_vote(images, result, R, seed=0)
+    assert vote.abstains and vote.fits.mean() < 0.5
+    table = _table(np.where(kinds == "crowded", "partial", "inlier"))
+    before = table.verdict.to_numpy(str).copy()
+    combine(table, vote)
+    assert np.array_equal(table.verdict.to_numpy(str), before)
+    assert (table.decided_by.to_numpy(str) == "radial").all()
+    assert vote.summary()["abstained"] and not class_vote(*classified[::2], R).abstains
+
+
+def test_no_template_fits_nothing():
+    images, _ = constructed_stack(noise=1.0)
+    assert (fit_pvalues(images[:5], np.zeros((0, N, N)), R) == 1).all()
+
+
+def test_when_clean_classifies():
+    assert wanted("moderate", None) and wanted("LOW", None) and wanted("none", None)
+    assert not wanted("good", None)
+    assert wanted("good", 8) and not wanted("LOW", 0)
