@@ -311,6 +311,12 @@ def classify_file(
 PER_CLASS = 10
 
 
+def class_count(n: int, classes: int) -> int:
+    """Classes for ``n`` particles: ``classes``, fewer when there are fewer than
+    :data:`PER_CLASS` particles a class (below 2: too few to classify)."""
+    return min(classes, n // PER_CLASS)
+
+
 @dataclass
 class RunClasses:
     """``cryosift run``'s classification: the classified ``images`` ``(B, n, n)``, their
@@ -336,7 +342,7 @@ def classify_run_particles(
     radius ``radius_fraction`` of the box, into ``classes`` classes (fewer when there are
     fewer than :data:`PER_CLASS` particles per class); None when there are too few particles
     for two classes."""
-    k = min(classes, len(pset) // PER_CLASS)
+    k = class_count(len(pset), classes)
     if k < 2:
         return None
     t0 = time.perf_counter()

@@ -189,8 +189,7 @@ def class_vote(
     ``radius`` px), classes shown as ``numbers`` ``(K,)`` (default: 1, 2, ...);
     deterministic per ``seed``."""
     t0 = time.perf_counter()
-    counts = np.bincount(result.labels, minlength=len(result.averages))
-    particle, kind = particle_classes(result.averages, counts, radius)
+    particle, kind = particle_classes(result.averages, result.counts, radius)
     fit_p = held_out_fit(images, result, particle, radius, seed)
     if numbers is None:
         numbers = np.arange(1, len(particle) + 1)
@@ -265,9 +264,9 @@ def vote_on_images(
     radial detector's ``table`` (:func:`combine`); None (nothing changed) when there are too
     few images for two classes."""
     from cryosift.classify.align import ClassifySettings, classify
-    from cryosift.classify.run import PER_CLASS
+    from cryosift.classify.run import class_count
 
-    k = min(classes, len(images) // PER_CLASS)
+    k = class_count(len(images), classes)
     if k < 2:
         return None
     classified = classify(images, ClassifySettings(classes=k, radius=radius, seed=seed), device)
