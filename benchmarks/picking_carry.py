@@ -83,11 +83,11 @@ class Dataset:
 CROWDED = ("-n", "8", "--particles", "220", "--min-spacing", "1.05")
 #: Faint crowded fields where the carbon edge and small ice crystals are the strongest
 #: features and single 60-px particles are barely visible, stored as 8-bit (issue 31).
-FAINT_CARBON = ("-n", "8", "--shape", "2048x2048", "--particle-px", "60", "--particles", "450",
+FAINT_CARBON = ("-n", "8", "--shape", "2048x2048", "--diameter-px", "60", "--particles", "450",
                 "--min-spacing", "1.0", "--pairs", "10", "--aggregates", "2", "--contamination",
                 "1", "--ice", "40", "--carbon-step", "6", "--bits", "8")  # fmt: skip
 #: Crowded small particles (36 px), touching, 8-bit (issue 31).
-CROWDED_SMALL = ("-n", "8", "--shape", "1536x1536", "--particle-px", "36", "--particles",
+CROWDED_SMALL = ("-n", "8", "--shape", "1536x1536", "--diameter-px", "36", "--particles",
                  "700", "--min-spacing", "0.95", "--pairs", "20", "--aggregates", "4",
                  "--bits", "8")  # fmt: skip
 #: The set whose overlay and survey classes are drawn large (the issue's hardest failure).

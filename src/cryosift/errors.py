@@ -14,7 +14,7 @@ class InputError(Exception):
     ``cryosift: error: particles.star: no _rlnImageName column``.
     """
 
-    def __init__(self, path: str | os.PathLike | None, problem: str):
+    def __init__(self, path: str | os.PathLike[str] | None, problem: str):
         self.path = None if path is None else os.fspath(path)
         self.problem = " ".join(str(problem).split())  # always a single line
         super().__init__(self.message)
@@ -33,7 +33,7 @@ class InputError(Exception):
 SKIPPED_FILE = "skipped.csv"
 
 
-def skipped_writer(outdir: str | os.PathLike, skips: SkipLog | None) -> dict:
+def skipped_writer(outdir: str | os.PathLike[str], skips: SkipLog | None) -> dict:
     """``{outdir/skipped.csv: writer}`` for :func:`cryosift.io.atomic.write_all_or_nothing`
     when ``skips`` holds any; else ``{}``, and a previous run's file is removed."""
     path = Path(outdir) / SKIPPED_FILE
@@ -61,7 +61,7 @@ class SkipLog:
         #: about a micrograph it has named before for the same reason.
         self.warned = warned if warned is not None else set()
 
-    def skip(self, exc: InputError, name: str | os.PathLike | None = None) -> None:
+    def skip(self, exc: InputError, name: str | os.PathLike[str] | None = None) -> None:
         """Leave out the micrograph ``name`` (default: the error's file) for ``exc``;
         raise ``exc`` when strict."""
         if self.strict:
@@ -76,7 +76,7 @@ class SkipLog:
         """``[{"micrograph": name, "reason": why}, ...]`` in the order they were skipped."""
         return [{"micrograph": k, "reason": v} for k, v in self.skipped.items()]
 
-    def write_csv(self, path: str | os.PathLike) -> None:
+    def write_csv(self, path: str | os.PathLike[str]) -> None:
         """``micrograph,reason`` per skipped micrograph into ``path``."""
         import csv
 

@@ -16,7 +16,7 @@ from conftest import (
 from cryosift.simulate.toy import write_toy_dataset
 
 #: What each command that reads particles needs besides the input (bad-input test below).
-PARTICLE_COMMANDS = {"clean": ("--radius-px", "6"), "classify": ("--classes", "2")}
+PARTICLE_COMMANDS = {"clean": ("--diameter-px", "12"), "classify": ("--classes", "2")}
 
 
 @pytest.mark.parametrize("command", sorted(PARTICLE_COMMANDS))
@@ -33,7 +33,7 @@ def test_bad_input_one_line_exit_2_no_output(tmp_path, name, words, command):
 @pytest.mark.parametrize("name", GOOD_PARTICLES)
 def test_good_inputs_succeed(tmp_path, name):
     out = tmp_path / "out"
-    res = run_cli("clean", shared_path("bad_inputs", name), "--radius-px", "6", "-o", out)
+    res = run_cli("clean", shared_path("bad_inputs", name), "--diameter-px", "12", "-o", out)
     assert res.returncode == 0, res.stderr
     scores = pd.read_csv(out / "scores.csv")
     assert np.isfinite(scores.select_dtypes("number").to_numpy()).all()
@@ -52,7 +52,7 @@ def test_good_inputs_succeed(tmp_path, name):
 
 def test_radius_that_does_not_fit(tmp_path):
     res = run_cli(
-        "clean", shared_path("bad_inputs", "good.mrcs"), "--radius-px", "20", "-o", tmp_path / "o"
+        "clean", shared_path("bad_inputs", "good.mrcs"), "--diameter-px", "40", "-o", tmp_path / "o"
     )
     assert res.returncode == 2 and "does not fit" in res.stderr
     assert not (tmp_path / "o").exists()
@@ -159,9 +159,9 @@ def test_strict_keeps_the_usual_threshold(tmp_path):
     with mrcfile.new(stack) as m:
         m.set_data(images)
     kept = {}
-    for flags in ((), ("--strict",)):
+    for flags in ((), ("--strict-threshold",)):
         out = tmp_path / ("strict" if flags else "default")
-        res = run_cli("clean", stack, "--radius-px", "8", "--size", "41", "--no-classes", *flags,
+        res = run_cli("clean", stack, "--diameter-px", "16", "--size", "41", "--no-classes", *flags,
                       "-o", out)  # fmt: skip
         assert res.returncode == 0, res.stderr
         text = " ".join((res.stderr + res.stdout).split())
@@ -186,7 +186,7 @@ def test_class_vote_where_separability_is_not_good(tmp_path):
     scores, texts = {}, {}
     for name, flags in {"auto": (), "none": ("--no-classes",), "zero": ("--classes", "0")}.items():
         out = tmp_path / name
-        res = run_cli("clean", stack, "--radius-px", "8", "--size", "41", *flags, "-o", out)
+        res = run_cli("clean", stack, "--diameter-px", "16", "--size", "41", *flags, "-o", out)
         assert res.returncode == 0, res.stderr
         texts[name] = " ".join((res.stderr + res.stdout).split())
         scores[name] = pd.read_csv(out / "scores.csv")
@@ -213,8 +213,8 @@ def test_classes_forced_on_a_clear_stack(tmp_path):
     stack = tmp_path / "clear.mrcs"
     with mrcfile.new(stack) as m:
         m.set_data(images)
-    auto = run_cli("clean", stack, "--radius-px", "8", "--size", "41", "-o", tmp_path / "a")
-    forced = run_cli("clean", stack, "--radius-px", "8", "--size", "41", "--classes", "4",
+    auto = run_cli("clean", stack, "--diameter-px", "16", "--size", "41", "-o", tmp_path / "a")
+    forced = run_cli("clean", stack, "--diameter-px", "16", "--size", "41", "--classes", "4",
                      "-o", tmp_path / "f")  # fmt: skip
     assert auto.returncode == 0 and forced.returncode == 0, auto.stderr + forced.stderr
     assert "separability good" in " ".join((auto.stderr + auto.stdout).split())

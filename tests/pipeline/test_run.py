@@ -121,8 +121,8 @@ def test_rerun_resumes_without_redoing_micrographs(reference_run, run_sim, tmp_p
     res = run_cli(*run_args(run_sim, out, "--jobs", "1", "--box-px", "96"))
     assert res.returncode == 2 and "other settings (box" in res.stderr
     assert "--overwrite" in res.stderr
-    # --strict-clean only changes the cleaning, which every run redoes: it resumes
-    res = run_cli(*run_args(run_sim, out, "--jobs", "1", "--strict-clean"))
+    # --strict-threshold only changes the cleaning, which every run redoes: it resumes
+    res = run_cli(*run_args(run_sim, out, "--jobs", "1", "--strict-threshold"))
     assert res.returncode == 0, res.stderr
     assert (pd.read_csv(out / "pick_summary.csv").status == "resumed").all()
     run = json.loads((out / "run.json").read_text())

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from cryosift.report.figures import thumbnail
-from cryosift.report.html import overlay_picks
+from cryosift.report.html import overlay_picks, typed_inputs
 
 
 def test_overlay_marks_picks_that_were_not_extracted():
@@ -45,3 +45,39 @@ def test_report_is_self_contained(reference_run):
     assert sources and all(s.startswith("data:image/png;base64,") for s in sources)
     assert "http://" not in html and "https://" not in html
     assert "<script" not in html
+
+
+def test_title_shows_the_input_as_typed_not_a_python_list():
+    expanded = [f"Micrographs/mic_{i:03d}.mrc" for i in range(12)]
+    assert typed_inputs(expanded) == "Micrographs/*.mrc (12 files)"
+    assert typed_inputs(["a/x.mrc", "b/y.tif"]) == "a/x.mrc and 1 more"
+    assert typed_inputs(["CtfFind/job003/micrographs_ctf.star"]).endswith("micrographs_ctf.star")
+    assert typed_inputs("Micrographs/") == "Micrographs/"
+
+
+def test_report_title_of_a_run_is_not_a_list(reference_run):
+    title = re.search(r"<h1>(.*?)</h1>", (reference_run / "report.html").read_text()).group(1)
+    assert "[" not in title and "'" not in title and "&#39;" not in title
+
+
+def test_an_empty_class_is_drawn_as_the_word_empty_not_a_black_square():
+    """The middle class has no image: its (all-zero) average would be a black square."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    from cryosift.classify.run import gallery
+
+    rng = np.random.default_rng(0)
+    averages = rng.normal(0.5, 0.1, (3, 32, 32))
+    averages[1] = 0.0
+    good = np.array([True, False, True])
+
+    def dark_share(counts):
+        buf = BytesIO()
+        gallery(buf, averages, ["1", "2", "3"], good, np.array(counts))
+        grey = np.asarray(Image.open(BytesIO(buf.getvalue())).convert("L"), float)
+        return (grey < 40).mean()
+
+    drawn, empty = dark_share([5, 5, 5]), dark_share([5, 0, 5])
+    assert empty < 0.6 * drawn

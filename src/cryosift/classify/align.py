@@ -105,7 +105,7 @@ def rotate_shift(images: torch.Tensor, psi: torch.Tensor, shifts: torch.Tensor) 
     centre = (2 * (n // 2) + 1) / n - 1
     off = -(theta[:, :, :2] @ (shifts.float() * scale)[:, :, None])[:, :, 0]
     theta[:, :, 2] = off + centre - (theta[:, :, :2] @ torch.full((2, 1), centre))[:, :, 0]
-    grid = F.affine_grid(theta, (len(images), 1, n, n), align_corners=False)
+    grid = F.affine_grid(theta, [len(images), 1, n, n], align_corners=False)
     return F.grid_sample(images[:, None], grid, mode="bilinear", align_corners=False)[:, 0]
 
 
@@ -118,7 +118,8 @@ def lowpass(images: torch.Tensor, fraction: float) -> torch.Tensor:
     f = torch.sqrt(fy**2 + fx**2) / 0.5
     edge = ((f - fraction * 0.9) / (fraction * 0.1)).clamp(0, 1)
     weight = 0.5 * (1 + torch.cos(math.pi * edge))
-    return torch.fft.irfft2(torch.fft.rfft2(images) * weight, s=(n, n))
+    out: torch.Tensor = torch.fft.irfft2(torch.fft.rfft2(images) * weight, s=(n, n))
+    return out
 
 
 def normalise(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -152,7 +153,8 @@ class Aligner:
 
     def spectra(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, rings, A // 2 + 1)`` angular spectra of ``(B, n, n)`` images."""
-        return torch.fft.rfft(polar(images, self.grid), dim=-1)
+        out: torch.Tensor = torch.fft.rfft(polar(images, self.grid), dim=-1)
+        return out
 
     def reference_spectra(self, refs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Spectra of every reference under every shift, ``(K * S, rings, F)``, scaled by
@@ -184,7 +186,8 @@ def invariant_features(spec: torch.Tensor) -> torch.Tensor:
     """``(B, rings * F)`` rotation-invariant features: the magnitudes of the angular
     spectra, each image's vector scaled to unit norm."""
     feats = spec.abs().reshape(len(spec), -1)
-    return feats / feats.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    out: torch.Tensor = feats / feats.norm(dim=1, keepdim=True).clamp_min(1e-12)
+    return out
 
 
 def initial_references(
@@ -205,13 +208,15 @@ def initial_references(
     return images[medoids].clone()
 
 
-def _assign(spectra, refs, aligner) -> tuple[torch.Tensor, ...]:
+def _assign(
+    spectra: torch.Tensor, refs: torch.Tensor, aligner: Aligner
+) -> tuple[torch.Tensor, ...]:
     """Best class, rotation (radians), reference shift (x, y px) and score of every image,
     from the images' angular ``spectra`` ``(B, rings, F)``."""
     s = len(aligner.shifts)
     ref_spec, _ = aligner.reference_spectra(refs)
     labels, psi, shifts, scores = [], [], [], []
-    for batch in spectra.split(aligner.settings.batch):
+    for batch in torch.split(spectra, aligner.settings.batch):
         row, rot, score, _ = aligner.best(batch, ref_spec)
         labels.append(row // s)
         shifts.append(aligner.shifts[row % s])
@@ -220,7 +225,14 @@ def _assign(spectra, refs, aligner) -> tuple[torch.Tensor, ...]:
     return torch.cat(labels), torch.cat(psi), torch.cat(shifts), torch.cat(scores)
 
 
-def _averages(images, labels, psi, shifts, k, aligner) -> tuple[torch.Tensor, torch.Tensor]:
+def _averages(
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    psi: torch.Tensor,
+    shifts: torch.Tensor,
+    k: int,
+    aligner: Aligner,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Class sums ``(k, n, n)`` of the images turned back into their references' frame, and
     the counts ``(k,)``."""
     n = images.shape[-1]
@@ -243,7 +255,7 @@ def classify(images: np.ndarray, settings: ClassifySettings, device: str = "cpu"
     aligner = Aligner(x.shape[-1], settings, dev)
     x = normalise(x, aligner.mask)
     # the images do not change: their angular spectra are taken once
-    spectra = torch.cat([aligner.spectra(b) for b in x.split(settings.batch)])
+    spectra = torch.cat([aligner.spectra(b) for b in torch.split(x, settings.batch)])
     k = min(settings.classes, len(x))
     first = initial_references(x, spectra, k, settings.seed)
     refs = normalise(lowpass(first, settings.lowpass), aligner.mask)

@@ -39,6 +39,7 @@ Averages are ``(K, n, n)`` means of standardised images, centred on pixel ``n //
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -86,7 +87,7 @@ class ClassJudgement:
         total = self.counts.sum()
         return float((self.pi * self.counts).sum() / total) if total else 0.0
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """JSON-ready record of the judgement."""
         return {
             "classes": len(self.counts),
@@ -143,7 +144,7 @@ def outer_structure(averages: np.ndarray, counts: np.ndarray, radius: float) -> 
     for k, a in enumerate(averages):
         symmetric = radial_average(a)[rings]
         out[k] = float(((a - symmetric)[ring] ** 2).sum())
-    return out - ring.sum() / np.maximum(np.asarray(counts, np.float64), 1.0)
+    return np.asarray(out - ring.sum() / np.maximum(np.asarray(counts, np.float64), 1.0))
 
 
 def judge_classes(averages: np.ndarray, counts: np.ndarray, radius: float) -> ClassJudgement:
@@ -198,7 +199,7 @@ def template_match(
     ref_spec, _ = aligner.reference_spectra(normalise(lowpass(refs, 0.5), aligner.mask))
     x = torch.as_tensor(np.asarray(boxes, np.float32))
     out = []
-    for chunk in x.split(batch):
+    for chunk in torch.split(x, batch):
         spec = aligner.spectra(normalise(chunk, aligner.mask))
         out.append(aligner.best(spec, ref_spec)[2])
     return torch.cat(out).double().numpy()

@@ -13,9 +13,11 @@ Written into OUTDIR, all or nothing: ``classes.mrcs`` (the averages, largest cla
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -148,7 +150,7 @@ def write_outputs(
     result: ClassifyResult,
     ranking: ClassRanking,
     angpix: float,
-    facts: dict,
+    facts: dict[str, Any],
     prefix: str = "",
 ) -> list[Path]:
     """The files of the module docstring, classes renumbered largest first. ``prefix`` is
@@ -221,7 +223,11 @@ def numbered(counts: np.ndarray) -> list[str]:
 
 
 def gallery(
-    path, averages: np.ndarray, titles: list[str], good: np.ndarray, counts: np.ndarray
+    path: str | os.PathLike[str] | BinaryIO,
+    averages: np.ndarray,
+    titles: list[str],
+    good: np.ndarray,
+    counts: np.ndarray,
 ) -> None:
     """A PNG (to a path or a binary file) of the class ``averages`` ``(K, n, n)`` in order,
     each with its title, framed green when ``good``; a class of no image (``counts`` 0) is
@@ -262,12 +268,14 @@ def classify_file(
     settings: ClassifySettings,
     *,
     diameter_A: float | None = None,
+    diameter_px: float | None = None,
     angpix: float | None = None,
     datadir: str | Path | None = None,
     device: str = "cpu",
     project: str | Path | None = None,
-) -> tuple[ClassifyResult, ClassRanking, dict]:
-    """``cryosift classify`` on one particles file; returns the result, ranking and facts."""
+) -> tuple[ClassifyResult, ClassRanking, dict[str, Any]]:
+    """``cryosift classify`` on one particles file; returns the result, ranking and facts.
+    The particle size: ``diameter_A``, or ``diameter_px`` in px of the file's images."""
     from cryosift.io.particles import read_particles
     from cryosift.io.paths import folder_prefix
 
@@ -277,7 +285,9 @@ def classify_file(
         images, crop_angpix = prepare(pset)
         d = images.shape[-1]
         radius = settings.radius
-        if diameter_A is not None:
+        if diameter_px is not None:
+            radius = diameter_px / 2 * d / pset.box
+        elif diameter_A is not None:
             if not crop_angpix:
                 raise InputError(pset.source, "--diameter-A needs a pixel size: pass --angpix")
             radius = diameter_A / 2 / crop_angpix
@@ -355,7 +365,7 @@ def classify_run_particles(
 
 def write_run_classes(
     found: RunClasses, pset: ParticleSet, inlier: np.ndarray, outdir: Path, prefix: str = ""
-) -> dict:
+) -> dict[str, Any]:
     """Write the files of :func:`write_outputs` for ``found`` into ``outdir``; return the
     facts (share of all particles, of the inliers ``inlier`` ``(B,)`` and of the removed
     ones in good classes) and the two galleries (PNG bytes: class averages of the inliers

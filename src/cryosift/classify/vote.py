@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -48,6 +48,8 @@ from cryosift.classify.judge import JUNK_KINDS, judge_classes, template_match
 
 if TYPE_CHECKING:
     from cryosift.classify.align import ClassifyResult
+    from cryosift.io.particles import ParticleSet
+    from cryosift.outliers.clean import CleanResult
 
 #: Share of noise images an image must fit a particle class better than (1 - this), as the
 #: radial detector's usual threshold lets this share of noise through.
@@ -86,7 +88,7 @@ class ClassVote:
     @property
     def class_number(self) -> np.ndarray:
         """``(B,)`` each image's class as users see it numbered."""
-        return self.numbers[self.labels]
+        return np.asarray(self.numbers[self.labels])
 
     @property
     def fits(self) -> np.ndarray:
@@ -101,9 +103,9 @@ class ClassVote:
 
     @property
     def in_particle_class(self) -> np.ndarray:
-        return self.particle[self.labels]
+        return np.asarray(self.particle[self.labels])
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, Any]:
         """JSON-ready record of the vote (what it changed: after :func:`combine`)."""
         counts = np.bincount(self.labels, minlength=len(self.particle))
         return {
@@ -146,7 +148,11 @@ def noise_like(images: np.ndarray, n: int, seed: int) -> np.ndarray:
 
 
 def fit_pvalues(
-    images: np.ndarray, templates: np.ndarray, radius: float, seed: int = 0, noise=None
+    images: np.ndarray,
+    templates: np.ndarray,
+    radius: float,
+    seed: int = 0,
+    noise: np.ndarray | None = None,
 ) -> np.ndarray:
     """``(B,)`` for each of ``images`` ``(B, n, n)``, the share of :data:`NULL_IMAGES` noise
     images (``noise``, default :func:`noise_like`) whose best match with ``templates``
@@ -285,7 +291,11 @@ def vote_if_wanted(
 
 
 def vote_on_particles(
-    pset, result, classes: int = CLEAN_CLASSES, seed: int = 0, device: str = "cpu"
+    pset: ParticleSet,
+    result: CleanResult,
+    classes: int = CLEAN_CLASSES,
+    seed: int = 0,
+    device: str = "cpu",
 ) -> ClassVote | None:
     """:func:`vote_on_images` for the particle set ``pset`` (prepared as
     :func:`cryosift.classify.run.prepare` does) on the cleaning ``result``
@@ -302,7 +312,7 @@ def vote_on_particles(
     return vote
 
 
-def vote_note(stats: dict) -> str | None:
+def vote_note(stats: dict[str, Any]) -> str | None:
     """One line on what the class vote changed, from the cleaning's ``stats``."""
     v = stats.get("class_vote")
     if not v:

@@ -10,7 +10,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cryosift.cli.common import DEVICE, PROJECT_DIR, console, guarded
+from cryosift.cli.common import (
+    ANGPIX,
+    DEVICE,
+    DIAMETER_A,
+    DIAMETER_PX,
+    PROJECT_DIR,
+    console,
+    guarded,
+    one_size,
+)
 
 
 @guarded("classify")
@@ -20,10 +29,9 @@ def main(
     ),
     outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder"),
     classes: int = typer.Option(50, "--classes", "-K", help="Number of classes"),
-    diameter_A: float = typer.Option(
-        None, "--diameter-A", help="Particle diameter in Å (default: 60% of the box)"
-    ),
-    angpix: float = typer.Option(None, "--angpix", help="Pixel size in Å (overrides the file)"),
+    diameter_A: float = DIAMETER_A,
+    diameter_px: float = DIAMETER_PX,
+    angpix: float = ANGPIX,
     iterations: int = typer.Option(6, "--iterations", help="Alignment iterations"),
     angles: int = typer.Option(72, "--angles", help="In-plane rotations searched (360/N deg)"),
     shift: int = typer.Option(4, "--shift-px", help="Largest shift searched, px of 64-px images"),
@@ -32,11 +40,14 @@ def main(
     device: str = DEVICE,
     project_dir: Path = PROJECT_DIR,
 ) -> None:
-    """Reference-free 2D classification (class averages, good and bad classes)."""
+    """Reference-free 2D classification (class averages, good and bad classes).
+
+    The particle diameter (default: 60% of the box) sets the mask."""
     from cryosift.classify.align import ClassifySettings
     from cryosift.classify.run import DEFAULT_RADIUS, SIZE, classify_file
     from cryosift.device import pick_device
 
+    one_size(diameter_A, diameter_px)
     if classes < 1:
         raise typer.BadParameter("--classes must be at least 1")
     if iterations < 1 or angles < 4 or shift < 0:
@@ -55,6 +66,7 @@ def main(
         outdir,
         settings,
         diameter_A=diameter_A,
+        diameter_px=diameter_px,
         angpix=angpix,
         datadir=datadir,
         device=pick_device(device),

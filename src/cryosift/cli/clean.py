@@ -16,7 +16,18 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from cryosift.cli.common import DEVICE, check_choice, console, guarded, progress_bar
+from cryosift.cli.common import (
+    ANGPIX,
+    DEVICE,
+    DIAMETER_A,
+    DIAMETER_PX,
+    STRICT_THRESHOLD,
+    check_choice,
+    console,
+    guarded,
+    one_size,
+    progress_bar,
+)
 from cryosift.outliers.clean import CleanConfig, clean_file
 from cryosift.outliers.detector import VERDICTS
 from cryosift.outliers.rules import DEFAULT_PRESET, POLARITIES, PRESETS
@@ -80,17 +91,15 @@ def main(
         ..., help="Particles: RELION .star, .mrcs stack or cryoSPARC .cs"
     ),
     outdir: Path = typer.Option(..., "-o", "--outdir", help="Output folder"),
-    diameter_A: float = typer.Option(None, "--diameter-A", help="Particle diameter in Å"),
-    radius_px: float = typer.Option(
-        None, "--radius-px", help="Particle radius in pixels of the input images"
-    ),
+    diameter_A: float = DIAMETER_A,
+    diameter_px: float = DIAMETER_PX,
     eps_px: float = typer.Option(
         None,
         "--eps-px",
         help="reference preset only: DBSCAN eps and border margin in input px (the "
         "published code's r; default: the particle radius)",
     ),
-    angpix: float = typer.Option(None, "--angpix", help="Pixel size in Å (overrides the file)"),
+    angpix: float = ANGPIX,
     size: int = typer.Option(55, "--size", help="Side d the images are Fourier-cropped to, px"),
     peaks: int = typer.Option(10, "--peaks", help="Number A of correlation peaks (about d/5)"),
     rules: str = typer.Option(DEFAULT_PRESET, "--rules", help=f"Rule preset: {', '.join(PRESETS)}"),
@@ -110,12 +119,7 @@ def main(
     seed: int = typer.Option(
         0, "--seed", help="Random seed of the simulated noise that sets the radial threshold"
     ),
-    strict: bool = typer.Option(
-        False,
-        "--strict",
-        help="radial: keep the usual threshold (10% of noise let through) even when the "
-        "particles stand out of noise only moderately (default: loosen it to 30%)",
-    ),
+    strict_threshold: bool = STRICT_THRESHOLD,
     classes: int = typer.Option(
         None,
         "--classes",
@@ -129,12 +133,13 @@ def main(
     device: str = DEVICE,
 ) -> None:
     """Remove noise, partial and multiple-particle images (radial-profile outlier removal)."""
+    one_size(diameter_A, diameter_px)
     check_choice("--rules", rules, PRESETS)
     if polarity is not None:
         check_choice("--polarity", polarity, POLARITIES)
     cfg = CleanConfig(
         diameter_A=diameter_A,
-        radius_px=radius_px,
+        radius_px=None if diameter_px is None else diameter_px / 2,
         eps_px=eps_px,
         size=size,
         peaks=peaks,
@@ -143,7 +148,7 @@ def main(
         phase_flip=phase_flip,
         chunk=chunk,
         seed=seed,
-        loosen=not strict,
+        loosen=not strict_threshold,
     )
     with progress_bar() as bar:
 

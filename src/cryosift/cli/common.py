@@ -107,6 +107,12 @@ def check_pick_options(threshold: float | None, area_fraction: float | None, job
         raise typer.BadParameter("--jobs must be at least 1")
 
 
+def one_size(diameter_A: float | None, diameter_px: float | None) -> None:
+    """``--diameter-A`` and ``--diameter-px`` say the same thing: one of them at most."""
+    if diameter_A is not None and diameter_px is not None:
+        raise typer.BadParameter("give --diameter-A or --diameter-px, not both")
+
+
 def progress_bar() -> Progress:
     """A rich progress bar on stderr (hidden when stderr is not a terminal)."""
     return Progress(
@@ -130,17 +136,26 @@ MICROGRAPHS = typer.Argument(
     show_default=False,
 )
 OUTDIR = typer.Option(..., "-o", "--outdir", help="Output folder")
+#: The particle's size: every command that needs it takes it in Å or in px of its input (the
+#: micrographs, or the particle images), under these two names (tests/cli/test_vocabulary.py).
 DIAMETER_A = typer.Option(None, "--diameter-A", help="Particle diameter in Å")
 DIAMETER_PX = typer.Option(
-    None, "--diameter-px", help="Particle diameter in micrograph px (instead of Å)"
+    None, "--diameter-px", help="Particle diameter in px of the input (instead of Å)"
 )
-ANGPIX = typer.Option(None, "--angpix", help="Pixel size in Å (overrides headers)")
+ANGPIX = typer.Option(None, "--angpix", help="Pixel size of the input in Å (overrides its headers)")
 DEVICE = typer.Option(None, "--device", help="cpu or cuda (default: cuda if present)")
 PROJECT_DIR = typer.Option(
     None,
     "--project-dir",
     help="RELION project directory: every file name written in a STAR file is relative to "
     "it, as RELION reads them (default: the working directory)",
+)
+#: Cleaning keeps its usual threshold (``cryosift clean`` and ``cryosift run``).
+STRICT_THRESHOLD = typer.Option(
+    False,
+    "--strict-threshold",
+    help="Cleaning keeps its usual threshold (10% of noise let through) even where the particles "
+    "stand out of noise only moderately (default: loosen it to 30% there)",
 )
 STRICT = typer.Option(
     False,

@@ -15,7 +15,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from cryosift.cli.common import console, guarded
+from cryosift.cli.common import DIAMETER_A, DIAMETER_PX, console, guarded, one_size
 from cryosift.errors import InputError
 from cryosift.evaluate.picks import best_threshold, evaluate_picks, pr_curve
 from cryosift.extract.run import read_all_picks
@@ -76,12 +76,22 @@ def plot_curve(curve: pd.DataFrame, path: Path) -> None:
 def picks(
     picks: Path = typer.Argument(..., help="Picks: coordinate file, folder or glob"),
     truth: Path = typer.Argument(..., help="Ground truth: coordinate file, folder or glob"),
-    diameter_px: float = typer.Option(..., "--diameter-px", help="Particle diameter in px"),
+    diameter_A: float = DIAMETER_A,
+    diameter_px: float = DIAMETER_PX,
+    angpix: float = typer.Option(
+        None, "--angpix", help="Pixel size of the coordinates in Å (with --diameter-A)"
+    ),
     outdir: Path = typer.Option(None, "-o", "--outdir", help="Write CSVs and the PR curve here"),
     fmt: str = typer.Option(None, "--format", help="Format of the picks (default: guessed)"),
     truth_fmt: str = typer.Option(None, "--truth-format", help="Format of the truth"),
 ) -> None:
-    """Precision, recall and F1 of picks against ground-truth coordinates."""
+    """Precision, recall and F1 of picks against ground-truth coordinates (matched within
+    half a particle diameter)."""
+    one_size(diameter_A, diameter_px)
+    if diameter_px is None:
+        if diameter_A is None or not angpix:
+            raise typer.BadParameter("give --diameter-px, or --diameter-A with --angpix")
+        diameter_px = diameter_A / angpix
     if diameter_px <= 0:
         raise typer.BadParameter("--diameter-px must be positive")
     true = by_micrograph(truth, truth_fmt)

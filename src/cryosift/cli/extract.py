@@ -18,12 +18,16 @@ import typer
 from rich.table import Table
 
 from cryosift.cli.common import (
+    ANGPIX,
+    DIAMETER_A,
+    DIAMETER_PX,
     MICROGRAPHS,
     PROJECT_DIR,
     STRICT,
     check_choice,
     console,
     guarded,
+    one_size,
     print_skipped,
     progress_bar,
     skip_log,
@@ -49,6 +53,7 @@ def output_size(box: int, size: int | None, binning: float | None) -> int:
     if size is None and binning is None:
         return box
     if size is None:
+        assert binning is not None  # given when --size is not
         if binning < 1:
             raise typer.BadParameter("--bin must be at least 1")
         size = round(box / binning)
@@ -71,6 +76,7 @@ def box_pixels(box_px: int | None, box_A: float | None, angpix: float | None) ->
         raise InputError(
             None, "--box-A needs a pixel size: the micrographs state none, give --angpix"
         )
+    assert box_A is not None  # exactly one of the two was given
     return max(4, 2 * round(box_A / angpix / 2))
 
 
@@ -113,10 +119,17 @@ def _check_phase_flip(plan: list, angpix: float | None, ctf: Path | None, microg
 
 
 def _background_radius(
-    diameter_A: float | None, angpix: float | None, box: int, out: int, micrographs
+    diameter_A: float | None,
+    diameter_px: float | None,
+    angpix: float | None,
+    box: int,
+    out: int,
+    micrographs: list[Path],
 ) -> float:
     """The normalisation's background radius in output px: the particle's radius when its
-    diameter is given in Å, else RELION's default share of the box."""
+    diameter is given (in Å, or in micrograph px), else RELION's default share of the box."""
+    if diameter_px is not None:
+        return diameter_px / 2 * out / box
     if diameter_A is None:
         return int(RELION_BG_FRACTION * out)
     if not angpix:
@@ -135,9 +148,8 @@ def main(
     box_A: float = typer.Option(None, "--box-A", help="Box side in Å (rounded to even px)"),
     binning: float = typer.Option(None, "--bin", help="Downsample by this factor (Fourier crop)"),
     size: int = typer.Option(None, "--size", help="Output box side in px (Fourier crop)"),
-    diameter_A: float = typer.Option(
-        None, "--diameter-A", help="Particle diameter in Å: background = outside this circle"
-    ),
+    diameter_A: float = DIAMETER_A,
+    diameter_px: float = DIAMETER_PX,
     bg_radius_px: float = typer.Option(
         None,
         "--bg-radius-px",
@@ -165,10 +177,10 @@ def main(
     ),
     project_dir: Path = PROJECT_DIR,
     ctf: Path = typer.Option(None, "--ctf", help="Micrographs STAR with defocus U/V/angle"),
-    phase_flip: bool = typer.Option(False, "--phase-flip", help="Phase flip with the CTF"),
-    angpix: float = typer.Option(
-        None, "--angpix", help="Micrograph pixel size in Å (overrides headers)"
+    phase_flip: bool = typer.Option(
+        False, "--phase-flip/--no-phase-flip", help="Phase flip with the CTF"
     ),
+    angpix: float = ANGPIX,
     scale: float = typer.Option(None, "--scale", help="Multiply coordinates by this factor"),
     coords_angpix: float = typer.Option(
         None, "--coords-angpix", help="Pixel size (Å) the coordinates were picked at"
@@ -191,6 +203,7 @@ def main(
         raise typer.BadParameter("give --scale or --coords-angpix, not both")
     if fmt is not None:
         check_choice("--format", fmt, FORMATS)
+    one_size(diameter_A, diameter_px)
     started = time.perf_counter()
     skips = skip_log("extract", strict)
     plan, mic_angpix = plan_extraction(
@@ -211,7 +224,9 @@ def main(
     fit = fitting_a_box([j.path for j in plan], [j.shape for j in plan], box, skips)
     plan = [plan[i] for i in fit]
     if bg_radius_px is None:
-        bg_radius_px = _background_radius(diameter_A, mic_angpix, box, out, micrographs)
+        bg_radius_px = _background_radius(
+            diameter_A, diameter_px, mic_angpix, box, out, micrographs
+        )
     optics = next((j.ctf for j in plan if j.ctf), None) or {}
     settings = ExtractSettings(
         box=box,

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import importlib
 
-import click
 import typer
 import typer.main
+
+try:  # typer vendors click (its commands are typer._click's); older typer used click itself
+    from typer import _click as click
+except ImportError:  # pragma: no cover
+    import click  # type: ignore[no-redef]
 
 from cryosift import __version__
 

@@ -26,13 +26,18 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import typer
 
 from cryosift.errors import InputError, SkipLog
 from cryosift.io.star import write_star
+
+if TYPE_CHECKING:
+    from cryosift.pipeline.run import RunConfig
 
 SUCCESS, FAILURE, ABORTED = (
     "RELION_JOB_EXIT_SUCCESS",
@@ -45,7 +50,7 @@ NODES_FILE = "RELION_OUTPUT_NODES.star"
 #: Node types of the outputs, by RELION major version (3: RELION 3.1's integer codes of
 #: ``pipeline_jobs.h``, NODE_MIC_COORDS and NODE_PART_DATA; the tests check them against the
 #: types the installed RELION gives its own AutoPick and Extract jobs).
-NODE_TYPES = {
+NODE_TYPES: dict[int, dict[str, int | str]] = {
     3: {"coords": 2, "particles": 3},
     4: {
         "coords": "MicrographsCoords.star.relion.autopick",
@@ -59,7 +64,7 @@ NODE_TYPES = {
 
 #: Options RELION itself passes, and the parameters a user may add (``--LABEL VALUE``).
 PROTOCOL = ("o", "in_mics", "in_parts", "in_coords", "in_mask", "in_3dref", "j", "pipeline_control")
-PARAMETERS = {
+PARAMETERS: dict[str, Callable[[str], Any]] = {
     "diameter_A": float,
     "diameter_px": float,
     "angpix": float,
@@ -74,7 +79,8 @@ PARAMETERS = {
     "device": str,
     "relion_version": lambda v: int(float(v)),  # 3, 3.1, 4 or 5
     "adapt": str,
-    "strict_clean": str,
+    "strict_threshold": str,
+    "strict_clean": str,  # its older name
     "project_dir": str,
 }
 #: The version assumed when nothing tells.
@@ -193,6 +199,11 @@ def _value(args: dict, label: str):
     return PARAMETERS[label](args[label]) if label in args else None
 
 
+def _strict_threshold(args: dict[str, str]) -> bool:
+    """``strict_threshold`` (or its older name ``strict_clean``): cleaning never loosens."""
+    return _yes(args.get("strict_threshold", args.get("strict_clean", "no")))
+
+
 def _yes(value: str) -> bool:
     """A yes/no parameter (RELION's GUI passes what the user typed)."""
     word = value.strip().lower()
@@ -271,7 +282,9 @@ def _given_coords(
     return {job.key: job.picks for job in plan}
 
 
-def _run_config(args: dict[str, str], diameter: float, angpix: float, rules: str):
+def _run_config(
+    args: dict[str, str], diameter: float, angpix: float | None, rules: str
+) -> RunConfig:
     """The pipeline's ``RunConfig`` from the job's parameters."""
     from cryosift.cli.run import box_and_size
     from cryosift.pipeline.run import RunConfig
@@ -290,7 +303,7 @@ def _run_config(args: dict[str, str], diameter: float, angpix: float, rules: str
         rules=rules,
         adapt=_yes(args.get("adapt", "yes")),
         seed=_value(args, "seed") or 0,
-        strict_clean=_yes(args.get("strict_clean", "no")),
+        strict_clean=_strict_threshold(args),
     )
 
 
@@ -303,7 +316,7 @@ def _clean_only(args: dict, out: Path, rules: str) -> None:
         radius_px=None if diameter_px is None else diameter_px / 2,
         rules=rules,
         seed=_value(args, "seed") or 0,
-        loosen=not _yes(args.get("strict_clean", "no")),
+        loosen=not _strict_threshold(args),
     )
     clean_file(args["in_parts"], cfg, out, angpix=_value(args, "angpix"))
 

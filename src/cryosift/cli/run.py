@@ -28,6 +28,7 @@ from cryosift.cli.common import (
     OUTDIR,
     PROJECT_DIR,
     STRICT,
+    STRICT_THRESHOLD,
     WATCH_IDLE,
     WATCH_POLL,
     check_choice,
@@ -231,12 +232,7 @@ def main(
         help="Learn how to rank candidates on the first micrographs (no annotation)",
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed"),
-    strict_clean: bool = typer.Option(
-        False,
-        "--strict-clean",
-        help="Cleaning keeps its usual threshold even where the particles stand out of noise "
-        "only moderately (as cryosift clean --strict)",
-    ),
+    strict_clean: bool = STRICT_THRESHOLD,
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again, ignoring past runs"),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html"),
     classes: int = typer.Option(

@@ -15,10 +15,19 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from cryosift.cli.common import check_choice, console, guarded, progress_bar
+from cryosift.cli.common import (
+    DIAMETER_A,
+    DIAMETER_PX,
+    check_choice,
+    console,
+    guarded,
+    one_size,
+    progress_bar,
+)
 from cryosift.errors import InputError
 from cryosift.simulate.micrographs import MicrographSimConfig, write_simulated_micrographs
 from cryosift.simulate.noise import NOISE_COLOURS
@@ -106,7 +115,7 @@ def particles(
         weights = ()
     if len(weights) != 3:
         raise typer.BadParameter(f"--mix wants three numbers like 1:1:1, got {mix!r}")
-    overrides = {
+    overrides: dict[str, Any] = {
         "n_inliers": inliers,
         "n_outliers": outliers,
         "noise": noise,
@@ -158,20 +167,26 @@ def micrographs(
     carbon_step: float = typer.Option(
         0.0, "--carbon-step", help="Phase step of the film (edge fringes), particle contrast units"
     ),
-    particle_px: float = typer.Option(
-        None, "--particle-px", help="Diameter of the built-in phantom, px (default about 44)"
-    ),
+    diameter_A: float = DIAMETER_A,
+    particle_px: float = DIAMETER_PX,
     bits: int = typer.Option(0, "--bits", help="Store as 8- or 16-bit integers (0: float32)"),
     snr: float = typer.Option(0.5, "--snr", help="Mean particle signal / noise std"),
     ctf: bool = typer.Option(True, "--ctf/--no-ctf", help="Apply a CTF"),
     defocus: str = DEFOCUS,
     seed: int = SEED,
 ) -> None:
-    """Simulate micrographs with ground-truth particle coordinates."""
+    """Simulate micrographs with ground-truth particle coordinates.
+
+    --diameter-A or --diameter-px sizes the built-in phantom (default about 44 px)."""
     if bits not in (0, 8, 16):
         raise typer.BadParameter(f"--bits takes 0, 8 or 16, not {bits}")
+    one_size(diameter_A, particle_px)
+    if diameter_A is not None:
+        particle_px = diameter_A / (angpix or PHANTOM_ANGPIX)
     if particle_px is not None and volume is not None:
-        raise typer.BadParameter("--particle-px sizes the built-in phantom: not with --volume")
+        raise typer.BadParameter(
+            "--diameter-A/--diameter-px size the built-in phantom: not with --volume"
+        )
     size = 64 if particle_px is None else phantom_size(particle_px)
     vol, vol_angpix = _volume(volume, angpix, size)
     try:

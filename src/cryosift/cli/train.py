@@ -147,6 +147,11 @@ def main(
     steps = tiles_per_epoch(images, config.tile, batch) // batch
     with progress_bar() as bar:
         task = bar.add_task("training", total=epochs * steps, rate="")
+
+        def epoch_done(e: int, loss: float, dt: float) -> None:
+            bar.update(task, completed=e * steps, rate=f"loss {loss:.4f}")
+            console.print(f"epoch {e}/{epochs}: loss {loss:.4f} ({dt:.0f} s)")
+
         model = train(
             images,
             config,
@@ -160,10 +165,7 @@ def main(
                 "angpix": mic_angpix,
                 "init": "scratch" if start is None else str(init or "shipped"),
             },
-            on_epoch=lambda e, loss, dt: (
-                bar.update(task, completed=e * steps, rate=f"loss {loss:.4f}"),
-                console.print(f"epoch {e}/{epochs}: loss {loss:.4f} ({dt:.0f} s)"),
-            ),
+            on_epoch=epoch_done,
             on_step=lambda: bar.advance(task),
         )
     if rank:

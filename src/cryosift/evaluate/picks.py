@@ -15,6 +15,7 @@ Coordinates are px of one micrograph (x = column, y = row). Arrays are ``(N, 2)`
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,7 +47,7 @@ class Counts:
     def __add__(self, other: Counts) -> Counts:
         return Counts(self.tp + other.tp, self.picks + other.picks, self.truth + other.truth)
 
-    def row(self) -> dict:
+    def row(self) -> dict[str, Any]:
         return {**asdict(self), "precision": self.precision, "recall": self.recall, "f1": self.f1}
 
 
@@ -83,17 +84,19 @@ def box_iou(a: np.ndarray, b: np.ndarray, size: float) -> np.ndarray:
     """IoU of axis-aligned ``size x size`` boxes centred at ``a`` and ``b`` (both ``(N, 2)``)."""
     overlap = np.clip(size - np.abs(np.asarray(a) - np.asarray(b)), 0, None)
     inter = overlap[:, 0] * overlap[:, 1]
-    return inter / (2 * size * size - inter)
+    return np.asarray(inter / (2 * size * size - inter))
 
 
-def _rates(found: int, used: int, n_picks: int, n_truth: int) -> dict:
+def _rates(found: int, used: int, n_picks: int, n_truth: int) -> dict[str, Any]:
     """The paper rule's precision (picks used / picks), recall (found / truth) and F1."""
     p = used / n_picks if n_picks else 0.0
     r = found / n_truth if n_truth else 0.0
     return {"precision": p, "recall": r, "f1": 2 * p * r / (p + r) if p + r else 0.0}
 
 
-def paper_rule(picks: np.ndarray, truth: np.ndarray, diameter: float, iou: float = 0.6) -> dict:
+def paper_rule(
+    picks: np.ndarray, truth: np.ndarray, diameter: float, iou: float = 0.6
+) -> dict[str, Any]:
     """The paper's counts: ``found`` true particles, ``used`` picks, and the rates."""
     picks = np.asarray(picks, np.float64).reshape(-1, 2)
     truth = np.asarray(truth, np.float64).reshape(-1, 2)
@@ -105,7 +108,7 @@ def paper_rule(picks: np.ndarray, truth: np.ndarray, diameter: float, iou: float
     return {"found": found, "used": used, **_rates(found, used, len(picks), len(truth))}
 
 
-def _paper_columns(rates: dict) -> dict:
+def _paper_columns(rates: dict[str, Any]) -> dict[str, Any]:
     return {f"paper_{k}": rates[k] for k in ("precision", "recall", "f1")}
 
 
@@ -143,7 +146,8 @@ def pr_curve(
     scores = np.concatenate([p.score.to_numpy() for p in picks.values()] or [np.empty(0)])
     scores = scores[np.isfinite(scores)]
     if thresholds is None:
-        thresholds = np.unique(np.quantile(scores, np.linspace(0, 0.98, 50))) if len(scores) else []
+        qs = np.quantile(scores, np.linspace(0, 0.98, 50)) if len(scores) else np.empty(0)
+        thresholds = np.unique(qs)
     rows = []
     for thr in thresholds:
         total = Counts(0, 0, 0)

@@ -124,7 +124,7 @@ def _expand(spec: Path, suffixes: tuple[str, ...]) -> list[Path]:
     return [spec]
 
 
-Specs = str | os.PathLike | Sequence[str | os.PathLike]
+Specs = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 
 
 def spec_list(spec: Specs) -> list[Path]:
@@ -174,7 +174,7 @@ def find_micrographs(spec: Specs) -> pd.DataFrame:
     return table.reset_index(drop=True)
 
 
-def in_project(mics: pd.DataFrame, project: str | os.PathLike | None) -> pd.DataFrame:
+def in_project(mics: pd.DataFrame, project: str | os.PathLike[str] | None) -> pd.DataFrame:
     """``mics`` with each ``name`` as RELION reads it from the project directory ``project``
     (:func:`cryosift.io.paths.project_relative` of its path); unchanged when None."""
     if project is None:
@@ -192,7 +192,7 @@ def _coords_suffix_files(spec: Path) -> list[Path]:
     return sorted(p for p in spec.parent.rglob(f"*{suffix}") if p != spec and p.is_file())
 
 
-def read_all_picks(spec: str | os.PathLike, fmt: str | None = None) -> pd.DataFrame:
+def read_all_picks(spec: str | os.PathLike[str], fmt: str | None = None) -> pd.DataFrame:
     """Picks from one coordinate file, a folder of them or a glob, with a ``source`` column
     (the file each pick came from) and ``per_file`` (the format names the micrograph by
     the file, so the file's stem is the micrograph)."""
@@ -342,7 +342,7 @@ def check_ctf_angpix(ctf_star: Path, table: pd.DataFrame, angpix: float | None) 
 
 def ctf_by_micrograph(
     mics: pd.DataFrame,
-    ctf_star: str | os.PathLike | None,
+    ctf_star: str | os.PathLike[str] | None,
     angpix: float | None,
     source: Specs,
 ) -> dict[str, dict[str, float]] | None:
@@ -366,14 +366,14 @@ def ctf_by_micrograph(
 
 def plan_extraction(
     micrographs: Specs,
-    coords: str | os.PathLike,
+    coords: str | os.PathLike[str],
     *,
     fmt: str | None = None,
-    ctf_star: str | os.PathLike | None = None,
+    ctf_star: str | os.PathLike[str] | None = None,
     angpix: float | None = None,
     scale: float | None = None,
     coords_angpix: float | None = None,
-    project: str | os.PathLike | None = None,
+    project: str | os.PathLike[str] | None = None,
     skips: SkipLog | None = None,
 ) -> tuple[list[MicrographJob], float | None]:
     """Check every input and return the jobs and the micrograph pixel size (Å or None).
@@ -413,7 +413,12 @@ def plan_extraction(
             continue
         jobs.append(
             MicrographJob(
-                row.key, str(row.name), Path(row.path), info.shape, mine, ctf and ctf[row.key]
+                row.key,
+                str(row.name),
+                Path(row.path),
+                info.shape,
+                mine,
+                None if ctf is None else ctf[row.key],
             )
         )
     return jobs, mic_angpix
@@ -599,12 +604,12 @@ def _settings_file(outdir: Path, settings: ExtractSettings, overwrite: bool) -> 
 def run_extraction(
     jobs: list[MicrographJob],
     settings: ExtractSettings,
-    outdir: str | os.PathLike,
+    outdir: str | os.PathLike[str],
     *,
     n_jobs: int = 1,
     overwrite: bool = False,
     on_progress: Callable[[int], None] | None = None,
-    project: str | os.PathLike | None = None,
+    project: str | os.PathLike[str] | None = None,
     skips: SkipLog | None = None,
 ) -> pd.DataFrame:
     """Extract every job into ``outdir`` and write ``particles.star`` and

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from cryosift.errors import InputError
 from cryosift.io.star import read_star_blocks, write_star
@@ -33,11 +34,19 @@ from cryosift.io.star import read_star_blocks, write_star
 COLUMNS = ("micrograph", "x", "y", "score", "diameter")
 
 
-def _table(micrograph, x, y, score=np.nan, diameter=np.nan) -> pd.DataFrame:
+def _table(
+    micrograph: object,
+    x: ArrayLike,
+    y: ArrayLike,
+    score: ArrayLike = np.nan,
+    diameter: ArrayLike = np.nan,
+) -> pd.DataFrame:
     x = np.asarray(x, dtype=np.float64)
     df = pd.DataFrame({"micrograph": micrograph, "x": x, "y": np.asarray(y, np.float64)})
-    df["score"] = np.asarray(score, np.float64) if np.ndim(score) else float(score)
-    df["diameter"] = np.asarray(diameter, np.float64) if np.ndim(diameter) else float(diameter)
+    df["score"] = np.asarray(score, np.float64) if np.ndim(score) else float(np.asarray(score))
+    df["diameter"] = (
+        np.asarray(diameter, np.float64) if np.ndim(diameter) else float(np.asarray(diameter))
+    )
     df["micrograph"] = df["micrograph"].astype(str)
     return df[list(COLUMNS)]
 
@@ -46,7 +55,7 @@ def _column(df: pd.DataFrame, name: str, path: Path) -> np.ndarray:
     """Column ``name`` as float64 (non-numbers become NaN); an error if it is missing."""
     if name not in df.columns:
         raise InputError(path, f"no {name} column")
-    return pd.to_numeric(df[name], errors="coerce").to_numpy(np.float64)
+    return np.asarray(pd.to_numeric(df[name], errors="coerce").to_numpy(np.float64))
 
 
 def _optional(df: pd.DataFrame, name: str, path: Path) -> np.ndarray | float:
@@ -279,7 +288,7 @@ def guess_format(path: Path) -> str:
     raise InputError(path, f"unknown coordinate format {suffix!r}; give --format")
 
 
-def read_coords(path: str | os.PathLike, fmt: str | None = None) -> pd.DataFrame:
+def read_coords(path: str | os.PathLike[str], fmt: str | None = None) -> pd.DataFrame:
     """Read picks from ``path`` (format guessed when ``fmt`` is None). Empty files give an
     empty table; NaN or infinite coordinates are an :class:`InputError`."""
     path = Path(path)

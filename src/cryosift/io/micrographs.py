@@ -15,14 +15,19 @@ NaN or infinite values.
 from __future__ import annotations
 
 import os
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from cryosift.errors import InputError, SkipLog
-from cryosift.io.mrc import open_stack
+from cryosift.io.mrc import MrcStack, open_stack
+
+if TYPE_CHECKING:
+    import mrcfile.mrcfile
 
 MRC_SUFFIXES = (".mrc", ".mrcs", ".map")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -39,7 +44,7 @@ class MicrographInfo:
     angpix: float | None
 
 
-def _fei_angpix(mrc) -> float | None:
+def _fei_angpix(mrc: mrcfile.mrcfile.MrcFile) -> float | None:
     """Pixel size in Å from an FEI1/FEI2 extended header (stored in metres), if any."""
     try:
         ext = mrc.indexed_extended_header
@@ -58,7 +63,7 @@ def _one_image(path: Path, n: int) -> None:
         )
 
 
-def _open_mrc(path: Path):
+def _open_mrc(path: Path) -> tuple[MrcStack, float | None]:
     """The MRC as a checked one-image stack and its pixel size (header, else FEI header)."""
     stack = open_stack(path)
     try:
@@ -118,7 +123,7 @@ def _check_file(path: Path) -> str:
     return suffix
 
 
-def probe_micrograph(path: str | os.PathLike) -> MicrographInfo:
+def probe_micrograph(path: str | os.PathLike[str]) -> MicrographInfo:
     """Shape and pixel size from the header alone; an :class:`InputError` for a file that
     is missing, empty, not an image, truncated, of an unsupported MRC mode or a movie."""
     path = Path(path)
@@ -186,7 +191,7 @@ class Micrograph:
         return int(self.image.shape[0]), int(self.image.shape[1])
 
 
-def read_micrograph(path: str | os.PathLike, angpix: float | None = None) -> Micrograph:
+def read_micrograph(path: str | os.PathLike[str], angpix: float | None = None) -> Micrograph:
     """Read a micrograph as float32 ``(rows, cols)``; ``angpix`` overrides the header.
 
     MRC modes 0, 1, 2, 6 and 12, FEI extended headers, non-square images; TIFF (one page);
@@ -239,7 +244,7 @@ def unskipped(mics: pd.DataFrame, skips: SkipLog | None) -> pd.DataFrame:
 KEY_SUFFIXES = frozenset((*SUFFIXES, ".star", ".box", ".cbox", ".csv", ".txt", ".cs", ".coord"))
 
 
-def micrograph_key(name: str | os.PathLike) -> str:
+def micrograph_key(name: str | os.PathLike[str]) -> str:
     """The name a micrograph is matched by: its file name without folders and without its
     extension when that is one cryosift reads (``May08_03.05.02.bin.png`` ->
     ``May08_03.05.02.bin``; ``May08_03.05.02.bin_autopick`` stays whole: its last dot is part
@@ -248,7 +253,7 @@ def micrograph_key(name: str | os.PathLike) -> str:
     return path.stem if path.suffix.lower() in KEY_SUFFIXES else path.name
 
 
-def resolve_key(name: str | os.PathLike, keys) -> str | None:
+def resolve_key(name: str | os.PathLike[str], keys: Collection[str]) -> str | None:
     """The micrograph key among ``keys`` that ``name`` refers to: its own key, or the longest
     key it extends with an ``_suffix`` (``mic_001_autopick.star`` -> ``mic_001``); None if
     neither."""
@@ -270,7 +275,7 @@ CTF_COLUMNS = {
 }
 
 
-def read_micrographs_star(path: str | os.PathLike) -> pd.DataFrame:
+def read_micrographs_star(path: str | os.PathLike[str]) -> pd.DataFrame:
     """A RELION micrographs STAR (e.g. ``micrographs_ctf.star``), optics merged in.
 
     Returns one row per micrograph: ``name`` (as written), ``path`` (resolved beside the

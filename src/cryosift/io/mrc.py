@@ -77,12 +77,12 @@ class MrcStack:
         self._mrc.close()
 
 
-def _problem_from_warnings(caught: list) -> str:
+def _problem_from_warnings(caught: list[warnings.WarningMessage]) -> str:
     msgs = [str(w.message) for w in caught]
     return msgs[0] if msgs else "unreadable MRC header"
 
 
-def open_stack(path: str | os.PathLike) -> MrcStack:
+def open_stack(path: str | os.PathLike[str]) -> MrcStack:
     """Open an MRC/MRCS file as an image stack, checking it before touching the data.
 
     A 2D image is a stack of one; a 3D file (volume or stack space group) is a stack of its
@@ -144,7 +144,7 @@ def open_stack(path: str | os.PathLike) -> MrcStack:
     return MrcStack(path=path, data=data, angpix=angpix, _mrc=mrc)
 
 
-def write_stack(path: str | os.PathLike, images: np.ndarray, angpix: float | None) -> None:
+def write_stack(path: str | os.PathLike[str], images: np.ndarray, angpix: float | None) -> None:
     """Write ``images`` (``(n, h, w)`` or ``(h, w)``) as a float32 MRC flagged as an image stack."""
     images = np.asarray(images, dtype=np.float32)
     with mrcfile.new(path, overwrite=True) as mrc:
@@ -156,7 +156,7 @@ def write_stack(path: str | os.PathLike, images: np.ndarray, angpix: float | Non
         _label(mrc)
 
 
-def write_micrograph(path: str | os.PathLike, image: np.ndarray, angpix: float | None) -> None:
+def write_micrograph(path: str | os.PathLike[str], image: np.ndarray, angpix: float | None) -> None:
     """Write one micrograph ``(rows, cols)`` as MRC in its own type: uint8 as mode 0, uint16
     as mode 6, anything else as float32 (mode 2)."""
     image = np.asarray(image)
@@ -170,7 +170,7 @@ def write_micrograph(path: str | os.PathLike, image: np.ndarray, angpix: float |
 
 
 def write_stack_chunks(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     chunks: Iterable[np.ndarray],
     n: int,
     shape: tuple[int, int],
@@ -192,7 +192,7 @@ def write_stack_chunks(
         _label(mrc)
 
 
-def _label(mrc) -> None:
+def _label(mrc: mrcfile.mrcfile.MrcFile) -> None:
     """Replace mrcfile's time-stamped label, so that the same data gives the same bytes."""
     from cryosift import __version__
 

@@ -107,7 +107,7 @@ class ParticleSet:
             st.release_pages()
 
     def stack_of(self, i: int) -> Path:
-        return self.stacks[self.stack_id[i]].path
+        return self.stacks[int(self.stack_id[i])].path
 
     def close(self) -> None:
         for st in self.stacks:
@@ -115,9 +115,9 @@ class ParticleSet:
 
 
 def read_particles(
-    path: str | os.PathLike,
+    path: str | os.PathLike[str],
     *,
-    datadir: str | os.PathLike | None = None,
+    datadir: str | os.PathLike[str] | None = None,
     angpix: float | None = None,
 ) -> ParticleSet:
     """Read a particles file of any supported kind, checking every stack it points to.
@@ -144,7 +144,7 @@ def read_particles(
     return pset
 
 
-def _resolve(name: str, relative_to: Path, datadir: str | os.PathLike | None) -> Path:
+def _resolve(name: str, relative_to: Path, datadir: str | os.PathLike[str] | None) -> Path:
     """A stack named in a STAR file in the folder ``relative_to``: under ``datadir`` (also by
     its bare file name), at the :func:`cryosift.io.paths.places` RELION reads it from, then
     by its bare file name beside the STAR."""
@@ -164,7 +164,10 @@ def _resolve(name: str, relative_to: Path, datadir: str | os.PathLike | None) ->
 
 
 def _open_stacks(
-    source: Path, names: list[str], indices: np.ndarray, datadir
+    source: Path,
+    names: list[str],
+    indices: np.ndarray,
+    datadir: str | os.PathLike[str] | None,
 ) -> tuple[list[MrcStack], np.ndarray]:
     """Open each distinct stack once and check every index against its length."""
     uniq: dict[str, int] = {}
@@ -213,7 +216,7 @@ def _parse_image_names(source: Path, names: pd.Series) -> tuple[np.ndarray, list
     return idx, files
 
 
-def _read_star(path: Path, datadir) -> ParticleSet:
+def _read_star(path: Path, datadir: str | os.PathLike[str] | None) -> ParticleSet:
     blocks = read_star_blocks(path)
     block_name = next((k for k, v in blocks.items() if "rlnImageName" in v.columns), None)
     if block_name is None:
@@ -316,7 +319,7 @@ def _cs_field(rec: np.ndarray, name: str, path: Path) -> np.ndarray:
     return rec[name]
 
 
-def _read_cs(path: Path, datadir) -> ParticleSet:
+def _read_cs(path: Path, datadir: str | os.PathLike[str] | None) -> ParticleSet:
     try:
         with open(path, "rb") as fh:
             rec = np.load(fh, allow_pickle=False)

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 
-def project_relative(path: str | os.PathLike, project: str | os.PathLike) -> str:
+def project_relative(path: str | os.PathLike[str], project: str | os.PathLike[str]) -> str:
     """``path`` as written in a STAR file of the RELION project ``project``: relative to the
     project when it lies inside it, else absolute (``"."`` for the project itself)."""
     p = Path(os.path.abspath(path))
@@ -23,7 +23,7 @@ def project_relative(path: str | os.PathLike, project: str | os.PathLike) -> str
         return p.as_posix()
 
 
-def folder_prefix(folder: str | os.PathLike, project: str | os.PathLike | None) -> str:
+def folder_prefix(folder: str | os.PathLike[str], project: str | os.PathLike[str] | None) -> str:
     """What goes before names relative to ``folder`` so they become relative to ``project``
     (``""`` when ``project`` is None or is ``folder`` itself)."""
     if project is None:
@@ -40,7 +40,7 @@ def places(name: Path, folder: Path) -> list[Path]:
     return [folder / name, Path.cwd() / name, *ups]
 
 
-def resolve_name(name: str, star: Path, first: str | os.PathLike | None = None) -> Path:
+def resolve_name(name: str, star: Path, first: str | os.PathLike[str] | None = None) -> Path:
     """The file a name in the STAR file ``star`` stands for: tried under ``first`` (when
     given), then at the :func:`places` of RELION's reading; the first that exists, else the
     name beside the STAR (or under ``first``)."""

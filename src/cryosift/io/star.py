@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,7 @@ import starfile
 from cryosift.errors import InputError
 
 
-def read_star_blocks(path: str | os.PathLike) -> dict[str, pd.DataFrame]:
+def read_star_blocks(path: str | os.PathLike[str]) -> dict[str, pd.DataFrame]:
     """The table blocks of a STAR file, ``{name: DataFrame}``; an :class:`InputError` naming
     the file when it holds binary junk or ``starfile`` cannot parse it."""
     path = Path(path)
@@ -28,11 +29,11 @@ def read_star_blocks(path: str | os.PathLike) -> dict[str, pd.DataFrame]:
     return {k: v for k, v in blocks.items() if isinstance(v, pd.DataFrame)}
 
 
-def float_column(df: pd.DataFrame, col: str, path: str | os.PathLike) -> np.ndarray:
+def float_column(df: pd.DataFrame, col: str, path: str | os.PathLike[str]) -> np.ndarray:
     """Column ``col`` as float64; an :class:`InputError` naming ``path`` when it is not
     numeric or not finite."""
     try:
-        values = pd.to_numeric(df[col], errors="raise").to_numpy(dtype=np.float64)
+        values: np.ndarray = pd.to_numeric(df[col], errors="raise").to_numpy(dtype=np.float64)
     except (ValueError, TypeError):
         raise InputError(path, f"column _{col} holds non-numeric values") from None
     if not np.isfinite(values).all():
@@ -42,7 +43,7 @@ def float_column(df: pd.DataFrame, col: str, path: str | os.PathLike) -> np.ndar
 
 
 def merge_optics(
-    table: pd.DataFrame, optics: pd.DataFrame | None, path: str | os.PathLike
+    table: pd.DataFrame, optics: pd.DataFrame | None, path: str | os.PathLike[str]
 ) -> pd.DataFrame:
     """``table`` (particles or micrographs) with its optics group's values merged into every
     row (RELION 3.1+); columns the table already has win. Unchanged when there is no optics
@@ -69,7 +70,7 @@ def optics_table(
     """A one-group RELION 3.1 optics table: for particle images of side ``size`` px, or for
     micrographs when ``size`` is None (``rlnMicrographPixelSize`` instead of image fields).
     ``original_angpix`` is the pixel size of the micrographs the particles were cut from."""
-    table: dict[str, list] = {"rlnOpticsGroup": [1], "rlnOpticsGroupName": ["opticsGroup1"]}
+    table: dict[str, list[object]] = {"rlnOpticsGroup": [1], "rlnOpticsGroupName": ["opticsGroup1"]}
     if original_angpix is not None:
         table["rlnMicrographOriginalPixelSize"] = [float(original_angpix)]
     if size is None:
@@ -86,7 +87,7 @@ def optics_table(
     return pd.DataFrame(table)
 
 
-def write_star(blocks: dict, path: str | os.PathLike) -> None:
+def write_star(blocks: dict[str, Any], path: str | os.PathLike[str]) -> None:
     """Write ``{block name: DataFrame or dict}`` to ``path`` with ``starfile``, replacing its
     time-stamped first line so that the same data always gives the same bytes."""
     from cryosift import __version__

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -80,7 +81,7 @@ class CleanResult:
     radius: float
     seconds: float
     phase_flipped: bool
-    stats: dict = field(default_factory=dict)
+    stats: dict[str, Any] = field(default_factory=dict)
 
     @property
     def inliers(self) -> np.ndarray:
@@ -104,11 +105,11 @@ def detector_geometry(pset: ParticleSet, cfg: CleanConfig) -> DetectorParams:
     elif cfg.diameter_A is not None:
         if not pset.angpix:
             raise InputError(
-                pset.source, "pixel size unknown: pass --angpix, or give the size as --radius-px"
+                pset.source, "pixel size unknown: pass --angpix, or give the size as --diameter-px"
             )
         radius = cfg.diameter_A / 2 / pset.angpix
     else:
-        raise InputError(None, "give the particle size as --diameter-A or --radius-px")
+        raise InputError(None, "give the particle size as --diameter-A or --diameter-px")
     if not np.isfinite(radius) or radius <= 0:
         raise InputError(None, f"particle radius must be positive (got {radius:g} px)")
     if 2 * radius >= pset.box:
@@ -157,7 +158,7 @@ def judge_stack(
     angpix: float | None = None,
     eps: float | None = None,
     loosen: bool = True,
-) -> tuple[pd.DataFrame, dict]:
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Judge ``n`` images read through ``prepare(rows) -> (len(rows), d, d)``.
 
     ``params`` holds the image side d and the particle radius r (px of the prepared images);
@@ -181,7 +182,7 @@ def judge_stack(
     def windowed(rows: np.ndarray) -> np.ndarray:
         return central_window(prepare(rows), w)
 
-    def chunks():
+    def chunks() -> Iterator[np.ndarray]:
         for start in range(0, n, chunk):
             yield windowed(np.arange(start, min(start + chunk, n)))
 
@@ -220,7 +221,8 @@ def _typical_profile(
     its mean standardised image ``(d, d)``. Scattered reads fault in whole read-ahead
     windows, so they go 256 at a time."""
     sample = np.unique(np.linspace(0, n - 1, min(n, PROFILE_SAMPLE)).astype(int))
-    halves, kept = (ProfileStats(w), ProfileStats(w)), ([], [])
+    halves = (ProfileStats(w), ProfileStats(w))
+    kept: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
     full_sum = np.zeros((d, d))
     for i, start in enumerate(range(0, len(sample), 256)):
         full = prepare(sample[start : start + 256])
@@ -231,7 +233,7 @@ def _typical_profile(
     return halves[0] + halves[1], _held_out_z(halves, kept), full_sum / max(len(sample), 1)
 
 
-def _stack_mean(chunks) -> float:
+def _stack_mean(chunks: Iterable[np.ndarray]) -> float:
     """The mean pixel of every ``(B, w, w)`` chunk together."""
     total, count = 0.0, 0
     for images in chunks:
@@ -246,7 +248,7 @@ def _judge_radial(
     null: np.ndarray,
     held_out_z: np.ndarray,
     loosen: bool = True,
-) -> dict:
+) -> dict[str, Any]:
     """The radial decision on the stack's ring ``profiles`` ``(B, F)`` against the ``null``
     noise profiles ``(M, F)``, applied to ``table`` (its ``profile_z`` column read); returns
     the facts: the threshold and the separability found (from ``held_out_z``)."""
@@ -270,17 +272,17 @@ def _judge_radial(
 def _standardised_sum(images: np.ndarray) -> np.ndarray:
     """Sum over ``(B, n, n)`` images, each brought to mean 0 and standard deviation 1."""
     mean, sd = image_moments(images)
-    return ((images - mean[:, None, None]) / sd[:, None, None]).sum(axis=0)
+    return np.asarray(((images - mean[:, None, None]) / sd[:, None, None]).sum(axis=0))
 
 
 def check_radius(
     given: float, found: float | None, scale: float = 1.0, angpix: float | None = None
-) -> dict:
+) -> dict[str, Any]:
     """Facts on the particle radius (px of the prepared images): the one ``given`` and the
     one the stack's mean image suggests (:func:`cryosift.outliers.profile.estimate_radius`),
     with a warning when they differ by more than :data:`SIZE_TOLERANCE` times; the warning
     states diameters in input px (``scale`` input px per prepared px) and Å."""
-    out: dict = {"radius_given_px": round(given, 2), "radius_from_stack_px": None}
+    out: dict[str, Any] = {"radius_given_px": round(given, 2), "radius_from_stack_px": None}
     if found is None:
         return out
     out["radius_from_stack_px"] = round(found, 2)
@@ -293,20 +295,23 @@ def check_radius(
 
         out["warnings"] = [
             f"particle diameter given {size(given)}, but the stack's mean image suggests "
-            f"{size(found)} ({ratio:.0%} of it): check --diameter-A / --radius-px and the "
+            f"{size(found)} ({ratio:.0%} of it): check --diameter-A / --diameter-px and the "
             "pixel size"
         ]
     return out
 
 
-def clean_notes(stats: dict) -> list[str]:
+def clean_notes(stats: dict[str, Any]) -> list[str]:
     """The lines a user must read about a cleaning whose facts are ``stats``: the stack's
     separability and any warning."""
     out = [stats["separability"]["note"]] if "separability" in stats else []
     return out + [f"warning: {w}" for w in stats.get("warnings", [])]
 
 
-def _held_out_z(halves: tuple, images: tuple[list, list]) -> np.ndarray:
+def _held_out_z(
+    halves: tuple[ProfileStats, ProfileStats],
+    images: tuple[list[np.ndarray], list[np.ndarray]],
+) -> np.ndarray:
     """z-scores of each half of the sample against the other half's typical profile: a
     stack's own template also fits its noise, which biases z upwards (by about
     sqrt(rings / images)); held out, pure noise scores N(0, 1)."""
@@ -325,6 +330,7 @@ def _apply_radial(table: pd.DataFrame, decision: RadialDecision) -> None:
     rules_verdict = table["verdict"].to_numpy().astype(object)
     rules_reason = table["reason"].to_numpy().astype(object)
     kept, score, t = decision.kept, decision.score, decision.threshold
+    z = decision.z if decision.z is not None else np.full(len(table), np.nan)
     rescued = kept & ~decision.by_score
     loosened = decision.kept_by_loosening
     verdict = np.where(kept, "inlier", rules_verdict).astype(object)
@@ -334,7 +340,7 @@ def _apply_radial(table: pd.DataFrame, decision: RadialDecision) -> None:
     for i in np.flatnonzero(~kept | (rules_verdict != "inlier") | rescued | loosened):
         if rescued[i]:
             reason[i] = (
-                f"kept: low separability, z {decision.z[i]:.2f} >= {decision.floor:.2f} "
+                f"kept: low separability, z {z[i]:.2f} >= {decision.floor:.2f} "
                 f"(radial profile {score[i]:.2f} <= {t:.2f})"
             )
         elif loosened[i]:

@@ -128,7 +128,7 @@ class Correlator:
         if self.mode == "circular":
             return np.roll(full, (-self.start, -self.start), axis=(1, 2))
         s = self.start
-        return full[:, s : s + self.d, s : s + self.d]
+        return np.asarray(full[:, s : s + self.d, s : s + self.d])
 
 
 def normalise(images: np.ndarray, rules: Rules, stack_mean: float = 0.0) -> np.ndarray:
@@ -138,13 +138,13 @@ def normalise(images: np.ndarray, rules: Rules, stack_mean: float = 0.0) -> np.n
     """
     x = np.asarray(images, dtype=np.float64 if rules.dtype == "float64" else np.float32)
     if rules.normalise == "stack":
-        x = x - stack_mean
+        x = np.subtract(x, stack_mean)
         peak = x.max(axis=(1, 2), keepdims=True)
         peak = np.where(peak == 0, 1, peak)
-        return x / peak
+        return np.asarray(x / peak)
     mean = x.mean(axis=(1, 2), keepdims=True)
     std = x.std(axis=(1, 2), keepdims=True)
-    return (x - mean) / np.where(std > 0, std, 1)
+    return np.asarray((x - mean) / np.where(std > 0, std, 1))
 
 
 def top_peaks(corr: np.ndarray, a: int) -> np.ndarray:
@@ -213,7 +213,7 @@ def judge(
     cluster_border = _border_hits(cents_for_rule, d, r, rules.border_rule) & exists[:, :, None]
     anom_border = _border_hits(points.astype(np.float64), d, r, rules.border_rule)  # (B,A,4)
     all_anom_same_border = (
-        np.where(anomaly[:, :, None], anom_border, True).all(axis=1).any(axis=1)
+        np.any(np.all(np.where(anomaly[:, :, None], anom_border, True), axis=1), axis=1)
     ) & (n_anom > 0)
 
     main = np.argmax(counts, axis=1)  # largest cluster, lowest label on ties

@@ -31,7 +31,7 @@ def ledoit_wolf(x: np.ndarray) -> np.ndarray:
     shrink = 0.0 if beta == 0 else beta / delta
     out = (1.0 - shrink) * emp
     out.flat[:: p + 1] += shrink * mu
-    return out
+    return np.asarray(out)
 
 
 def _class_cov(x: np.ndarray) -> np.ndarray:
@@ -39,7 +39,7 @@ def _class_cov(x: np.ndarray) -> np.ndarray:
     scale = x.std(axis=0)
     scale[scale == 0] = 1.0
     cov = ledoit_wolf((x - x.mean(axis=0)) / scale)
-    return scale[:, None] * cov * scale[None, :]
+    return np.asarray(scale[:, None] * cov * scale[None, :])
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Discriminant:
     intercept: float
 
     def decision_function(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(x, dtype=np.float64) @ self.coef + self.intercept
+        return np.asarray(np.asarray(x, dtype=np.float64) @ self.coef + self.intercept)
 
 
 def fit_shrinkage_lda(x: np.ndarray, y: np.ndarray) -> Discriminant:

@@ -55,7 +55,9 @@ def _near_border(row: float, col: float, d: int, r: float, rule: str) -> list[bo
     return [row + 0.5 <= r, d - 0.5 - row <= r, col + 0.5 <= r, d - 0.5 - col <= r]
 
 
-def _judge_one(pts, labels, d, r, omega, rules: Rules) -> str:
+def _judge_one(
+    pts: np.ndarray, labels: np.ndarray, d: int, r: float, omega: int, rules: Rules
+) -> str:
     anomalies = pts[labels == -1]
     if len(anomalies) > omega:
         return "noise"

@@ -39,7 +39,7 @@ def radial_template(mean_image: np.ndarray) -> np.ndarray:
     t = radial_average(mean_image)[ring_index(mean_image.shape[-1])]
     t = t - t.mean()
     norm = np.linalg.norm(t)
-    return t / norm if norm > 0 else t
+    return np.asarray(t / norm if norm > 0 else t)
 
 
 #: Where the rotationally averaged mean particle falls to half its contrast, in particle
@@ -144,7 +144,7 @@ class ProfileStats:
         the mean spectrum of the standardised images (zero mean: no power at frequency 0)."""
         white = rng.standard_normal((n, self.size, self.size), dtype=np.float32)
         shaped = sfft.rfft2(white) * np.sqrt(self.mean_power).astype(np.float32)
-        return sfft.irfft2(shaped, s=(self.size, self.size)).astype(np.float32)
+        return np.asarray(sfft.irfft2(shaped, s=(self.size, self.size)).astype(np.float32))
 
     def scorer(self) -> ProfileScorer:
         t = self.template
@@ -166,4 +166,4 @@ class ProfileScorer:
         x = np.asarray(images, dtype=np.float32)
         _, sd = image_moments(x)
         proj = np.tensordot(x, self.template.astype(np.float32), axes=((1, 2), (0, 1)))
-        return proj.astype(np.float64) / sd / self.sd
+        return np.asarray(proj.astype(np.float64) / sd / self.sd)

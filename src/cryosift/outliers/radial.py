@@ -51,6 +51,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 from scipy import ndimage, sparse
@@ -140,7 +141,7 @@ class Separability:
             return "none"
         return "LOW" if self.low else "moderate" if self.loosened else "good"
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         out = {
             "level": self.level,
             "signal_z": round(self.signal, 3),

@@ -49,6 +49,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -314,7 +315,9 @@ def combined_ranker(
     info = {} if ranker is None else dict(ranker.info)
     if ranker is not None:
         r_mean, r_sd = rest[0]
-        weights, blob = ranker.weights / r_sd, ranker.blob_weights / r_sd
+        weights = ranker.weights / r_sd
+        if ranker.blob_weights is not None:
+            blob = ranker.blob_weights / r_sd
         bias = (ranker.bias - r_mean) / r_sd
     info.update(match_scale=[round(m_mean, 5), round(m_sd, 5)], cut=round(cut, 4))
     return Ranker(weights, bias - m_mean / m_sd - cut, info, blob, classes.templates, 1.0 / m_sd)
@@ -342,7 +345,7 @@ def pick_threshold(given: float | None, adapted: float | None) -> float | None:
 
 def survey_micrographs(
     model: PickerModel,
-    paths: dict[str, object],
+    paths: dict[str, Path],
     diameter: float,
     angpix: float | None = None,
     skips: SkipLog | None = None,
@@ -352,7 +355,7 @@ def survey_micrographs(
     from cryosift.io.micrographs import read_micrograph
     from cryosift.picking.run import embed_image
 
-    out = {}
+    out: dict[str, tuple[np.ndarray, Embedded]] = {}
     for key, path in paths.items():
         if len(out) == SURVEY:
             break
@@ -382,7 +385,7 @@ def ranker_json(ranker: Ranker | None) -> dict | None:
 
 def prepare_picking(
     model: PickerModel,
-    paths: dict[str, object],
+    paths: dict[str, Path],
     job: PickJob,
     angpix: float | None = None,
     learn: bool = True,

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -35,6 +36,9 @@ PER_CLASS = 40
 #: Alignment iterations of the survey classification.
 ITERATIONS = 4
 
+if TYPE_CHECKING:
+    from cryosift.classify.align import ClassifyResult
+
 
 @dataclass
 class SurveyClasses:
@@ -47,7 +51,7 @@ class SurveyClasses:
     labels: np.ndarray
     judgement: ClassJudgement
     seconds: float
-    result: object = None
+    result: ClassifyResult | None = None
 
     @property
     def templates(self) -> np.ndarray:

@@ -74,6 +74,9 @@ def patchify(tiles: torch.Tensor, p: int) -> torch.Tensor:
 class MaskedAutoencoder(nn.Module):
     """The MAE. ``forward(tiles, generator)`` returns the loss on hidden tokens."""
 
+    pos: torch.Tensor
+    decoder_pos: torch.Tensor
+
     def __init__(self, config: MaeConfig):
         super().__init__()
         c = self.config = config

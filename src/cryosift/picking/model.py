@@ -53,6 +53,13 @@ class PickerModel:
         self.mae.to(device)
         return self
 
+    def kmeans(self) -> np.ndarray:
+        """The k-means ``centroids`` ``(K, width)``; a model saved before its k-means was
+        fitted has none to pick with."""
+        if self.centroids is None:
+            raise ValueError("the picker model has no k-means centroids: train it to the end")
+        return self.centroids
+
 
 def shipped_model_dir() -> Path:
     """The pretrained model inside the package (``cryosift/picking/pretrained``)."""
@@ -65,7 +72,7 @@ def atomic_torch_save(obj: object, path: Path) -> None:
     write_all_or_nothing({path: lambda tmp: torch.save(obj, tmp)})
 
 
-def save_model(model: PickerModel, directory: str | os.PathLike, half: bool = False) -> Path:
+def save_model(model: PickerModel, directory: str | os.PathLike[str], half: bool = False) -> Path:
     """Write ``directory/model.pt``; ``half`` stores the weights as float16 (shipping)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
@@ -89,7 +96,7 @@ def save_model(model: PickerModel, directory: str | os.PathLike, half: bool = Fa
     return path
 
 
-def load_model(directory: str | os.PathLike | None = None, device: str = "cpu") -> PickerModel:
+def load_model(directory: str | os.PathLike[str] | None = None, device: str = "cpu") -> PickerModel:
     """Load ``directory/model.pt`` (the shipped model when ``directory`` is None)."""
     directory = shipped_model_dir() if directory is None else Path(directory)
     path = directory / MODEL_FILE if directory.is_dir() else directory

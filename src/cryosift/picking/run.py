@@ -93,7 +93,7 @@ def embed_image(model: PickerModel, image: np.ndarray, diameter: float) -> Embed
     """Preprocess, embed and label one micrograph ``(rows, cols)``."""
     small, pre, plan = preprocess_stages(image, diameter, **model.preprocess)
     emb = embed_micrograph(model.mae, pre, model.mean, model.std)
-    return Embedded(small, pre, plan, emb, nearest_centroid(emb, model.centroids))
+    return Embedded(small, pre, plan, emb, nearest_centroid(emb, model.kmeans()))
 
 
 @dataclass
@@ -154,7 +154,7 @@ def candidates_of(
             blobs = matches = None
             if ranker.blob_weights is not None:
                 blobs = blob_features(seen.small, rc, settings.diameter)
-            if ranker.uses_templates:
+            if ranker.uses_templates and ranker.templates is not None:
                 from cryosift.picking.classes import class_boxes, template_match
 
                 boxes = class_boxes(seen.small, rc, settings.diameter)
@@ -193,7 +193,7 @@ def cluster_from_survey(
     """The particle cluster of the model's k-means: the one whose strongest blobs on the
     embedded micrographs ``seen`` average to the most particle-like box (dark centre,
     brighter ring)."""
-    n = model.centroids.shape[0]
+    n = model.kmeans().shape[0]
     d_pre = diameter / seen[0].plan.scale
     labels, images = [s.labels for s in seen], [s.pre for s in seen]
     cluster, scores = choose_particle_cluster(labels, images, model.mae.config.patch, d_pre, n)
@@ -214,11 +214,11 @@ def choose_cluster(
     if example is None:
         seen = [embed_image(model, read_micrograph(p).image, diameter) for p in paths[:CHOOSE_FROM]]
         return cluster_from_survey(model, seen, diameter)
-    n = model.centroids.shape[0]
+    n = model.kmeans().shape[0]
     p = model.mae.config.patch
     path, picks = example
-    seen = embed_image(model, read_micrograph(path).image, diameter)
-    labels, plan = seen.labels, seen.plan
+    one = embed_image(model, read_micrograph(path).image, diameter)
+    labels, plan = one.labels, one.plan
     x, y = plan.to_preprocessed(picks.x.to_numpy(), picks.y.to_numpy())
     r = diameter / plan.scale / 2
     rows, cols = np.mgrid[: labels.shape[0], : labels.shape[1]]
@@ -371,6 +371,8 @@ def run_picking(
             todo.append(PickTask(mic.key, Path(mic.path), job, model, device, angpix))
 
     def failed(i: int, exc: InputError) -> None:
+        if skips is None:
+            raise exc
         skips.skip(exc, todo[i].path)
         if on_progress:
             on_progress(1)

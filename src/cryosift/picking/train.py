@@ -108,7 +108,7 @@ def train(
     device: str = "cpu",
     init: PickerModel | None = None,
     info: dict | None = None,
-    on_epoch: Callable[[int, float], None] | None = None,
+    on_epoch: Callable[[int, float, float], None] | None = None,
     on_step: Callable[[], None] | None = None,
 ) -> PickerModel:
     """Train on preprocessed ``images`` (each ``(rows, cols)``, both at least one tile) and

@@ -26,7 +26,9 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -45,6 +47,9 @@ from cryosift.outliers.clean import CleanConfig, clean_particles, write_clean_ou
 from cryosift.picking.model import cached_model
 from cryosift.picking.run import PickJob, write_autopick_list
 from cryosift.pipeline.tasks import MicrographResult, MicrographTask, process_micrograph
+
+if TYPE_CHECKING:
+    from cryosift.picking.classes import SurveyClasses
 
 STATE_FILE = "run_state.json"
 #: A callback that opens a stage of ``total`` steps and returns the function advancing it.
@@ -163,7 +168,7 @@ def _read_done(outdir: Path, key: str) -> dict | None:
 
 def _prepare(
     mics: pd.DataFrame, cfg: RunConfig, device: str, given: dict | None, skips: SkipLog | None
-) -> tuple[dict, dict[str, pd.DataFrame], object]:
+) -> tuple[dict, dict[str, pd.DataFrame], SurveyClasses | None]:
     """The run's state (particle cluster, ranker adapted on the survey), the surveyed
     micrographs' candidates by key and the survey's classes
     (:func:`cryosift.picking.adapt.prepare_picking`)."""
@@ -206,9 +211,11 @@ def write_micrograph(outdir: Path, task: MicrographTask, res: MicrographResult) 
         "seconds": round(res.seconds, 3),
     }
     record = {"summary": summary, "particles": _particle_rows(task, res), "files": [coords]}
-    writers = {outdir / coords: lambda p: write_relion(p, picks)}
+    writers: dict[Path, Callable[[Path], object]] = {
+        outdir / coords: partial(write_relion, picks=picks)
+    }
     if len(res.boxes):
-        record["files"].append(stack)
+        record["files"] = [coords, stack]
         writers[outdir / stack] = lambda p: write_stack(p, res.boxes, task.extract.out_angpix)
     writers[_done_path(outdir, task.key)] = lambda p: p.write_text(json.dumps(record))
     write_all_or_nothing(writers)
@@ -480,6 +487,8 @@ def _pick_and_extract(
         raise Aborted("stop requested before picking")
 
     def failed(i: int, exc: InputError) -> None:
+        if skips is None:
+            raise exc
         skips.skip(exc, todo[i].path)
         advance(1)
 

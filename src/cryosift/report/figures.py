@@ -97,7 +97,9 @@ def histogram_by_verdict(table: pd.DataFrame, column: str, label: str) -> bytes:
     """Histogram of ``column`` with one stacked colour per verdict."""
     values = table[column].to_numpy(float)
     finite = values[np.isfinite(values)]
-    bins = np.linspace(finite.min(), finite.max(), 40) if len(finite) else 10
+    bins: int | list[float] = (
+        list(np.linspace(finite.min(), finite.max(), 40)) if len(finite) else 10
+    )
     if len(finite) and finite.min() == finite.max():
         bins = 10
     fig, ax = plt.subplots(figsize=(5, 2.6))

@@ -27,6 +27,24 @@ from cryosift.report import figures
 OVERLAYS, GALLERY, MEAN_OF = 12, 48, 2000
 
 
+def typed_inputs(micrographs: str | list[str]) -> str:
+    """The micrographs as a user would have typed them: one path (a folder, a glob or a STAR)
+    as it is; the paths a shell expanded a glob into as that glob when they share a folder and
+    an extension (``Micrographs/*.mrc (12 files)``), else the first and a count."""
+    if isinstance(micrographs, str):
+        return micrographs
+    paths = [Path(m) for m in micrographs]
+    if len(paths) == 1:
+        return str(paths[0])
+    if not paths:
+        return "no micrographs"
+    folders = {p.parent for p in paths}
+    suffixes = {"".join(p.suffixes[-1:]) for p in paths}
+    if len(folders) == 1 and len(suffixes) == 1:
+        return f"{paths[0].parent / ('*' + suffixes.pop())} ({len(paths)} files)"
+    return f"{paths[0]} and {len(paths) - 1} more"
+
+
 def _clean_notes(stats: dict) -> list[str]:
     """The cleaning's lines for the report: separability, warnings and the class vote."""
     vote = vote_note(stats)
@@ -167,7 +185,7 @@ def build_context(outdir: Path, run, pset, cfg, inputs: dict, mics: pd.DataFrame
     _flatten("", {"inputs": inputs, "parameters": cfg.describe(), "facts": run.facts}, parameters)
     angpix = f" ({cfg.diameter * cfg.angpix:.0f} Å)" if cfg.angpix else ""
     return {
-        "title": str(inputs.get("micrographs", outdir)),
+        "title": typed_inputs(inputs.get("micrographs", str(outdir))),
         "version": __version__,
         "diameter": f"{cfg.diameter:.1f} px{angpix}",
         "box": f"{cfg.box} px -> {cfg.size} px",

@@ -26,6 +26,7 @@ placed particle with its context (``isolated``, ``pair``, ``aggregate``, ``on_ca
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -279,9 +280,14 @@ def _apply_micrograph_ctf(
     sampled at the micrograph's frequencies."""
     rows, cols = density.shape
     n = max(rows, cols)
+    one = lambda v: np.array([v], float)  # noqa: E731
     params = CtfParams(
-        *(np.array([v], float) for v in (du, dv, angle, cfg.voltage, cfg.cs)),
-        amplitude_contrast=np.array([cfg.amplitude_contrast]),
+        defocus_u=one(du),
+        defocus_v=one(dv),
+        angle=one(angle),
+        voltage=one(cfg.voltage),
+        cs=one(cfg.cs),
+        amplitude_contrast=one(cfg.amplitude_contrast),
         phase_shift=np.zeros(1),
     )
     ctf = ctf_values(params, cfg.angpix, n)[0]  # (n, n//2+1)
@@ -322,10 +328,10 @@ def write_simulated_micrographs(
         table = coordinate_star(mic.coords)
         write_all_or_nothing(
             {
-                mrc: lambda p, m=mic: write_micrograph(
-                    p, as_integers(m.image, cfg.bits), cfg.angpix
+                mrc: partial(
+                    write_micrograph, image=as_integers(mic.image, cfg.bits), angpix=cfg.angpix
                 ),
-                star: lambda p, t=table: write_star({"coordinates": t}, p),
+                star: partial(write_star, {"coordinates": table}),
             }
         )
         rows.append(

@@ -61,7 +61,7 @@ def centre_of_mass_to_centre(volume: np.ndarray) -> np.ndarray:
     return np.real(np.fft.ifftn(shifted)).astype(np.float32)
 
 
-def load_volume(path: str | os.PathLike) -> tuple[np.ndarray, float | None]:
+def load_volume(path: str | os.PathLike[str]) -> tuple[np.ndarray, float | None]:
     """Read a cubic map from ``.npy`` or MRC. Returns ``(volume, voxel size in Å or None)``.
 
     Raises :class:`InputError` naming the file when it is not a finite 3D cube.
