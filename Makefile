@@ -3,7 +3,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.cryosift-installed
 
-.PHONY: install demo test lint bench clean system-deps
+.PHONY: install demo test lint typecheck docs bench clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -42,8 +42,16 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+typecheck: install
+	$(VENV)/bin/mypy
+
+# The documentation site (mkdocs-material) into site/; --strict: a broken link or a page
+# missing from the navigation fails the build.
+docs: install
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 # pytest exits 5 when it collects no test: make treats that, like any failure, as an error.
-test: install lint system-deps
+test: install lint typecheck docs system-deps
 	$(PY) -m pytest -q --durations=20
 
 bench: install
@@ -58,4 +66,4 @@ bench: install
 	$(PY) benchmarks/pipeline_throughput.py
 
 clean:
-	rm -rf demo_out benchmarks/_work .pytest_cache .ruff_cache
+	rm -rf demo_out benchmarks/_work .pytest_cache .ruff_cache .mypy_cache site

@@ -219,13 +219,15 @@ def _typical_profile(
     spaced sample of at most :data:`PROFILE_SAMPLE` of its ``n`` images (``d x d``) read
     through ``prepare``; the sample's held-out z-scores ``(S,)`` (:func:`_held_out_z`) and
     its mean standardised image ``(d, d)``. Scattered reads fault in whole read-ahead
-    windows, so they go 256 at a time."""
+    windows, so they go 256 at a time (half the sample when smaller: each half of the held-out
+    split needs some)."""
     sample = np.unique(np.linspace(0, n - 1, min(n, PROFILE_SAMPLE)).astype(int))
     halves = (ProfileStats(w), ProfileStats(w))
     kept: tuple[list[np.ndarray], list[np.ndarray]] = ([], [])
     full_sum = np.zeros((d, d))
-    for i, start in enumerate(range(0, len(sample), 256)):
-        full = prepare(sample[start : start + 256])
+    step = max(1, min(256, -(-len(sample) // 2)))
+    for i, start in enumerate(range(0, len(sample), step)):
+        full = prepare(sample[start : start + step])
         full_sum += _standardised_sum(full)
         images = central_window(full, w)
         halves[i % 2].add(images, workers)

@@ -179,7 +179,7 @@ class Separability:
                 f"that do not look like noise, so it lets {LOOSE_NOISE_PASS:.0%} of noise "
                 "through instead of "
                 f"{NOISE_PASS:.0%} (more junk kept, for 2D classification to sort; "
-                "cryosift clean --strict keeps the usual threshold)"
+                "--strict-threshold keeps the usual threshold)"
             )
         return text
 

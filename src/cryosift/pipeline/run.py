@@ -66,7 +66,7 @@ class RunConfig:
     ``diameter`` of the particle, ``box`` cut around each pick, ``size`` the boxes are
     Fourier-cropped to; ``clean_size`` the side the outlier detector works at; ``classes``
     the 2D classes of all particles (0: no classification); ``strict_clean``: the radial
-    threshold is never loosened at moderate separability (``cryosift clean --strict``)."""
+    threshold is never loosened at moderate separability (``--strict-threshold``)."""
 
     diameter: float
     box: int
