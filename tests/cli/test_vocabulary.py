@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import numpy as np
 import pytest
 
 from cryosift.cli.main import COMMANDS, load_command
@@ -88,3 +89,32 @@ def test_short_forms_and_switches_agree():
                 assert "-j" in p.opts, name
             if long == "--phase-flip":
                 assert "--no-phase-flip" in p.secondary_opts, name
+
+
+def test_the_size_in_px_means_the_size_in_A_at_the_pixel_size(tmp_path):
+    """``--diameter-px D`` and ``--diameter-A D * angpix`` give the same answers where a
+    command only uses the size: the matching radius of ``evaluate picks`` and the background
+    circle of ``extract``."""
+    import pandas as pd
+
+    from conftest import run_cli
+    from cryosift.cli.extract import _background_radius
+    from cryosift.io.coords import write_relion
+
+    truth = pd.DataFrame({"x": [100.0, 300.0, 500.0], "y": [100.0, 300.0, 500.0], "score": 1.0})
+    picks = truth.assign(x=truth.x.to_numpy() + np.array([5.0, 15.0, 40.0]))  # 2 of 3 within 20 px
+    write_relion(tmp_path / "mic_autopick.star", picks)
+    write_relion(tmp_path / "mic.star", truth)
+    by_px = run_cli("evaluate", "picks", tmp_path / "mic_autopick.star", tmp_path / "mic.star",
+                    "--diameter-px", "40", "-o", tmp_path / "px")  # fmt: skip
+    by_a = run_cli("evaluate", "picks", tmp_path / "mic_autopick.star", tmp_path / "mic.star",
+                   "--diameter-A", "80", "--angpix", "2", "-o", tmp_path / "a")  # fmt: skip
+    assert by_px.returncode == 0 and by_a.returncode == 0, by_px.stderr + by_a.stderr
+    rows = [pd.read_csv(tmp_path / d / "pick_metrics.csv") for d in ("px", "a")]
+    assert rows[0].equals(rows[1]) and rows[0].tp.tolist() == [2, 2]
+    both = run_cli("evaluate", "picks", tmp_path / "mic_autopick.star", tmp_path / "mic.star",
+                   "--diameter-px", "40", "--diameter-A", "80")  # fmt: skip
+    assert both.returncode == 2 and "not both" in both.stderr
+    assert _background_radius(None, 40.0, None, 80, 40, []) == _background_radius(
+        80.0, None, 2.0, 80, 40, []
+    )
