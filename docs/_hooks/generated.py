@@ -33,7 +33,7 @@ def cli_reference() -> str:
         cmd = load_command(name)
         ctx = click.Context(cmd, info_name=f"cryosift {name}")
         text = get_docs_for_click(obj=cmd, ctx=ctx, name=f"cryosift {name}")
-        parts.append(text.replace("\n# ", "\n## ", 1) if not text.startswith("# ") else "#" + text)
+        parts.append("#" + text)  # its "# `cryosift NAME`" one level below the page's title
     return "\n".join(parts)
 
 

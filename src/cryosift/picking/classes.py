@@ -27,6 +27,9 @@ from cryosift.classify.judge import (  # noqa: F401  (re-exported for the picker
     judge_classes,
 )
 
+if TYPE_CHECKING:
+    from cryosift.classify.align import ClassifyResult
+
 #: Side of the boxes classified, in particle diameters, and the side they are cropped to.
 BOX_DIAMETERS = 2.0
 CLASS_SIZE = 40
@@ -35,9 +38,6 @@ CLASSES = 24
 PER_CLASS = 40
 #: Alignment iterations of the survey classification.
 ITERATIONS = 4
-
-if TYPE_CHECKING:
-    from cryosift.classify.align import ClassifyResult
 
 
 @dataclass

@@ -210,12 +210,13 @@ def write_micrograph(outdir: Path, task: MicrographTask, res: MicrographResult) 
         "off_edge": int((~res.inside).sum()),
         "seconds": round(res.seconds, 3),
     }
-    record = {"summary": summary, "particles": _particle_rows(task, res), "files": [coords]}
+    files = [coords]
+    record = {"summary": summary, "particles": _particle_rows(task, res), "files": files}
     writers: dict[Path, Callable[[Path], object]] = {
         outdir / coords: partial(write_relion, picks=picks)
     }
     if len(res.boxes):
-        record["files"] = [coords, stack]
+        files.append(stack)
         writers[outdir / stack] = lambda p: write_stack(p, res.boxes, task.extract.out_angpix)
     writers[_done_path(outdir, task.key)] = lambda p: p.write_text(json.dumps(record))
     write_all_or_nothing(writers)

@@ -17,7 +17,9 @@ def prepared_rows(
     raw = pset.read_rows(rows)
     pset.release_pages()  # read-ahead pages of the memory map would otherwise stay
     check_finite(raw, pset, rows)
-    if flip and pset.ctf is None:
-        raise ValueError("phase flipping needs the particles' CTF parameters")
-    ctf = pset.ctf.take(rows) if flip and pset.ctf is not None else None
+    ctf = None
+    if flip:
+        if pset.ctf is None:
+            raise ValueError("phase flipping needs the particles' CTF parameters")
+        ctf = pset.ctf.take(rows)
     return phase_flip_and_crop(raw, size, ctf, pset.angpix, workers)

@@ -39,7 +39,7 @@ def typed_inputs(micrographs: str | list[str]) -> str:
     if not paths:
         return "no micrographs"
     folders = {p.parent for p in paths}
-    suffixes = {"".join(p.suffixes[-1:]) for p in paths}
+    suffixes = {p.suffix for p in paths}
     if len(folders) == 1 and len(suffixes) == 1:
         return f"{paths[0].parent / ('*' + suffixes.pop())} ({len(paths)} files)"
     return f"{paths[0]} and {len(paths) - 1} more"
