@@ -72,10 +72,12 @@ def adapt_line(state: dict) -> str:
     line = f"adaptation: {info['candidates']} candidates on {info['micrographs']} micrographs"
     classes = info.get("classes")
     if classes:
+        n = int(classes.get("classifications", 1))
+        times = f"{n} classifications, " if n > 1 else ""
         line += (
             f" in {classes['classes']} 2D classes ({classes['particle_classes']} particle, "
             f"{classes['particle_share']:.0%} of candidates estimated particles; "
-            f"{classes['seconds']:.1f} s)"
+            f"{times}{classes['seconds']:.1f} s)"
         )
     if state.get("ranker") is None:
         line += "; no ranker (too few pseudo-labels): scores are the particle map's"

@@ -25,11 +25,16 @@ ranking of candidates (:mod:`cryosift.picking.rank`) and where to cut it:
    hold ``sum pi`` of them, of the ``sum pi`` all candidates hold. The survey's scores it is
    chosen on are out of fold (each survey micrograph scored by a ranker learned on the
    others, and matched against class averages made without it), so a ranking that only
-   repeats its own labels gains nothing. Probability 0.5 falls at that cut;
+   repeats its own labels gains nothing. Where that best cut lies depends on how the
+   classification happened to fall (the curve is flat near its top, and a class of mixed
+   candidates moves it), so the survey is classified :data:`CUT_CLASSIFICATIONS` times with
+   different seeds, each proposes its cut's share of the candidates (all of them when it
+   finds no cut worth making, next step), and the median share is kept. Probability 0.5
+   falls at that cut;
 6. **never worse than picking generously**: when the survey is too small to judge
-   (:data:`MIN_CANDIDATES`), no class is a particle, or the best cut keeps at least
-   :data:`KEEP_ALL` of the candidates or beats keeping them all by less than
-   :data:`MIN_GAIN` expected F1 (the classes cannot judge the ranking), the default
+   (:data:`MIN_CANDIDATES`), no class is a particle, or the median proposal is a best cut
+   that keeps at least :data:`KEEP_ALL` of the candidates or beats keeping them all by
+   less than :data:`MIN_GAIN` expected F1 (the classes cannot judge the ranking), the default
    threshold keeps every candidate (``threshold 0``; the scores still rank them) and the
    run says so; unless the survey's scores themselves form two clear humps, the upper one
    a minority (:func:`mixture_split`, :data:`CLEAR_SEPARATION`, :data:`MINORITY`): the
@@ -38,8 +43,8 @@ ranking of candidates (:mod:`cryosift.picking.rank`) and where to cut it:
    humps.
 
 The survey micrographs' picks come from the embeddings already computed, so adapting costs
-the boxes, the detector, the classification and the fits (a few seconds, whatever the number
-of micrographs). Boxes are cut from the resized micrograph when the particle is large enough
+the boxes, the detector, the classifications and the fits (seconds, whatever the number of
+micrographs). Boxes are cut from the resized micrograph when the particle is large enough
 there (:data:`MIN_SMALL_BOX`), else from the micrograph as read. Deterministic per ``seed``
 (the detector's noise calibration and the classes' k-means are its random draws).
 """
@@ -91,6 +96,9 @@ CLEAR_SEPARATION = 2.0
 MINORITY = 0.25
 #: Fewer survey candidates than this are too few to classify and judge: keep them all.
 MIN_CANDIDATES = 100
+#: Classifications of the survey (seeds) whose proposed cuts are pooled: the default keeps
+#: their median share of the candidates (odd, so the median is one of the proposals).
+CUT_CLASSIFICATIONS = 5
 
 
 @dataclass
@@ -230,7 +238,13 @@ def learn_ranker(
     if ranker is not None:
         scores.append(out_of_fold_logits(survey.features, positive, survey.group, ranker))
     combined, scales = standardised_sum(scores)
-    cut, threshold = default_cut(combined, classes.pi, info)
+    t0 = time.perf_counter()
+    pis = [classes.pi, *reclassified_pi(survey.class_stack, job.seed)]
+    info["classes"].update(
+        classifications=len(pis),
+        seconds=round(classes.seconds + time.perf_counter() - t0, 3),
+    )
+    cut, threshold = default_cut(combined, pis, info)
     one = combined_ranker(ranker, classes, scales, cut, survey.features.shape[1])
     record = ("micrographs", "candidates", "positives", "negatives", "keep_share")
     one.info.update({k: info[k] for k in record}, default_threshold=threshold)
@@ -250,24 +264,56 @@ def standardised_sum(scores: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[f
     return total, scales
 
 
-def default_cut(combined: np.ndarray, pi: np.ndarray, info: dict) -> tuple[float, float | None]:
-    """The cut of the survey's ``combined`` scores ``(N,)`` with the best expected F1 (the
-    classes' ``pi`` ``(N,)`` as truth), and the default threshold: None (probability 0.5 at
-    the cut) or 0.0 when the cut keeps at least :data:`KEEP_ALL` of the candidates (the
-    ranking cannot be trusted to drop any: every candidate is kept). ``info`` records it."""
+def reclassified_pi(boxes: np.ndarray, seed: int) -> list[np.ndarray]:
+    """``(N,)`` the classes' particle share ``pi`` of each candidate box ``(N, n, n)`` by
+    :data:`CUT_CLASSIFICATIONS` - 1 more classifications, with seeds drawn from ``seed``."""
+    seeds = np.random.SeedSequence(seed).generate_state(CUT_CLASSIFICATIONS - 1)
+    return [classify_survey(boxes, int(s)).pi for s in seeds]
+
+
+def proposed_keep(combined: np.ndarray, pi: np.ndarray) -> tuple[float, bool, float, float]:
+    """The share of the survey's ``combined`` scores ``(N,)`` that the cut with the best
+    expected F1 keeps (``pi`` ``(N,)`` as truth); whether that cut is worth making (it keeps
+    under :data:`KEEP_ALL` and beats keeping every candidate by at least :data:`MIN_GAIN`);
+    the expected F1 of the best cut and of keeping every candidate."""
     f1 = expected_f1(combined, pi)
     keep = (int(np.argmax(f1)) + 1) / len(f1)
+    best, every = float(f1.max()), float(f1[-1])
+    return keep, keep < KEEP_ALL and best - every >= MIN_GAIN, best, every
+
+
+def median_index(values: list[float]) -> int:
+    """Index of the median of ``values`` (the upper one of an even count)."""
+    return int(np.argsort(values, kind="stable")[len(values) // 2])
+
+
+def default_cut(
+    combined: np.ndarray, pis: list[np.ndarray], info: dict
+) -> tuple[float, float | None]:
+    """The cut of the survey's ``combined`` scores ``(N,)`` and the default threshold: None
+    (probability 0.5 at the cut) or 0.0 (every candidate kept). Each of ``pis`` (``(N,)``,
+    the particle shares of one classification) proposes a share to keep, all of them when
+    its best cut is not worth making (:func:`proposed_keep`); the median proposal is kept.
+    When that is all of them, the ranking is cut only where its scores form two clear humps
+    (:func:`mixture_split`), else every candidate is kept (probability 0.5 then at the
+    median best cut). ``info`` records it."""
+    proposals = [proposed_keep(combined, pi) for pi in pis]
+    shares = [keep if worth else 1.0 for keep, worth, _, _ in proposals]
+    chosen = median_index(shares)
+    keep, _, best, every = proposals[chosen]
     info.update(
         keep_share=round(keep, 4),
-        expected_f1=round(float(f1.max()), 4),
-        expected_f1_every_candidate=round(float(f1[-1]), 4),
+        proposed_keep_shares=[round(v, 4) for v in shares],
+        expected_f1=round(best, 4),
+        expected_f1_every_candidate=round(every, 4),
     )
-    cut = float(np.quantile(combined, 1 - keep))
-    if keep < KEEP_ALL and f1.max() - f1[-1] >= MIN_GAIN:
+    if shares[chosen] < 1.0:
         info["default"] = (
             f"probability 0.5 at the best expected cut (keeps {keep:.0%} of the survey)"
         )
-        return cut, None
+        return float(np.quantile(combined, 1 - keep)), None
+    raw = [p[0] for p in proposals]
+    cut = float(np.quantile(combined, 1 - raw[median_index(raw)]))
     split, separation, upper = mixture_split(combined)
     info.update(score_separation=round(separation, 3), upper_hump=round(upper, 3))
     if separation >= CLEAR_SEPARATION and upper <= MINORITY:
