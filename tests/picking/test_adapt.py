@@ -101,39 +101,39 @@ def test_default_cut_follows_the_classes_and_falls_back_to_every_candidate():
     rng = np.random.default_rng(0)
     pi = (rng.random(800) < 0.4).astype(float)
     info: dict = {}
-    _, threshold = default_cut(3.0 * pi + rng.normal(size=800), [pi], info)
+    _, threshold = default_cut(3.0 * pi + rng.normal(size=800), pi, info)
     assert threshold is None and info["default"].startswith("probability 0.5")
     assert info["keep_share"] == pytest.approx(0.4, abs=0.08)
     assert info["expected_f1"] > info["expected_f1_every_candidate"] + 0.2
     info = {}
-    _, threshold = default_cut(rng.normal(size=800), [pi], info)
+    _, threshold = default_cut(rng.normal(size=800), pi, info)
     assert threshold == 0.0 and info["default"] == "every candidate: weak ranking"
     # classes that cannot tell (pi unrelated to the scores), but scores in two clear humps,
     # the upper a minority: a sparse field, cut between the humps
     sparse = np.r_[rng.normal(0, 1, 680), rng.normal(5, 1, 120)]
     info = {}
-    cut, threshold = default_cut(sparse, [rng.permutation(pi)], info)
+    cut, threshold = default_cut(sparse, rng.permutation(pi), info)
     assert threshold is None and "two humps" in info["default"]
     assert np.mean(sparse >= cut) == pytest.approx(0.15, abs=0.02)
     assert info["score_separation"] > 4 and info["upper_hump"] == pytest.approx(0.15, abs=0.02)
 
 
 def test_default_cut_keeps_the_median_of_the_classifications_proposals():
-    """Five classifications that each put the particles at a different share: the cut keeps
-    the median share; when most of them find no cut worth making, every candidate is kept."""
+    """Classifications that put the particles at different shares: the cut keeps the
+    median share; the other classifications are asked for only when a cut is made."""
     rng = np.random.default_rng(4)
     score = np.sort(rng.normal(size=1000))[::-1]
     shares = [0.30, 0.20, 0.25, 0.40, 0.35]
     pis = [(np.arange(1000) < 1000 * f).astype(float) for f in shares]
     info: dict = {}
-    cut, threshold = default_cut(score, pis, info)
+    cut, threshold = default_cut(score, pis[0], info, lambda: pis[1:])
     assert threshold is None and info["keep_share"] == pytest.approx(0.30, abs=0.005)
     assert np.mean(score >= cut) == pytest.approx(0.30, abs=0.005)
     assert info["proposed_keep_shares"] == pytest.approx(shares, abs=0.005)
-    flat = np.full(1000, 0.5)  # a classification that cannot judge proposes every candidate
+    asked = []
     info = {}
-    _, threshold = default_cut(score, [pis[0], flat, pis[1], flat, flat], info)
-    assert threshold == 0.0 and info["proposed_keep_shares"].count(1.0) == 3
+    _, threshold = default_cut(score, np.full(1000, 0.5), info, lambda: asked.append(1) or pis)
+    assert threshold == 0.0 and not asked and "proposed_keep_shares" not in info
 
 
 def test_combined_ranker_is_the_standardised_sum_less_the_cut():

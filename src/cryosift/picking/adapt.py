@@ -27,14 +27,14 @@ ranking of candidates (:mod:`cryosift.picking.rank`) and where to cut it:
    others, and matched against class averages made without it), so a ranking that only
    repeats its own labels gains nothing. Where that best cut lies depends on how the
    classification happened to fall (the curve is flat near its top, and a class of mixed
-   candidates moves it), so the survey is classified :data:`CUT_CLASSIFICATIONS` times with
-   different seeds, each proposes its cut's share of the candidates (all of them when it
-   finds no cut worth making, next step), and the median share is kept. Probability 0.5
-   falls at that cut;
+   candidates moves it), so when the cut is worth making (next step) the survey is
+   classified again with :data:`CUT_CLASSIFICATIONS` - 1 other seeds, each classification's
+   ``pi`` proposes the share of the candidates its best cut keeps, and the median share is
+   kept. Probability 0.5 falls at that cut;
 6. **never worse than picking generously**: when the survey is too small to judge
-   (:data:`MIN_CANDIDATES`), no class is a particle, or the median proposal is a best cut
-   that keeps at least :data:`KEEP_ALL` of the candidates or beats keeping them all by
-   less than :data:`MIN_GAIN` expected F1 (the classes cannot judge the ranking), the default
+   (:data:`MIN_CANDIDATES`), no class is a particle, or the best cut keeps at least
+   :data:`KEEP_ALL` of the candidates or beats keeping them all by less than
+   :data:`MIN_GAIN` expected F1 (the classes cannot judge the ranking), the default
    threshold keeps every candidate (``threshold 0``; the scores still rank them) and the
    run says so; unless the survey's scores themselves form two clear humps, the upper one
    a minority (:func:`mixture_split`, :data:`CLEAR_SEPARATION`, :data:`MINORITY`): the
@@ -96,8 +96,8 @@ CLEAR_SEPARATION = 2.0
 MINORITY = 0.25
 #: Fewer survey candidates than this are too few to classify and judge: keep them all.
 MIN_CANDIDATES = 100
-#: Classifications of the survey (seeds) whose proposed cuts are pooled: the default keeps
-#: their median share of the candidates (odd, so the median is one of the proposals).
+#: Classifications of the survey (seeds) whose best cuts are pooled when a cut is made: the
+#: default keeps their median share of the candidates (odd: the median is one of them).
 CUT_CLASSIFICATIONS = 5
 
 
@@ -238,13 +238,9 @@ def learn_ranker(
     if ranker is not None:
         scores.append(out_of_fold_logits(survey.features, positive, survey.group, ranker))
     combined, scales = standardised_sum(scores)
-    t0 = time.perf_counter()
-    pis = [classes.pi, *reclassified_pi(survey.class_stack, job.seed)]
-    info["classes"].update(
-        classifications=len(pis),
-        seconds=round(classes.seconds + time.perf_counter() - t0, 3),
+    cut, threshold = default_cut(
+        combined, classes.pi, info, lambda: reclassified_pi(survey.class_stack, job.seed, info)
     )
-    cut, threshold = default_cut(combined, pis, info)
     one = combined_ranker(ranker, classes, scales, cut, survey.features.shape[1])
     record = ("micrographs", "candidates", "positives", "negatives", "keep_share")
     one.info.update({k: info[k] for k in record}, default_threshold=threshold)
@@ -264,11 +260,17 @@ def standardised_sum(scores: list[np.ndarray]) -> tuple[np.ndarray, list[tuple[f
     return total, scales
 
 
-def reclassified_pi(boxes: np.ndarray, seed: int) -> list[np.ndarray]:
+def reclassified_pi(boxes: np.ndarray, seed: int, info: dict) -> list[np.ndarray]:
     """``(N,)`` the classes' particle share ``pi`` of each candidate box ``(N, n, n)`` by
-    :data:`CUT_CLASSIFICATIONS` - 1 more classifications, with seeds drawn from ``seed``."""
+    :data:`CUT_CLASSIFICATIONS` - 1 more classifications, with seeds drawn from ``seed``;
+    their number and time are added to ``info["classes"]``."""
+    t0 = time.perf_counter()
     seeds = np.random.SeedSequence(seed).generate_state(CUT_CLASSIFICATIONS - 1)
-    return [classify_survey(boxes, int(s)).pi for s in seeds]
+    pis = [classify_survey(boxes, int(s)).pi for s in seeds]
+    record = info["classes"]
+    record["classifications"] = 1 + len(pis)
+    record["seconds"] = round(record["seconds"] + time.perf_counter() - t0, 3)
+    return pis
 
 
 def proposed_keep(combined: np.ndarray, pi: np.ndarray) -> tuple[float, bool, float, float]:
@@ -282,38 +284,34 @@ def proposed_keep(combined: np.ndarray, pi: np.ndarray) -> tuple[float, bool, fl
     return keep, keep < KEEP_ALL and best - every >= MIN_GAIN, best, every
 
 
-def median_index(values: list[float]) -> int:
-    """Index of the median of ``values`` (the upper one of an even count)."""
-    return int(np.argsort(values, kind="stable")[len(values) // 2])
-
-
 def default_cut(
-    combined: np.ndarray, pis: list[np.ndarray], info: dict
+    combined: np.ndarray,
+    pi: np.ndarray,
+    info: dict,
+    more_pis: Callable[[], list[np.ndarray]] = list,
 ) -> tuple[float, float | None]:
     """The cut of the survey's ``combined`` scores ``(N,)`` and the default threshold: None
-    (probability 0.5 at the cut) or 0.0 (every candidate kept). Each of ``pis`` (``(N,)``,
-    the particle shares of one classification) proposes a share to keep, all of them when
-    its best cut is not worth making (:func:`proposed_keep`); the median proposal is kept.
-    When that is all of them, the ranking is cut only where its scores form two clear humps
-    (:func:`mixture_split`), else every candidate is kept (probability 0.5 then at the
-    median best cut). ``info`` records it."""
-    proposals = [proposed_keep(combined, pi) for pi in pis]
-    shares = [keep if worth else 1.0 for keep, worth, _, _ in proposals]
-    chosen = median_index(shares)
-    keep, _, best, every = proposals[chosen]
+    (probability 0.5 at the cut) or 0.0 (every candidate kept). When the best expected cut
+    with the classes' ``pi`` ``(N,)`` is worth making (:func:`proposed_keep`), the shares
+    kept by the best cuts with ``pi`` and with each of ``more_pis()`` (other
+    classifications' ``pi``; called only then) are pooled and the median kept. Otherwise the
+    ranking is cut only where its scores form two clear humps (:func:`mixture_split`), else
+    every candidate is kept (probability 0.5 then at the best cut). ``info`` records it."""
+    keep, worth, best, every = proposed_keep(combined, pi)
     info.update(
         keep_share=round(keep, 4),
-        proposed_keep_shares=[round(v, 4) for v in shares],
         expected_f1=round(best, 4),
         expected_f1_every_candidate=round(every, 4),
     )
-    if shares[chosen] < 1.0:
+    if worth:
+        keeps = [keep, *(proposed_keep(combined, p)[0] for p in more_pis())]
+        keep = float(np.median(keeps))
+        info.update(keep_share=round(keep, 4), proposed_keep_shares=[round(k, 4) for k in keeps])
         info["default"] = (
             f"probability 0.5 at the best expected cut (keeps {keep:.0%} of the survey)"
         )
         return float(np.quantile(combined, 1 - keep)), None
-    raw = [p[0] for p in proposals]
-    cut = float(np.quantile(combined, 1 - raw[median_index(raw)]))
+    cut = float(np.quantile(combined, 1 - keep))
     split, separation, upper = mixture_split(combined)
     info.update(score_separation=round(separation, 3), upper_hump=round(upper, 3))
     if separation >= CLEAR_SEPARATION and upper <= MINORITY:
