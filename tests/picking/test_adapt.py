@@ -123,7 +123,7 @@ def test_default_cut_keeps_the_median_of_the_classifications_proposals():
     median share; the other classifications are asked for only when a cut is made."""
     rng = np.random.default_rng(4)
     score = np.sort(rng.normal(size=1000))[::-1]
-    shares = [0.30, 0.20, 0.25, 0.40, 0.35]
+    shares = [0.20, 0.30, 0.25, 0.40, 0.35]  # the first is not the median
     pis = [(np.arange(1000) < 1000 * f).astype(float) for f in shares]
     info: dict = {}
     cut, threshold = default_cut(score, pis[0], info, lambda: pis[1:])
