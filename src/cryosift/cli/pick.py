@@ -72,7 +72,7 @@ def adapt_line(state: dict) -> str:
     line = f"adaptation: {info['candidates']} candidates on {info['micrographs']} micrographs"
     classes = info.get("classes")
     if classes:
-        n = int(classes.get("classifications", 1))
+        n = len(info.get("proposed_keep_shares", ()))  # one per classification, when pooled
         times = f"{n} classifications, " if n > 1 else ""
         line += (
             f" in {classes['classes']} 2D classes ({classes['particle_classes']} particle, "
