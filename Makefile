@@ -51,8 +51,10 @@ docs: install
 	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 # pytest exits 5 when it collects no test: make treats that, like any failure, as an error.
+# The tests run in one worker per core (pytest-xdist), each test file in one worker so that its
+# module fixtures are made once; tests/conftest.py shares the cores' threads among the workers.
 test: install lint typecheck docs system-deps
-	$(PY) -m pytest -q --durations=20
+	$(PY) -m pytest -q -n auto --dist loadfile --durations=20
 
 bench: install
 	$(PY) benchmarks/outlier_throughput.py
