@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, shared_path
 from cryosift.cli.main import COMMANDS
 
 HEAVY = ("torch", "scipy", "sklearn", "pandas", "matplotlib", "dask", "mrcfile")
@@ -50,6 +50,19 @@ def test_every_command_has_help_without_torch(name):
     out, loaded = _loaded_by([name, "--help"], ("torch",))
     assert "Usage:" in out and f"cryosift {name}" in out
     assert not [m for m in loaded if m.split(".")[0] == "torch"], loaded
+
+
+@pytest.mark.parametrize("command", ["pick", "run"])
+def test_a_broken_micrograph_is_refused_before_torch_loads(command, tmp_path):
+    """The micrographs are checked before the picker is loaded: a user's typo or broken
+    file is answered in about a second, not after torch's import."""
+    bad = shared_path("bad_inputs", "truncated.mrcs")
+    args = [command, str(bad), "--diameter-px", "20", "-o", str(tmp_path / "out")]
+    _, loaded = _loaded_by(args, ("torch",))
+    assert not [m for m in loaded if m.split(".")[0] == "torch"], loaded
+    _, loaded = _loaded_by([*args[:-2], "--jobs", "0", "-o", str(tmp_path / "o")], ("torch",))
+    assert not [m for m in loaded if m.split(".")[0] == "torch"], loaded
+    assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()
 
 
 def test_unknown_command_fails():

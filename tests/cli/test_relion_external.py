@@ -136,8 +136,7 @@ def test_external_job_abort_and_failure(run_sim, tmp_path):
 
 def test_external_abort_mid_run_keeps_finished_micrographs(run_sim, tmp_path):
     """The abort file is looked for after each micrograph: finished ones stay for a rerun."""
-    from cryosift.extract.run import ctf_by_micrograph
-    from cryosift.picking.run import find_with_diameter
+    from cryosift.extract.run import ctf_by_micrograph, find_with_diameter
     from cryosift.pipeline.run import Aborted, RunConfig, run_pipeline
 
     mics, angpix, d = find_with_diameter(run_sim / "micrographs_ctf.star", 88.0, None, None)

@@ -39,9 +39,8 @@ def test_dask_cluster_gives_the_local_outputs(reference_run, run_sim, tmp_path, 
 
 def test_killed_worker_loses_and_duplicates_nothing(reference_run, run_sim, tmp_path, cluster):
     from cryosift.cli.run import read_truth
-    from cryosift.extract.run import ctf_by_micrograph, in_project
+    from cryosift.extract.run import ctf_by_micrograph, find_with_diameter, in_project
     from cryosift.io.paths import folder_prefix
-    from cryosift.picking.run import find_with_diameter
     from cryosift.pipeline.run import RunConfig, run_pipeline
 
     mics, angpix, diameter = find_with_diameter(run_sim / "micrographs_ctf.star", 88.0, None, None)

@@ -279,7 +279,7 @@ def test_an_interrupt_that_was_swallowed_still_stops_the_run(run_sim, tmp_path):
     handler also records the request, and the run stops at the next micrograph as after
     Ctrl-C, keeping what is done for a resume."""
     from cryosift.cli.run import _Interrupt, _run_with_progress
-    from cryosift.picking.run import find_with_diameter
+    from cryosift.extract.run import find_with_diameter
     from cryosift.pipeline.run import RunConfig
 
     interrupt = _Interrupt()

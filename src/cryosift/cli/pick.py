@@ -162,13 +162,16 @@ def main(
     def one_round(only: set[str] | None, fresh: bool) -> tuple:
         """Pick the micrographs given (``only`` those when watching): the summary, state,
         skips and closing line."""
-        from cryosift.picking.model import cached_model
-        from cryosift.picking.run import PickJob, find_with_diameter, run_picking
+        from cryosift.extract.run import find_with_diameter
 
         skips = skip_log("pick", strict, warned)
         mics, mic_angpix, diameter = find_with_diameter(
             micrographs, diameter_A, diameter_px, angpix, skips, only
         )
+        # torch and the picker only once the micrographs are known to be usable
+        from cryosift.picking.model import cached_model
+        from cryosift.picking.run import PickJob, run_picking
+
         dev = pick_device(device)
         folder = str(model.resolve()) if model else None
         picker = cached_model(folder, dev)  # kept for the micrographs picked in this process

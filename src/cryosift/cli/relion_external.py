@@ -218,11 +218,10 @@ def run_job(args: dict[str, str], version: int, project: Path) -> list[tuple[str
     """Do the job RELION asked for, writing names relative to ``project``; returns the
     output nodes (name, kind) in ``version``'s conventions."""
     from cryosift.device import pick_device
-    from cryosift.extract.run import ctf_by_micrograph, in_project
+    from cryosift.extract.run import ctf_by_micrograph, find_with_diameter, in_project
     from cryosift.io.micrographs import unskipped
     from cryosift.io.paths import folder_prefix, project_relative
     from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS
-    from cryosift.picking.run import find_with_diameter
     from cryosift.pipeline.run import run_pipeline
 
     out = Path(args["o"])

@@ -257,10 +257,8 @@ def main(
     A micrograph that cannot be used (unreadable, truncated, blank, NaN pixels, a movie,
     another pixel size, smaller than a box) is skipped and named, and the run goes on;
     --strict stops at it instead."""
-    from cryosift.extract.run import ctf_by_micrograph, in_project, spec_label
+    from cryosift.extract.run import ctf_by_micrograph, find_with_diameter, in_project, spec_label
     from cryosift.io.paths import folder_prefix
-    from cryosift.picking.run import find_with_diameter
-    from cryosift.pipeline.run import RunConfig
 
     started = time.perf_counter()
     check_choice("--rules", rules, PRESETS)
@@ -289,6 +287,8 @@ def main(
             true_coords = read_truth(truth, mics, skipped=skips, drop=only is not None)
         box, out = box_and_size(diameter, box_px, box_A, size, mic_angpix)
         dev = pick_device(device)
+        from cryosift.pipeline.run import RunConfig  # torch: once the inputs are checked
+
         cfg = RunConfig(
             diameter=round(diameter, 3),
             box=box,

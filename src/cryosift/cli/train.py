@@ -121,8 +121,8 @@ def main(
 
     A micrograph that cannot be used is skipped and named, and training goes on with the
     rest; --strict stops at it instead."""
+    from cryosift.extract.run import find_with_diameter
     from cryosift.picking.model import load_model, save_model
-    from cryosift.picking.run import find_with_diameter
     from cryosift.picking.train import FINE_TUNE, TrainSettings, tiles_per_epoch, train
 
     check_choice("--preset", preset, PRESETS)

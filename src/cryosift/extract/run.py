@@ -329,6 +329,52 @@ def fitting_a_box(paths: Sequence, shapes: Sequence, side: float, skips: SkipLog
     return keep
 
 
+def diameter_pixels(diameter_A: float | None, diameter_px: float | None, angpix) -> float:
+    """The particle diameter in micrograph px from ``--diameter-A`` or ``--diameter-px``."""
+    if (diameter_A is None) == (diameter_px is None):
+        raise InputError(None, "give exactly one of --diameter-A and --diameter-px")
+    if diameter_px is not None:
+        if diameter_px <= 2:
+            raise InputError(None, f"--diameter-px {diameter_px} is too small (at least 3 px)")
+        return float(diameter_px)
+    if not angpix:
+        raise InputError(
+            None, "--diameter-A needs a pixel size: the micrographs state none, give --angpix"
+        )
+    d = diameter_A / angpix
+    if d <= 2:
+        raise InputError(
+            None, f"particle diameter {diameter_A} Å is {d:.2f} px at {angpix} Å/px: too small"
+        )
+    return float(d)
+
+
+def find_with_diameter(
+    spec: Path | list[Path],
+    diameter_A: float | None,
+    diameter_px: float | None,
+    angpix: float | None,
+    skips: SkipLog | None = None,
+    only: set[str] | None = None,
+) -> tuple[pd.DataFrame, float | None, float]:
+    """Micrographs from ``spec``, one path or several (every header checked), their one
+    pixel size (Å, or None) and the particle diameter in micrograph px. With ``skips``,
+    micrographs whose header cannot be read, whose pixel size differs from the others' or
+    smaller than two diameters are left out through it (made strict when ``spec`` holds one
+    micrograph); without, each is an error. ``only``: the paths to take (``--watch``: those
+    arrived whole), the rest ignored."""
+    mics = find_micrographs(spec)
+    if only is not None:
+        mics = mics[mics.path.astype(str).isin(only)].reset_index(drop=True)
+    mics, infos = usable_micrographs(mics, angpix, skips, single_strict=only is None)
+    mic_angpix = micrograph_angpix(mics, infos, angpix)
+    diameter = diameter_pixels(diameter_A, diameter_px, mic_angpix)
+    if skips is not None:
+        keep = fitting_a_box(mics.path, [i.shape for i in infos], 2 * diameter, skips)
+        mics = mics.iloc[keep].reset_index(drop=True)
+    return mics, mic_angpix, diameter
+
+
 def check_ctf_angpix(ctf_star: Path, table: pd.DataFrame, angpix: float | None) -> None:
     """A CTF STAR whose pixel size disagrees with the micrographs' is an error."""
     stated = table.angpix[np.isfinite(table.angpix)]

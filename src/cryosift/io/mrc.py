@@ -14,6 +14,7 @@ from pathlib import Path
 
 import mrcfile
 import numpy as np
+from mrcfile.dtypes import HEADER_DTYPE
 
 from cryosift.errors import InputError
 
@@ -82,6 +83,39 @@ def _problem_from_warnings(caught: list[warnings.WarningMessage]) -> str:
     return msgs[0] if msgs else "unreadable MRC header"
 
 
+def _raw_header(path: Path) -> np.ndarray:
+    """The file's 1024-byte header as mrcfile's header record, in the byte order its
+    machine stamp states (little endian when the stamp is not a valid one)."""
+    header = np.fromfile(path, dtype=HEADER_DTYPE, count=1)
+    if bytes(header["machst"][0][:2]) == b"\x11\x11":  # big endian, MRC2014's stamp
+        header = header.view(header.dtype.newbyteorder(">"))
+    return np.asarray(header[0])
+
+
+def _check_header(path: Path, header: np.ndarray, size: int) -> None:
+    """A header that is not MRC, of an unsupported mode or promising more data than the
+    file's ``size`` (bytes) is an error. Arithmetic only, before mrcfile reads anything: a
+    garbage header would otherwise have it allocate what its extended-header size says."""
+    mode = int(header["mode"])
+    if mode not in SUPPORTED_MODES:
+        if bytes(header["map"]) != b"MAP ":
+            raise InputError(path, "not an MRC file (no 'MAP ' id and no valid header)")
+        raise InputError(
+            path, f"unsupported MRC mode {mode} (cryosift reads modes 0, 1, 2, 6 and 12)"
+        )
+    nx, ny, nz = (int(header[k]) for k in ("nx", "ny", "nz"))
+    if min(nx, ny, nz) <= 0:
+        raise InputError(path, f"invalid MRC dimensions {nx} x {ny} x {nz} in header")
+    itemsize = np.dtype(SUPPORTED_MODES[mode]).itemsize
+    expected = 1024 + int(header["nsymbt"]) + nx * ny * nz * itemsize
+    if expected > size:
+        raise InputError(
+            path,
+            f"truncated or corrupt header: header promises {nz} image(s) of {nx} x {ny} "
+            f"(mode {mode}, {expected:,} bytes) but the file holds {size:,} bytes",
+        )
+
+
 def open_stack(path: str | os.PathLike[str]) -> MrcStack:
     """Open an MRC/MRCS file as an image stack, checking it before touching the data.
 
@@ -102,40 +136,16 @@ def open_stack(path: str | os.PathLike[str]) -> MrcStack:
     if size < 1024:
         raise InputError(path, f"not an MRC file (only {size} bytes, shorter than an MRC header)")
 
+    _check_header(path, _raw_header(path), size)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
             mrc = mrcfile.mmap(path, mode="r", permissive=True)
         except (ValueError, OSError) as exc:
             raise InputError(path, f"not a readable MRC file ({exc})") from None
-    header = mrc.header
-    has_map_id = bytes(header.map) == b"MAP "
-    mode = int(header.mode)
-    nx, ny, nz = int(header.nx), int(header.ny), int(header.nz)
-    try:
-        if mode not in SUPPORTED_MODES:
-            if not has_map_id:
-                raise InputError(path, "not an MRC file (no 'MAP ' id and no valid header)")
-            raise InputError(
-                path,
-                f"unsupported MRC mode {mode} (cryosift reads modes 0, 1, 2, 6 and 12)",
-            )
-        if min(nx, ny, nz) <= 0:
-            raise InputError(path, f"invalid MRC dimensions {nx} x {ny} x {nz} in header")
-        itemsize = np.dtype(SUPPORTED_MODES[mode]).itemsize
-        expected = 1024 + int(header.nsymbt) + nx * ny * nz * itemsize
-        if expected > size:
-            raise InputError(
-                path,
-                f"truncated or corrupt header: header promises {nz} image(s) of "
-                f"{nx} x {ny} (mode {mode}, "
-                f"{expected:,} bytes) but the file holds {size:,} bytes",
-            )
-        if mrc.data is None:
-            raise InputError(path, _problem_from_warnings(caught))
-    except InputError:
+    if mrc.data is None:
         mrc.close()
-        raise
+        raise InputError(path, _problem_from_warnings(caught))
     data = mrc.data
     if data.ndim == 2:
         data = data[np.newaxis]
