@@ -32,7 +32,9 @@ def cluster():
 
 def test_dask_cluster_gives_the_local_outputs(reference_run, run_sim, tmp_path, cluster):
     out = tmp_path / "dask"
-    res = run_cli(*run_args(run_sim, out, "--dask-scheduler", cluster.scheduler_address))
+    res = run_cli(
+        *run_args(run_sim, out, "--dask-scheduler", cluster.scheduler_address, "--no-report")
+    )
     assert res.returncode == 0, res.stderr
     assert_same_outputs(reference_run, out)
 

@@ -111,7 +111,7 @@ def test_rerun_resumes_without_redoing_micrographs(reference_run, run_sim, tmp_p
     out = tmp_path / "run"
     shutil.copytree(reference_run, out)
     before = {p.name: p.stat().st_mtime_ns for p in (out / "Done").iterdir()}
-    res = run_cli(*run_args(run_sim, out, "--jobs", "1"))
+    res = run_cli(*run_args(run_sim, out, "--jobs", "1", "--no-report"))
     assert res.returncode == 0, res.stderr
     summary = pd.read_csv(out / "pick_summary.csv")
     assert (summary.status == "resumed").all()
@@ -122,7 +122,7 @@ def test_rerun_resumes_without_redoing_micrographs(reference_run, run_sim, tmp_p
     assert res.returncode == 2 and "other settings (box" in res.stderr
     assert "--overwrite" in res.stderr
     # --strict-threshold only changes the cleaning, which every run redoes: it resumes
-    res = run_cli(*run_args(run_sim, out, "--jobs", "1", "--strict-threshold"))
+    res = run_cli(*run_args(run_sim, out, "--jobs", "1", "--strict-threshold", "--no-report"))
     assert res.returncode == 0, res.stderr
     assert (pd.read_csv(out / "pick_summary.csv").status == "resumed").all()
     run = json.loads((out / "run.json").read_text())
@@ -164,7 +164,7 @@ def test_rerun_with_more_micrographs_picks_only_the_new_ones(run_sim, tmp_path):
 
 def test_process_pool_gives_the_same_outputs(reference_run, run_sim, tmp_path):
     out = tmp_path / "pool"
-    res = run_cli(*run_args(run_sim, out, "--jobs", "2"))
+    res = run_cli(*run_args(run_sim, out, "--jobs", "2", "--no-report"))
     assert res.returncode == 0, res.stderr
     assert_same_outputs(reference_run, out)
 
@@ -203,7 +203,7 @@ def _no_temporaries(out: Path) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
 def test_interrupted_run_leaves_nothing_half_written(reference_run, run_sim, tmp_path, sig):
     out = tmp_path / "run"
-    proc = _start(run_args(run_sim, out, "--jobs", "1"), tmp_path)
+    proc = _start(run_args(run_sim, out, "--jobs", "1", "--no-report"), tmp_path)
     _wait_for_done(out, proc)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
@@ -220,7 +220,7 @@ def test_interrupted_run_leaves_nothing_half_written(reference_run, run_sim, tmp
     for key in done:
         record = json.loads((out / "Done" / f"{key}.json").read_text())
         assert all((out / f).is_file() for f in record["files"])
-    res = run_cli(*run_args(run_sim, out, "--jobs", "1"))
+    res = run_cli(*run_args(run_sim, out, "--jobs", "1", "--no-report"))
     assert res.returncode == 0, res.stderr
     _no_temporaries(out)
     summary = pd.read_csv(out / "pick_summary.csv").set_index("key")
@@ -266,7 +266,7 @@ def test_run_with_no_particle_at_all_says_so(run_sim, tmp_path):
 
 def test_sigterm_is_handled_like_ctrl_c(run_sim, tmp_path):
     out = tmp_path / "run"
-    proc = _start(run_args(run_sim, out, "--jobs", "1"), tmp_path)
+    proc = _start(run_args(run_sim, out, "--jobs", "1", "--no-report"), tmp_path)
     _wait_for_done(out, proc)
     os.kill(proc.pid, signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
