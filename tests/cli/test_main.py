@@ -52,16 +52,17 @@ def test_every_command_has_help_without_torch(name):
     assert not [m for m in loaded if m.split(".")[0] == "torch"], loaded
 
 
-@pytest.mark.parametrize("command", ["pick", "run"])
+@pytest.mark.parametrize("command", ["pick", "run", "train"])
 def test_a_broken_micrograph_is_refused_before_torch_loads(command, tmp_path):
     """The micrographs are checked before the picker is loaded: a user's typo or broken
-    file is answered in about a second, not after torch's import."""
+    file is answered in about a second, not after torch's import; so is a bad --jobs."""
     bad = shared_path("bad_inputs", "truncated.mrcs")
     args = [command, str(bad), "--diameter-px", "20", "-o", str(tmp_path / "out")]
     _, loaded = _loaded_by(args, ("torch",))
     assert not [m for m in loaded if m.split(".")[0] == "torch"], loaded
-    _, loaded = _loaded_by([*args[:-2], "--jobs", "0", "-o", str(tmp_path / "o")], ("torch",))
-    assert not [m for m in loaded if m.split(".")[0] == "torch"], loaded
+    if command != "train":
+        _, loaded = _loaded_by([*args[:-2], "--jobs", "0", "-o", str(tmp_path / "o")], ("torch",))
+        assert not [m for m in loaded if m.split(".")[0] == "torch"], loaded
     assert not (tmp_path / "out").exists() and not (tmp_path / "o").exists()
 
 
@@ -81,6 +82,7 @@ BAD_OPTIONS = [
     (["clean", "{mic}", "--rules", "strict"], "--rules must be one of radial, paper"),
     (["clean", "{mic}", "--polarity", "up"], "--polarity must be one of auto"),
     (["extract", "{mic}", "{mic}", "--box-px", "40", "--format", "eman9"], "(got 'eman9')"),
+    (["train", *PICKING, "--epochs", "0"], "need epochs >= 1"),
 ]
 
 

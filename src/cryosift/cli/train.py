@@ -122,21 +122,23 @@ def main(
     A micrograph that cannot be used is skipped and named, and training goes on with the
     rest; --strict stops at it instead."""
     from cryosift.extract.run import find_with_diameter
+
+    check_choice("--preset", preset, PRESETS)
+    started = time.perf_counter()
+    skips = skip_log("train", strict)
+    mics, mic_angpix, diameter = find_with_diameter(
+        micrographs, diameter_A, diameter_px, angpix, skips
+    )
+    # torch and the trainer only once the micrographs are known to be usable
     from cryosift.picking.model import load_model, save_model
     from cryosift.picking.train import FINE_TUNE, TrainSettings, tiles_per_epoch, train
 
-    check_choice("--preset", preset, PRESETS)
     base = TrainSettings() if from_scratch else FINE_TUNE
     epochs = base.epochs if epochs is None else epochs
     warmup = min(base.warmup, epochs) if warmup is None else warmup
     lr = base.lr if lr is None else lr
     if epochs < 1 or batch < 1 or not 0 <= warmup <= epochs:
         raise typer.BadParameter("need epochs >= 1, batch >= 1 and 0 <= warmup <= epochs")
-    started = time.perf_counter()
-    skips = skip_log("train", strict)
-    mics, mic_angpix, diameter = find_with_diameter(
-        micrographs, diameter_A, diameter_px, angpix, skips
-    )
     dev = pick_device(device)
     start = None if from_scratch else load_model(init, dev)
     config = PRESETS[preset] if start is None else start.mae.config
