@@ -72,8 +72,30 @@ def test_polar_correlation_finds_the_rotation(deg):
     ref = torch.as_tensor(SHAPES["ell"], dtype=torch.float32)[None]
     img = rotate_shift(ref, torch.tensor([np.radians(deg)]), torch.zeros(1, 2))
     spec, _ = aligner.reference_spectra(ref)
-    _, rot, _, _ = aligner.best(aligner.spectra(img), spec[:1])
+    _, rot, _ = aligner.best(aligner.spectra(img), spec[:1])
     assert int(rot[0]) * 5 == deg % 360
+
+
+def test_best_in_chunks_equals_all_correlations_at_once(monkeypatch):
+    """The chunked search gives exactly the row, rotation and score of the plain one: every
+    (image, reference row, rotation) correlation made at once and its maximum taken."""
+    import cryosift.classify.align as align
+
+    settings = ClassifySettings(classes=3, angles=36, radius=10)
+    aligner = Aligner(32, settings, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(0)
+    images = torch.randn(50, 32, 32, generator=gen)
+    refs, _ = aligner.reference_spectra(torch.randn(3, 32, 32, generator=gen))
+    spec = aligner.spectra(images)
+    corr = torch.fft.irfft(torch.einsum("brf,jrf->bjf", spec, refs.conj()), n=36, dim=-1)
+    per_row, rot = corr.max(dim=-1)
+    score, row = per_row.max(dim=1)
+    monkeypatch.setattr(align, "CORR_FLOATS", 7 * len(refs) * 36)  # chunks of 8 images
+    got_row, got_rot, got_score = aligner.best(spec, refs)
+    assert align.corr_rows(len(refs), 36) == 8 < len(images)
+    torch.testing.assert_close(got_row, row, rtol=0, atol=0)
+    torch.testing.assert_close(got_rot, rot.gather(1, row[:, None])[:, 0], rtol=0, atol=0)
+    torch.testing.assert_close(got_score, score, rtol=1e-6, atol=1e-6)
 
 
 def test_two_shapes_in_any_rotation_are_separated_and_averaged():
