@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from cryosift.report.figures import thumbnail
+from cryosift.report.figures import COLOURS, micrograph_overlay, thumbnail
 from cryosift.report.html import overlay_picks, typed_inputs
 
 
@@ -30,6 +30,34 @@ def test_overlay_of_a_micrograph_with_no_pick():
     empty = pd.DataFrame({"x_px": [], "y_px": [], "verdict": []})
     picks = overlay_picks(empty, pd.DataFrame({"x": [], "y": []}))
     assert len(picks) == 0 and {"x", "y", "verdict"} <= set(picks.columns)
+
+
+def _has_colour(rgb: np.ndarray, hex_colour: str, tol: int = 40) -> bool:
+    want = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
+    return bool((np.abs(rgb.astype(int) - want).max(axis=-1) < tol).any())
+
+
+def test_overlay_draws_a_circle_of_each_verdicts_colour_where_its_pick_is():
+    """Each pick is a ring of its verdict's colour around the pick, not a filled disc; an
+    overlay of no pick decodes too."""
+    import io
+
+    from PIL import Image
+
+    image = np.zeros((1200, 1200))  # drawn as a thumbnail of a third of its size
+    image[::2] = 1.0  # stripes: a grey image with a grey range
+    picks = pd.DataFrame({"x": [300.0, 900.0], "y": [300.0, 900.0],
+                          "verdict": ["inlier", "multiple"]})  # fmt: skip
+    rgb = np.asarray(Image.open(io.BytesIO(micrograph_overlay(image, picks, 120, "t"))))[..., :3]
+    h, w = rgb.shape[:2]
+    quarter = rgb[: h // 2, : w // 2]  # the inlier's quarter: green, never the other's red
+    assert _has_colour(quarter, COLOURS["inlier"])
+    assert not _has_colour(quarter, COLOURS["multiple"])
+    assert _has_colour(rgb[h // 2 :, w // 2 :], COLOURS["multiple"])
+    centre = rgb[int(h * 0.25) - 2 : int(h * 0.25) + 3, int(w * 0.25) - 2 : int(w * 0.25) + 3]
+    assert not _has_colour(centre, COLOURS["inlier"])  # a ring: the centre shows the image
+    empty = micrograph_overlay(image, picks.iloc[:0], 120, "none")
+    assert Image.open(io.BytesIO(empty)).size[0] > 100
 
 
 def test_thumbnail_is_a_block_mean():
