@@ -33,7 +33,9 @@ def test_overlay_of_a_micrograph_with_no_pick():
 
 
 def _has_colour(rgb: np.ndarray, hex_colour: str, tol: int = 40) -> bool:
-    want = np.array([int(hex_colour[i : i + 2], 16) for i in (1, 3, 5)])
+    from matplotlib.colors import to_rgb
+
+    want = 255 * np.array(to_rgb(hex_colour))
     return bool((np.abs(rgb.astype(int) - want).max(axis=-1) < tol).any())
 
 

@@ -62,7 +62,7 @@ def micrograph_overlay(image: np.ndarray, picks: pd.DataFrame, radius: float, ti
     colours = [COLOURS.get(str(v), "#ffffff") for v in picks.verdict]
     xy = np.stack([picks.x.to_numpy(float), picks.y.to_numpy(float)], axis=1) / f
     side = 2 * radius / f
-    circles = EllipseCollection(side, side, 0.0, units="xy", offsets=xy.reshape(-1, 2),
+    circles = EllipseCollection(side, side, 0.0, units="xy", offsets=xy,
                                 offset_transform=ax.transData, facecolors="none",
                                 edgecolors=colours, linewidths=1.0)  # fmt: skip
     ax.add_collection(circles, autolim=False)
