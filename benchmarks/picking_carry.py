@@ -20,7 +20,8 @@ harder copies of it stand in for the unshared datasets, with simulations for oth
   rules were chosen, so not held out); and held out of those choices (run once the rules
   were fixed): the crowded one at SNR 0.2 and a 16-bit copy at 40 px; and held out of the
   sparse-field rule (made after it was fixed): a sparse field of 80 particles and a crowded
-  one, both at SNR 0.2.
+  one, both at SNR 0.2; and held out of the humps' cut (made after it was fixed): sparse
+  fields of 100 60-px and 150 36-px (8-bit) particles, and a crowded 36-px one at SNR 0.2.
 
 Every copy is written as MRC with its pixel size; both pickers run at their defaults as a user
 types them, no tuning: ``cryosift pick MICS --diameter-A D --angpix A`` (a whole process; again
@@ -138,6 +139,25 @@ DATASETS = (
         simulate=("-n", "8", "--particles", "80", "--snr", "0.2", "--seed", "13"),
     ),
     Dataset("simulated, crowded, SNR 0.2", simulate=(*CROWDED, "--snr", "0.2", "--seed", "14")),
+    # held out of the humps' cut and HUMP_OVERRULES (2026-12-03): made once both were fixed
+    Dataset(
+        "simulated, 100 particles of 60 px, SNR 0.25",
+        simulate=tuple(
+            "-n 8 --shape 1536x1536 --diameter-px 60 --particles 100 --snr 0.25 --seed 21".split()
+        ),
+    ),
+    Dataset(
+        "simulated, 150 particles of 36 px, SNR 0.3, 8-bit",
+        simulate=tuple(
+            "-n 8 --diameter-px 36 --particles 150 --snr 0.3 --bits 8 --seed 22".split()
+        ),
+    ),
+    Dataset(
+        "simulated, crowded 36 px, SNR 0.2",
+        simulate=tuple(
+            "-n 8 --diameter-px 36 --particles 400 --min-spacing 1.0 --snr 0.2 --seed 23".split()
+        ),
+    ),
 )
 
 

@@ -118,6 +118,27 @@ def test_default_cut_follows_the_classes_and_falls_back_to_every_candidate():
     assert info["score_separation"] > 4 and info["upper_hump"] == pytest.approx(0.15, abs=0.02)
 
 
+def test_clear_humps_overrule_classes_that_take_background_for_particles():
+    """A sparse field whose classes call 90 % of the candidates particles (their best cut
+    is worth making, and keeps 90 %) while the scores hold a clear hump of 15 %: the cut
+    falls between the humps, and the other classifications are never asked for. Where the
+    classes' cut keeps about the upper hump, the classes' cut stands."""
+    rng = np.random.default_rng(5)
+    sparse = np.r_[rng.normal(0, 1, 680), rng.normal(5, 1, 120)]
+    background = (sparse >= np.quantile(sparse, 0.1)).astype(float)
+    asked: list = []
+    info: dict = {}
+    cut, threshold = default_cut(sparse, background, info, lambda: asked.append(1) or [])
+    assert threshold is None and "two humps" in info["default"] and not asked
+    assert info["keep_share"] == pytest.approx(0.9, abs=0.02)
+    assert np.mean(sparse >= cut) == pytest.approx(0.15, abs=0.02)
+    agreeing = (sparse >= np.quantile(sparse, 0.82)).astype(float)
+    info = {}
+    cut, threshold = default_cut(sparse, agreeing, info, lambda: [agreeing] * 4)
+    assert threshold is None and "best expected cut" in info["default"]
+    assert np.mean(sparse >= cut) == pytest.approx(0.18, abs=0.01)
+
+
 def test_default_cut_keeps_the_median_of_the_classifications_proposals():
     """Classifications that put the particles at different shares: the cut keeps the
     median share; the other classifications are asked for only when a cut is made."""

@@ -37,10 +37,13 @@ ranking of candidates (:mod:`cryosift.picking.rank`) and where to cut it:
    :data:`MIN_GAIN` expected F1 (the classes cannot judge the ranking), the default
    threshold keeps every candidate (``threshold 0``; the scores still rank them) and the
    run says so; unless the survey's scores themselves form two clear humps, the upper one
-   a minority (:func:`mixture_split`, :data:`CLEAR_SEPARATION`, :data:`MINORITY`): the
+   a minority (:func:`mixture_cut`, :data:`CLEAR_SEPARATION`, :data:`MINORITY`): the
    particles of a sparse faint field, where the classes are mostly background and cannot
    say which candidates are particles but the ranking can; 0.5 then falls between the
-   humps.
+   humps, at the cut with the best expected F1 when each candidate is a particle with its
+   probability of the upper hump. Such humps also overrule a cut of the classes that would
+   keep far more candidates than the upper hump holds (:data:`HUMP_OVERRULES`): there the
+   classes took background for particles.
 
 The survey micrographs' picks come from the embeddings already computed, so adapting costs
 the boxes, the detector, the classifications and the fits (seconds, whatever the number of
@@ -94,6 +97,12 @@ MIN_GAIN = 0.01
 CLEAR_SEPARATION = 2.0
 #: ... the upper one a minority of at most this share: the particles of a sparse field.
 MINORITY = 0.25
+#: Such humps overrule the classes' cut when it would keep more than this many times the
+#: upper hump's share: on sparse faint fields the classes take background for particles
+#: (their cut keeps 0.79-0.92 of the candidates, 4.7-7.2 times the upper hump, where 0.19-0.34
+#: are particles), while on crowded fields both see the particles (2.2-2.8 times;
+#: benchmarks/picking_carry.md).
+HUMP_OVERRULES = 3.0
 #: Fewer survey candidates than this are too few to classify and judge: keep them all.
 MIN_CANDIDATES = 100
 #: Classifications of the survey (seeds) whose best cuts are pooled when a cut is made: the
@@ -293,16 +302,22 @@ def default_cut(
     (probability 0.5 at the cut) or 0.0 (every candidate kept). When the best expected cut
     with the classes' ``pi`` ``(N,)`` is worth making (:func:`proposed_keep`), the shares
     kept by the best cuts with ``pi`` and with each of ``more_pis()`` (other
-    classifications' ``pi``; called only then) are pooled and the median kept. Otherwise the
-    ranking is cut only where its scores form two clear humps (:func:`mixture_split`), else
-    every candidate is kept (probability 0.5 then at the best cut). ``info`` records it."""
+    classifications' ``pi``; called only then) are pooled and the median kept; unless the
+    scores form two clear humps (:func:`mixture_cut`), the upper one a minority, and that
+    cut would keep more than :data:`HUMP_OVERRULES` times the upper hump's share: the cut
+    then falls between the humps, as it does when no cut is worth making; else every
+    candidate is kept (probability 0.5 then at the best cut). ``info`` records it."""
     keep, worth, best, every = proposed_keep(combined, pi)
+    split, separation, upper = mixture_cut(combined)
     info.update(
         keep_share=round(keep, 4),
         expected_f1=round(best, 4),
         expected_f1_every_candidate=round(every, 4),
+        score_separation=round(separation, 3),
+        upper_hump=round(upper, 3),
     )
-    if worth:
+    humps = separation >= CLEAR_SEPARATION and upper <= MINORITY
+    if worth and not (humps and keep > HUMP_OVERRULES * upper):
         keeps = [keep, *(proposed_keep(combined, p)[0] for p in more_pis())]
         keep = float(np.median(keeps))
         info.update(keep_share=round(keep, 4), proposed_keep_shares=[round(k, 4) for k in keeps])
@@ -310,10 +325,7 @@ def default_cut(
             f"probability 0.5 at the best expected cut (keeps {keep:.0%} of the survey)"
         )
         return float(np.quantile(combined, 1 - keep)), None
-    cut = float(np.quantile(combined, 1 - keep))
-    split, separation, upper = mixture_split(combined)
-    info.update(score_separation=round(separation, 3), upper_hump=round(upper, 3))
-    if separation >= CLEAR_SEPARATION and upper <= MINORITY:
+    if humps:
         kept = float(np.mean(combined >= split))
         info["default"] = (
             f"probability 0.5 between the two humps of the survey's scores (a sparse field: "
@@ -321,13 +333,15 @@ def default_cut(
         )
         return split, None
     info["default"] = "every candidate: weak ranking"
-    return cut, 0.0
+    return float(np.quantile(combined, 1 - keep)), 0.0
 
 
-def mixture_split(scores: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+def mixture_cut(scores: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
     """A two-component Gaussian mixture of ``scores`` ``(N,)`` with one shared variance: the
-    score above which the upper component is the more likely, how many standard deviations
-    apart the means lie, and the upper component's weight."""
+    score at or above which keeping candidates has the best expected F1 when each is a
+    particle with its probability of the upper component (as :func:`proposed_keep` with the
+    classes' ``pi``), how many standard deviations apart the means lie, and the upper
+    component's weight."""
     from sklearn.mixture import GaussianMixture
 
     x = np.asarray(scores, np.float64).reshape(-1, 1)
@@ -337,9 +351,9 @@ def mixture_split(scores: np.ndarray, seed: int = 0) -> tuple[float, float, floa
     means = g.means_.ravel()
     hi = int(np.argmax(means))
     separation = float(abs(means[1] - means[0]) / np.sqrt(g.covariances_.ravel()[0]))
-    upper = g.predict_proba(x)[:, hi] >= 0.5
-    split = float(x[upper].min()) if upper.any() else float(x.max())
-    return split, separation, float(g.weights_[hi])
+    f1 = expected_f1(x.ravel(), g.predict_proba(x)[:, hi])
+    cut = float(np.sort(x.ravel())[::-1][int(np.argmax(f1))])
+    return cut, separation, float(g.weights_[hi])
 
 
 def combined_ranker(
