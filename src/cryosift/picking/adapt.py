@@ -308,7 +308,7 @@ def default_cut(
     then falls between the humps, as it does when no cut is worth making; else every
     candidate is kept (probability 0.5 then at the best cut). ``info`` records it."""
     keep, worth, best, every = proposed_keep(combined, pi)
-    split, separation, upper = mixture_cut(combined)
+    hump_cut, separation, upper = mixture_cut(combined)
     info.update(
         keep_share=round(keep, 4),
         expected_f1=round(best, 4),
@@ -326,12 +326,12 @@ def default_cut(
         )
         return float(np.quantile(combined, 1 - keep)), None
     if humps:
-        kept = float(np.mean(combined >= split))
+        kept = float(np.mean(combined >= hump_cut))
         info["default"] = (
             f"probability 0.5 between the two humps of the survey's scores (a sparse field: "
             f"keeps {kept:.0%} of the survey)"
         )
-        return split, None
+        return hump_cut, None
     info["default"] = "every candidate: weak ranking"
     return float(np.quantile(combined, 1 - keep)), 0.0
 
