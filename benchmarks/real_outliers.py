@@ -82,8 +82,10 @@ SIZE, PEAKS = 55, 10
 COUNTS = {"inlier": 1000, "noise": 334, "partial": 333, "multiple": 333}
 #: TPR and TNR the default preset must reach on the boxes as recorded (issue 21).
 TARGET = 0.95
-#: Disc-minus-ring contrasts of the low-contrast variants.
-LOW_CONTRASTS = (0.05, 0.02)
+#: Disc-minus-ring contrasts of the low-contrast variants: 0.10 and 0.08 bracket the real
+#: low-contrast apoferritin of issue 33 (particle signal 1.65 noise sd), 0.12 and 0.09 were
+#: added after the rule they exposed was chosen (held out), 0.05 and 0.02 go below it.
+LOW_CONTRASTS = (0.12, 0.1, 0.09, 0.08, 0.05, 0.02)
 
 
 @dataclass(frozen=True)
@@ -607,9 +609,11 @@ def main() -> None:
               f"{row.removed_noise_with_blob:.0%} of the removed, "
               f"{row.inliers_with_blob:.0%} of the labelled particles")  # fmt: skip
     for _, row in harder[harder.variant.str.startswith("contrast")].iterrows():
-        ok = row.TPR >= 0.90
-        print(f"target {row.variant} at {row.box_diameters:g} D: TPR {row.TPR:.3f} >= 0.90 "
-              f"(TNR {row.TNR:.3f}): {'met' if ok else 'NOT met'}")  # fmt: skip
+        # issue 33's target on low-contrast copies: TPR >= 0.90 with TNR >= 0.70
+        ok = row.voted_TPR >= 0.90 and row.voted_TNR >= 0.70
+        print(f"target {row.variant} at {row.box_diameters:g} D (clean's defaults): TPR "
+              f"{row.voted_TPR:.3f} >= 0.90 and TNR {row.voted_TNR:.3f} >= 0.70: "
+              f"{'met' if ok else 'NOT met'}")  # fmt: skip
     print(f"{time.perf_counter() - start:.0f} s; results in {RESULTS}")
 
 

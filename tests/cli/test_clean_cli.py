@@ -209,7 +209,7 @@ def test_classes_forced_on_a_clear_stack(tmp_path):
     """A clear stack is not classified by default; ``--classes 4`` makes the vote run."""
     import mrcfile
 
-    images, _ = disc_stack(600, 300, sigma=1.2, seed=402)
+    images, _ = disc_stack(600, 60, sigma=1.2, seed=402)
     stack = tmp_path / "clear.mrcs"
     with mrcfile.new(stack) as m:
         m.set_data(images)

@@ -4,6 +4,8 @@ reason, and the ``reference`` preset untouched."""
 
 from __future__ import annotations
 
+from statistics import NormalDist
+
 import numpy as np
 import pytest
 
@@ -13,6 +15,7 @@ from cryosift.outliers import DetectorParams, detect, get_rules
 from cryosift.outliers.clean import clean_images
 from cryosift.outliers.profile import ProfileStats
 from cryosift.outliers.radial import (
+    FLOOR_LOSS,
     LOOSE_NOISE_PASS,
     NOISE_PASS,
     NOISE_Z,
@@ -20,6 +23,7 @@ from cryosift.outliers.radial import (
     Separability,
     central_window,
     kept_share,
+    loses_particles,
     null_profiles,
     polarity,
     radial_decision,
@@ -72,15 +76,16 @@ def test_ring_profiles_are_rotation_invariant_and_match_a_loop():
 def test_threshold_does_not_depend_on_the_share_of_outliers(n_out):
     """5 %, 33 % and 62 % outliers: particles are kept and junk removed at every share.
 
-    At 62 % (two thirds of it strong partial and two-disc images) this draw is the known
-    false alarm of the moderate-separability check (docs/outliers.md): the disc-like junk
-    counts as images the threshold loses, the threshold is loosened and lets more junk
-    through; the particles are kept either way."""
+    At 33 % and 62 % (two thirds of it strong partial and two-disc images) these draws are
+    the known false alarms of the moderate-separability check (docs/outliers.md): the
+    disc-like junk counts as images the threshold loses (or inflates the particle share the
+    expected TPR is taken against), the decision is loosened and lets more junk through; the
+    particles are kept either way."""
     images, truth = disc_stack(600, n_out, seed=n_out)
     table, facts = _judge(images, R)
     rates = outlier_rates(table.verdict, truth)
     loosened = facts["separability"]["noise_pass"] == LOOSE_NOISE_PASS
-    assert loosened == (n_out == 1000)
+    assert loosened == (n_out >= 300)
     assert rates["TPR"] >= 0.9, rates
     assert rates["TNR"] >= (0.75 if loosened else 0.85), rates
     assert rates["TNR_noise"] >= (0.7 if loosened else 0.8), rates
@@ -95,7 +100,7 @@ def test_every_verdict_comes_with_its_reason():
     assert out.reason.str.startswith("radial profile").all()
     assert set(out.verdict) <= {"noise", "partial", "multiple"}
     kept_odd = table[(table.verdict == "inlier") & (table.reason != "")]
-    assert kept_odd.reason.str.startswith("kept: radial profile").all()
+    assert kept_odd.reason.str.startswith(("kept: radial profile", "kept: moderate")).all()
 
 
 def test_noise_images_have_the_stack_spectrum_and_follow_the_seed():
@@ -294,8 +299,12 @@ def test_kept_share_counts_the_images_above_noise():
 
 def test_moderate_separability_loosens_the_threshold():
     """Discs in noise (sigma 2) that the usual threshold cuts into (it keeps 0.81 of them):
-    the threshold lets LOOSE_NOISE_PASS of noise through instead, keeps at least 0.95 of the
-    particles, says so, and still removes most junk; a clear stack is left as it was."""
+    the threshold lets LOOSE_NOISE_PASS of noise through instead and images whose z-score
+    reaches the floor are kept too; at least 0.95 of the particles are kept, the summary says
+    so, and most junk is still removed (TNR 0.64 here, 0.70 without the floor: on these
+    constructed discs the floor keeps disc-like junk, on real low-contrast boxes it keeps
+    particles the loosened threshold loses, benchmarks/real_outliers.md); a clear stack is
+    left as it was."""
     images, truth = disc_stack(600, 300, sigma=2.0, seed=401)
     table, facts = _judge(images, R)
     rates = outlier_rates(table.verdict, truth)
@@ -303,13 +312,53 @@ def test_moderate_separability_loosens_the_threshold():
     assert sep["noise_pass"] == LOOSE_NOISE_PASS and not sep["low"]
     assert sep["non_noise_kept_by_the_usual_decision"] < 0.95
     assert "lets 30% of noise through" in sep["note"] and "moderate" in sep["note"]
-    assert rates["TPR"] >= 0.95 and rates["TNR"] >= 0.7, rates
+    assert f"keeps z >= {sep['keep_z_from']:.2f}" in sep["note"]
+    assert sep["keep_z_from"] == pytest.approx(sep["signal_z"] - 1.2816, abs=2e-3)
+    assert rates["TPR"] >= 0.95 and rates["TNR"] >= 0.6, rates
     # what only the loosened threshold kept says so
     moderate = table.reason.str.startswith("kept: moderate separability")
     assert moderate.any() and (table.verdict[moderate] == "inlier").all()
     assert table.reason[moderate].str.contains("usual threshold").all()
-    clear, _ = disc_stack(600, 300, sigma=1.2, seed=301)
+    by_floor = table.reason[moderate].str.contains(r"z -?\d+\.\d+ >= ")
+    assert by_floor.any() and not by_floor.all()
+    # clear discs with few outliers (with a third of strong disc-like junk the particle
+    # share is overestimated and the check fires anyway: the false alarm above)
+    clear, _ = disc_stack(600, 60, sigma=1.2, seed=301)
     assert _judge(clear, R)[1]["separability"]["noise_pass"] == NOISE_PASS
+
+
+def test_particles_are_lost_by_either_estimate():
+    """The usual threshold loses particles when it keeps too few of the images that do not
+    score like noise, or when it is expected to keep too few of the particles: on real
+    low-contrast boxes junk with some particle signal makes the first read 0.97-1.1 while
+    the usual threshold keeps 0.41-0.67 of the particles, which the second sees."""
+    assert loses_particles(0.99, 0.90) and loses_particles(0.70, 1.1)
+    assert loses_particles(0.70, None)
+    assert not loses_particles(0.90, 0.97) and not loses_particles(0.90, None)
+
+
+def test_the_loosened_decision_keeps_what_its_z_floor_keeps():
+    """Loosened, an image is kept when the loosened threshold or the z-score floor
+    (``mu - Phi^-1(1 - FLOOR_LOSS)``) keeps it, clear junk aside; the floor never applies
+    to a decision that was not loosened."""
+    images, _ = disc_stack(600, 300, sigma=2.0, seed=401)
+    stats = ProfileStats(N)
+    stats.add(images)
+    rings = RingProfiles(N, R / 12)
+    z = stats.scorer()(images)
+    args = (rings(images), z, null_profiles(stats, rings))
+    sep = Separability(2.0, 0.6, 0.9, detected=True, low=False, mean_z=1.2)
+    loose = radial_decision(*args, sep=sep)
+    assert loose.usual_threshold is not None and not loose.low
+    assert loose.floor == pytest.approx(sep.moderate_floor)
+    assert sep.moderate_floor == pytest.approx(2.0 - NormalDist().inv_cdf(1 - FLOOR_LOSS))
+    by_floor = (z >= loose.floor) & (loose.score > loose.junk)
+    np.testing.assert_array_equal(loose.kept, loose.by_score | by_floor)
+    assert (by_floor & ~loose.by_score).any()
+    assert loose.kept_by_loosening[by_floor & ~loose.by_score].all()
+    strict = radial_decision(*args, sep=sep, loosen=False)
+    assert not np.isfinite(strict.floor)
+    np.testing.assert_array_equal(strict.kept, strict.by_score)
 
 
 def test_loosening_needs_a_moderate_signal_and_can_be_refused():

@@ -259,10 +259,9 @@ def _judge_radial(
     decision = radial_decision(profiles, z, null, sep=sep, loosen=loosen)
     _apply_radial(table, decision)
     if sep.detected:
-        low = bool(np.isfinite(decision.floor))
         sep = dataclasses.replace(
             sep,
-            low=low,
+            low=decision.low,
             expected_tpr=decision.expected_tpr,
             kept_share=decision.kept_share,
             loosened=decision.usual_threshold is not None,
@@ -333,8 +332,8 @@ def _apply_radial(table: pd.DataFrame, decision: RadialDecision) -> None:
     rules_reason = table["reason"].to_numpy().astype(object)
     kept, score, t = decision.kept, decision.score, decision.threshold
     z = decision.z if decision.z is not None else np.full(len(table), np.nan)
-    rescued = kept & ~decision.by_score
     loosened = decision.kept_by_loosening
+    rescued = kept & ~decision.by_score & ~loosened
     verdict = np.where(kept, "inlier", rules_verdict).astype(object)
     verdict[~kept & (rules_verdict == "inlier")] = "noise"
     reason = np.full(len(table), "", dtype=object)
@@ -347,8 +346,13 @@ def _apply_radial(table: pd.DataFrame, decision: RadialDecision) -> None:
             )
         elif loosened[i]:
             peaks = f"; peaks: {rules_reason[i]}" if rules_reason[i] else ""
+            why = (
+                f"radial profile {score[i]:.2f} > {t:.2f}"
+                if decision.by_score[i]
+                else f"z {z[i]:.2f} >= {decision.floor:.2f}, radial profile {score[i]:.2f}"
+            )
             reason[i] = (
-                f"kept: moderate separability, radial profile {score[i]:.2f} > {t:.2f} "
+                f"kept: moderate separability, {why} "
                 f"(usual threshold {decision.usual_threshold:.2f}{peaks})"
             )
         elif kept[i]:

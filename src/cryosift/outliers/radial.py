@@ -37,10 +37,17 @@ reaches (clear junk). A stack without any particle signal (``m`` within three st
 errors of 0) is judged as before: noise is removed.
 
 **Moderate separability.** Otherwise, when ``mu`` is below 2.93 (the z-score alone would
-lose more than ``EXPECTED_LOSS`` of the particles) and the usual threshold keeps less than
-:data:`MODERATE_KEEP` of the images that do not score like noise (:func:`kept_share`), it
-lets :data:`LOOSE_NOISE_PASS` of the noise through instead of ``NOISE_PASS``: more junk for
-2D classification, fewer particles lost.
+lose more than ``EXPECTED_LOSS`` of the particles) and the usual threshold loses particles
+(:func:`loses_particles`: it keeps less than :data:`MODERATE_KEEP` of the images that do not
+score like noise, :func:`kept_share`, or is expected to keep less than ``1 - LOW_LOSS`` of
+the particles, :func:`expected_tpr`), it lets :data:`LOOSE_NOISE_PASS` of the noise through
+instead of ``NOISE_PASS``, and also keeps every image whose z-score reaches
+``mu - Phi^-1(1 - FLOOR_LOSS)`` (:data:`FLOOR_LOSS`; unless its score is clear junk, as
+above): more junk for 2D classification, fewer particles lost. (The second estimate catches
+stacks just above the low band, particle signal 1.5-1.9 noise sd, where junk with some
+particle signal makes the first read 0.97-1.1 while the usual threshold keeps 0.41-0.67 of
+the particles; there the z-score keeps particles the discriminant's loosened threshold does
+not.)
 
 Also here: the detection window (a central crop sized from the particle diameter) and the
 contrast polarity found from the stack's typical profile.
@@ -91,6 +98,11 @@ MODERATE_KEEP = 0.95
 #: Share of pure-noise images the loosened threshold lets through (at SNR 1/70 in coloured
 #: noise it keeps 0.91-0.94 of the particles, at TNR 0.72-0.76).
 LOOSE_NOISE_PASS = 0.30
+#: Share of the particles the loosened decision's z-score floor may leave below it: images
+#: whose z-score reaches ``mu - Phi^-1(1 - FLOOR_LOSS)`` are kept too (particles score about
+#: N(mu, 1) on z; on real low-contrast boxes the z-score separates better than the
+#: discriminant, in coloured noise worse, so the loosened decision keeps what either keeps).
+FLOOR_LOSS = 0.10
 
 
 @dataclass(frozen=True)
@@ -134,6 +146,12 @@ class Separability:
         return self.mean_z - NormalDist().inv_cdf(1 - EXPECTED_LOSS)
 
     @property
+    def moderate_floor(self) -> float:
+        """The z-score the loosened decision keeps images from: ``1 - FLOOR_LOSS`` of the
+        particles (z about N(mu, 1)) lie above it."""
+        return self.signal - NormalDist().inv_cdf(1 - FLOOR_LOSS)
+
+    @property
     def level(self) -> str:
         """``none`` (no particle signal), ``LOW``, ``moderate`` (the threshold was loosened)
         or ``good``: the word the summary line shows."""
@@ -158,6 +176,8 @@ class Separability:
         if self.low:
             out["expected_particle_loss"] = EXPECTED_LOSS
             out["keep_z_from"] = round(self.floor, 3)
+        elif self.loosened:
+            out["keep_z_from"] = round(self.moderate_floor, 3)
         return out
 
     def sentence(self) -> str:
@@ -174,12 +194,16 @@ class Separability:
                 f"particles at most {EXPECTED_LOSS:.0%}), clear junk still removed"
             )
         elif self.loosened:
+            few = (
+                f"{self.kept_share:.0%} of the images that do not look like noise"
+                if self.kept_share is not None and self.kept_share < MODERATE_KEEP
+                else f"{self.expected_tpr or 0:.0%} of the particles"
+            )
             text += (
-                f"; the usual threshold would keep only {self.kept_share:.0%} of the images "
-                f"that do not look like noise, so it lets {LOOSE_NOISE_PASS:.0%} of noise "
-                "through instead of "
-                f"{NOISE_PASS:.0%} (more junk kept, for 2D classification to sort; "
-                "--strict-threshold keeps the usual threshold)"
+                f"; the usual threshold would keep only {few}, so it lets "
+                f"{LOOSE_NOISE_PASS:.0%} of noise through instead of {NOISE_PASS:.0%} and keeps "
+                f"z >= {self.moderate_floor:.2f} (more junk kept, for 2D classification to "
+                "sort; --strict-threshold keeps the usual threshold)"
             )
         return text
 
@@ -220,6 +244,14 @@ def kept_share(score: np.ndarray, null_scores: np.ndarray, threshold: float) -> 
         return None
     passed = float((null_scores > threshold).mean())
     return float(((score > threshold).mean() - g * passed) / (1 - g))
+
+
+def loses_particles(expected: float, share: float | None) -> bool:
+    """Whether the usual threshold loses particles, by either estimate: it is expected to keep
+    less than ``1 - LOW_LOSS`` of them (:func:`expected_tpr`), or less than
+    :data:`MODERATE_KEEP` of the images that do not score like noise (:func:`kept_share`,
+    None when it cannot be told)."""
+    return expected < 1 - LOW_LOSS or (share is not None and share < MODERATE_KEEP)
 
 
 def window_size(size: int, radius: float, diameters: float) -> int:
@@ -287,13 +319,13 @@ class RingProfiles:
 @dataclass(frozen=True)
 class RadialDecision:
     """``score`` ``(B,)`` (LDA log-odds, particles high) and the ``threshold``: an image is
-    kept when ``score > threshold``, or, when separability is low, when its z-score reaches
-    the ``floor`` and its score is above ``junk``. ``provisional`` ``(B,)`` is the first
-    guess (``z >= NOISE_Z``); ``expected_tpr`` the share of particles the score's decision
-    is expected to keep (:func:`expected_tpr`; None without a separability to base it on);
-    ``kept_share`` the share of the images that do not score like noise that the usual
-    threshold keeps (:func:`kept_share`) and, when the threshold was loosened,
-    ``usual_threshold`` the one it replaced."""
+    kept when ``score > threshold``, or, when separability is low or the threshold was
+    loosened, when its z-score reaches the ``floor`` and its score is above ``junk``.
+    ``provisional`` ``(B,)`` is the first guess (``z >= NOISE_Z``); ``expected_tpr`` the
+    share of particles the score's decision is expected to keep (:func:`expected_tpr`; None
+    without a separability to base it on); ``kept_share`` the share of the images that do
+    not score like noise that the usual threshold keeps (:func:`kept_share`) and, when the
+    threshold was loosened, ``usual_threshold`` the one it replaced."""
 
     score: np.ndarray
     threshold: float
@@ -311,12 +343,17 @@ class RadialDecision:
         return NOISE_PASS if self.usual_threshold is None else LOOSE_NOISE_PASS
 
     @property
+    def low(self) -> bool:
+        """Whether the z-score floor is the low-separability one."""
+        return bool(np.isfinite(self.floor)) and self.usual_threshold is None
+
+    @property
     def kept_by_loosening(self) -> np.ndarray:
-        """``(B,)`` images kept only because the threshold was loosened (score between
-        ``threshold`` and ``usual_threshold``)."""
+        """``(B,)`` images kept only because the decision was loosened: score between
+        ``threshold`` and ``usual_threshold``, or kept by the z-score floor alone."""
         if self.usual_threshold is None:
             return np.zeros(len(self.score), bool)
-        return self.by_score & (self.score <= self.usual_threshold)
+        return self.kept & (self.score <= self.usual_threshold)
 
     @property
     def by_score(self) -> np.ndarray:
@@ -366,9 +403,9 @@ def radial_decision(
     particles (:func:`expected_tpr`), images whose z-score reaches ``sep.floor`` are kept
     too, unless their score is below what 99 % of the noise reaches. Otherwise, with
     ``loosen``, when ``sep`` is :attr:`Separability.moderate` and the threshold keeps less
-    than :data:`MODERATE_KEEP` of the images that do not score like noise
-    (:func:`kept_share`), it is loosened to let :data:`LOOSE_NOISE_PASS` of the noise
-    through. Deterministic: no random choice is made.
+    particles (:func:`loses_particles`), it is loosened to let :data:`LOOSE_NOISE_PASS` of
+    the noise through, and images whose z-score reaches ``sep.moderate_floor`` are kept too
+    (unless their score is clear junk, as above). Deterministic: no random choice is made.
     """
     z = np.asarray(z, dtype=np.float64)
     provisional = z >= z0
@@ -403,13 +440,16 @@ def radial_decision(
         junk = float(np.quantile(null_scores, JUNK_QUANTILE))
         return RadialDecision(score, threshold, provisional, z, sep.floor, junk, usual)
     share = kept_share(score, null_scores, threshold)
-    if not loosen or not sep.moderate or share is None or share >= MODERATE_KEEP:
+    if not loosen or not sep.moderate or not loses_particles(usual, share):
         return RadialDecision(score, threshold, provisional, expected_tpr=usual, kept_share=share)
     loose = float(np.quantile(null_scores, 1 - LOOSE_NOISE_PASS))
     return RadialDecision(
         score,
         loose,
         provisional,
+        z,
+        sep.moderate_floor,
+        float(np.quantile(null_scores, JUNK_QUANTILE)),
         expected_tpr=usual,
         kept_share=share,
         usual_threshold=threshold,
