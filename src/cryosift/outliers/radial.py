@@ -402,7 +402,7 @@ def radial_decision(
     ``null``), and the score's decision expected to keep less than ``1 - LOW_LOSS`` of the
     particles (:func:`expected_tpr`), images whose z-score reaches ``sep.floor`` are kept
     too, unless their score is below what 99 % of the noise reaches. Otherwise, with
-    ``loosen``, when ``sep`` is :attr:`Separability.moderate` and the threshold keeps less
+    ``loosen``, when ``sep`` is :attr:`Separability.moderate` and the threshold loses
     particles (:func:`loses_particles`), it is loosened to let :data:`LOOSE_NOISE_PASS` of
     the noise through, and images whose z-score reaches ``sep.moderate_floor`` are kept too
     (unless their score is clear junk, as above). Deterministic: no random choice is made.
@@ -436,8 +436,8 @@ def radial_decision(
     if sep is None or not sep.detected:
         return RadialDecision(score, threshold, provisional)
     usual = expected_tpr(score > threshold, sep.share)
+    junk = float(np.quantile(null_scores, JUNK_QUANTILE))
     if sep.low and usual < 1 - LOW_LOSS:
-        junk = float(np.quantile(null_scores, JUNK_QUANTILE))
         return RadialDecision(score, threshold, provisional, z, sep.floor, junk, usual)
     share = kept_share(score, null_scores, threshold)
     if not loosen or not sep.moderate or not loses_particles(usual, share):
@@ -449,7 +449,7 @@ def radial_decision(
         provisional,
         z,
         sep.moderate_floor,
-        float(np.quantile(null_scores, JUNK_QUANTILE)),
+        junk,
         expected_tpr=usual,
         kept_share=share,
         usual_threshold=threshold,
