@@ -18,6 +18,7 @@ from cryosift.classify.vote import (
     combine,
     fit_pvalues,
     particle_classes,
+    vote_note,
     wanted,
 )
 from cryosift.outliers.clean import clean_images
@@ -151,9 +152,10 @@ def test_deterministic_per_seed_and_noise_seed_matters(classified):
     assert not np.array_equal(a, c)
 
 
-def test_abstains_where_the_classes_show_nothing(classified):
-    """Particles at a contrast where almost no image fits a particle class: the vote
-    abstains, the radial verdicts stand, and the summary says so."""
+def test_abstains_from_removing_where_the_classes_show_nothing(classified):
+    """Particles at a contrast where almost no image fits a particle class: the vote abstains
+    from removing (every radial inlier stays, lines included), still keeps the radial rejects
+    that fit a particle class, and the summary and note say so."""
     images, kinds = constructed_stack(noise=6.0)
     result = classify(images, ClassifySettings(classes=12, radius=R, seed=0))
     vote = class_vote(images, result, R, seed=0)
@@ -161,9 +163,19 @@ def test_abstains_where_the_classes_show_nothing(classified):
     table = _table(np.where(kinds == "crowded", "partial", "inlier"))
     before = table.verdict.to_numpy(str).copy()
     combine(table, vote)
-    assert np.array_equal(table.verdict.to_numpy(str), before)
-    assert (table.decided_by.to_numpy(str) == "radial").all()
-    assert vote.summary()["abstained"] and not class_vote(*classified[::2], R).abstains
+    after = table.verdict.to_numpy(str)
+    by_class = table.decided_by.to_numpy(str) == "class"
+    assert (after[before == "inlier"] == "inlier").all()
+    assert np.array_equal(by_class, (before != "inlier") & vote.fits & vote.in_particle_class)
+    assert by_class.any() and (after[by_class] == "inlier").all()
+    assert (after[~by_class] == before[~by_class]).all()
+    summary = vote.summary()
+    assert summary["abstained"] and summary["removed_by_class"] == 0
+    assert summary["kept_by_class"] == by_class.sum()
+    note = vote_note({"class_vote": summary})
+    assert note.startswith("class vote abstained from removing")
+    assert f"{by_class.sum()} image(s) that fit one kept" in note
+    assert not class_vote(*classified[::2], R).abstains
 
 
 def test_no_template_fits_nothing():

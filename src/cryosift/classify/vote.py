@@ -26,10 +26,13 @@ to a particle, so the fit alone cannot clear a line, while at low SNR empty and 
 share their members with particles that fit the particle's classes. Classes of too few images do not
 vote. Each changed verdict's reason says that the class decided.
 
-The vote abstains (changes nothing) when fewer than :data:`MIN_FIT_SHARE` of the images fit a
-particle class: then the classes do not show what the images hold (at very low contrast the
+The vote abstains from removing when fewer than :data:`MIN_FIT_SHARE` of the images fit a
+particle class: then the classes may not show what the images hold (at very low contrast the
 classes mix particles and junk alike, and a class average with hardly any particle in it
-looks like a line or an empty field), and the radial verdicts stand.
+looks like a line or an empty field), and the radial profile's inliers stand. It still keeps
+the images that fit a particle class: the fit is measured against noise whatever the
+classes look like, and a kept image costs less than a lost particle (2D classification sorts
+junk; it cannot restore a particle).
 
 Images are ``(B, n, n)`` centred on pixel ``n // 2``, the classification's own
 (:func:`cryosift.classify.run.prepare`).
@@ -98,7 +101,8 @@ class ClassVote:
 
     @property
     def abstains(self) -> bool:
-        """Fewer than :data:`MIN_FIT_SHARE` of the images fit a particle class."""
+        """Fewer than :data:`MIN_FIT_SHARE` of the images fit a particle class: the vote
+        removes nothing (it still keeps images that fit)."""
         return bool(self.fits.mean() < MIN_FIT_SHARE) if len(self.fits) else True
 
     @property
@@ -206,7 +210,7 @@ def class_vote(
 def combine(table: pd.DataFrame, vote: ClassVote) -> None:
     """Both votes into ``table`` (the radial detector's: ``verdict``, ``reason``; one row per
     image), by the rules of the module docstring: rescued images become inliers, removed
-    ones ``noise``; the reasons of those say so. Nothing changes when the vote abstains.
+    ones ``noise``; the reasons of those say so. Nothing is removed when the vote abstains.
     Adds ``class`` (as numbered), ``class_kind``, ``class_fit_p`` and ``decided_by``
     (``radial`` or ``class``)."""
     verdict = table["verdict"].to_numpy().astype(object)
@@ -215,7 +219,7 @@ def combine(table: pd.DataFrame, vote: ClassVote) -> None:
     fits, in_particle = vote.fits, vote.in_particle_class
     kinds = np.array(vote.kind, dtype=object)[vote.labels]
     speaks = not vote.abstains
-    rescued = speaks & ~radial_kept & in_particle & fits
+    rescued = ~radial_kept & in_particle & fits
     no_particle = np.isin(kinds, NO_PARTICLE)
     voting_junk = ~in_particle & ~np.isin(kinds, NO_VOTE)
     dropped = speaks & radial_kept & (no_particle | (voting_junk & ~fits))
@@ -319,9 +323,10 @@ def vote_note(stats: dict[str, Any]) -> str | None:
         return None
     if v.get("abstained"):
         return (
-            f"class vote abstained: only {v['share_fitting_a_particle_class']:.0%} of the images "
-            f"fit a particle class (under {MIN_FIT_SHARE:.0%}): the classes do not show what the "
-            "images hold, the radial verdicts stand"
+            f"class vote abstained from removing: only {v['share_fitting_a_particle_class']:.0%} "
+            f"of the images fit a particle class (under {MIN_FIT_SHARE:.0%}), so the classes may "
+            f"not show what the images hold; {v['kept_by_class']:,} image(s) that fit one kept "
+            "against their radial profile"
         )
     return (
         f"class vote: {v['particle_classes']} of {v['classes']} classes show the particle; "
