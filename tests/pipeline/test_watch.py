@@ -31,24 +31,35 @@ def _write_slowly(source: Path, target: Path, pieces: int = 3, pause: float = 0.
 
 def _watch(command: str, options: tuple, sources: list[Path], incoming: Path, out: Path) -> str:
     """``cryosift COMMAND incoming --watch`` while ``sources`` are written into ``incoming``
-    one by one, in name order, each in pieces; what it said. Each micrograph must have been
-    worked on once, over at least two rounds, none taken half-written."""
+    one by one, in name order, each in pieces; what it said. The first round's micrographs
+    (:data:`watching.FIRST_ROUND`) are written back to back and the rest only once that round
+    is reported, so the first round holds what a batch run's survey sees however slowly the
+    writing goes on a loaded machine (a pause of ``SETTLE_POLLS`` looks would start it with
+    fewer). Each micrograph must have been worked on once, over at least two rounds, none
+    taken half-written."""
     incoming.mkdir()
     cmd = [sys.executable, "-m", "cryosift", command, str(incoming), *options, "-o", str(out),
            "--watch", "--watch-poll", "0.5", "--watch-idle", "0.3"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    first = proc.stderr.readline()  # the watcher is looking: start writing
-    assert "watching" in first, first + proc.stderr.read()
-    for src in sources:
+    said = [proc.stderr.readline()]  # the watcher is looking: start writing
+    assert "watching" in said[0], said[0] + proc.stderr.read()
+    first, rest = sources[: watching.FIRST_ROUND], sources[watching.FIRST_ROUND :]
+    assert rest, "needs more micrographs than the first round takes"
+    for src in first:
+        _write_slowly(src, incoming / src.name)
+    while said[-1] and not re.search(r"\(\d+ new", said[-1]):
+        said.append(proc.stderr.readline())  # until the first round is reported (or the end)
+    for src in rest:
         _write_slowly(src, incoming / src.name)
         time.sleep(1.0)
     stdout, stderr = proc.communicate(timeout=400)
     assert proc.returncode == 0, stderr
-    said = first + stdout + stderr
-    rounds = [int(n) for n in re.findall(r"\((\d+) new", said)]
-    assert len(rounds) >= 2 and sum(rounds) == len(sources), said  # each processed once
-    assert "stopped watching" in said and "skipped " not in said
-    return said
+    text = "".join(said) + stdout + stderr
+    rounds = [int(n) for n in re.findall(r"\((\d+) new", text)]
+    assert rounds[0] == len(first), text  # the first round waited for the survey's number
+    assert len(rounds) >= 2 and sum(rounds) == len(sources), text  # each processed once
+    assert "stopped watching" in text and "skipped " not in text
+    return text
 
 
 def test_run_watch_processes_each_arrival_once_as_a_batch_would(run_sim, tmp_path):
