@@ -16,6 +16,8 @@ from cryosift.errors import InputError
 from cryosift.pipeline import watch as watching
 
 OPTIONS = ("--diameter-A", DIAMETER_A, "--classes", "0", "--no-report", "-j", "1")
+#: A round's line: "round: N micrographs (K new, ...)"; the group is K.
+NEW_IN_ROUND = re.compile(r"\((\d+) new")
 
 
 def _write_slowly(source: Path, target: Path, pieces: int = 3, pause: float = 0.1) -> None:
@@ -47,7 +49,7 @@ def _watch(command: str, options: tuple, sources: list[Path], incoming: Path, ou
     assert rest, "needs more micrographs than the first round takes"
     for src in first:
         _write_slowly(src, incoming / src.name)
-    while said[-1] and not re.search(r"\(\d+ new", said[-1]):
+    while said[-1] and not NEW_IN_ROUND.search(said[-1]):
         said.append(proc.stderr.readline())  # until the first round is reported (or the end)
     for src in rest:
         _write_slowly(src, incoming / src.name)
@@ -55,7 +57,7 @@ def _watch(command: str, options: tuple, sources: list[Path], incoming: Path, ou
     stdout, stderr = proc.communicate(timeout=400)
     assert proc.returncode == 0, stderr
     text = "".join(said) + stdout + stderr
-    rounds = [int(n) for n in re.findall(r"\((\d+) new", text)]
+    rounds = [int(n) for n in NEW_IN_ROUND.findall(text)]
     assert rounds[0] == len(first), text  # the first round waited for the survey's number
     assert len(rounds) >= 2 and sum(rounds) == len(sources), text  # each processed once
     assert "stopped watching" in text and "skipped " not in text
@@ -73,7 +75,7 @@ def test_run_watch_processes_each_arrival_once_as_a_batch_would(run_sim, tmp_pat
     res = run_cli("run", tmp_path / "incoming", *OPTIONS, "-o", tmp_path / "watch", "--watch",
                   "--watch-poll", "0.2", "--watch-idle", "0.02")  # fmt: skip
     assert res.returncode == 0, res.stderr
-    assert re.findall(r"\((\d+) new", res.stderr) == ["0"], res.stderr
+    assert NEW_IN_ROUND.findall(res.stderr) == ["0"], res.stderr
     assert_same_outputs(batch, tmp_path / "watch")
 
 
