@@ -12,8 +12,10 @@ import pytest
 from scipy import ndimage
 
 from cryosift.classify.align import ClassifySettings, classify
+from cryosift.classify.judge import OFF_CENTRE
 from cryosift.classify.vote import (
     NOISE_PASS,
+    ClassVote,
     class_vote,
     combine,
     fit_pvalues,
@@ -176,6 +178,24 @@ def test_abstains_from_removing_where_the_classes_show_nothing(classified):
     assert note.startswith("class vote abstained from removing")
     assert f"{by_class.sum()} image(s) that fit one kept" in note
     assert not class_vote(*classified[::2], R).abstains
+
+
+def test_off_centre_class_removes_only_members_that_fit_no_particle_class():
+    """Radial inliers in a class of off-centre structure (weak particles beside a neighbour)
+    are removed only when they fit no particle class, and the reason names the class's kind;
+    the same images in a line or edge class are all removed."""
+    labels = np.repeat([0, 1], [6, 4])
+    fit_p = np.array([0.01] * 6 + [0.01, 0.05, 0.5, 0.9])
+    for kind, removed in ((OFF_CENTRE, [8, 9]), ("line or edge", [6, 7, 8, 9])):
+        vote = ClassVote(labels, fit_p, np.array([True, False]), ["particle", kind], 0.0,
+                         np.array([1, 2]))  # fmt: skip
+        assert not vote.abstains
+        table = _table(np.full(10, "inlier"))
+        combine(table, vote)
+        assert np.flatnonzero(table.verdict != "inlier").tolist() == removed
+        why = f"removed by its class: class 2 is {kind}"
+        assert table.reason[removed].str.startswith(why).all()
+        assert vote.changed == (0, len(removed))
 
 
 def test_no_template_fits_nothing():

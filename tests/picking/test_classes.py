@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cryosift.classify.judge import JUNK_KINDS, MAX_OUTER, OFF_CENTRE
 from cryosift.picking.adapt import expected_f1
 from cryosift.picking.classes import (
     RARE,
@@ -92,6 +93,30 @@ def test_no_spread_keeps_every_class():
     averages = np.stack([_masked(particle(1.0) + rng.normal(0, 0.01, (N, N))) for _ in range(10)])
     j = judge_classes(averages, np.full(10, 60), R)
     assert not j.spread and j.particle.all() and j.particle_share == pytest.approx(1.0)
+
+
+def _shifted(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
+    from scipy import ndimage
+
+    return ndimage.shift(image, (dy, dx), order=1)
+
+
+def test_weak_class_beside_a_neighbour_is_off_centre_unless_the_structure_is_strong():
+    """A class of weak particles that share a touching neighbour at one place has more
+    structure outside than its own faint particle, but less than a typical class's particle:
+    off-centre structure (junk for the survey, pi 0), not a line. The same average eight times
+    stronger holds more outer structure than a typical particle: a line or edge. The
+    verdict follows the outer structure's strength against the classes' particle."""
+    rng = np.random.default_rng(4)
+    amps = np.linspace(0.6, 1.2, 12)
+    averages = [_masked(particle(a) + rng.normal(0, 0.02, (N, N))) for a in amps]
+    weak = particle(0.15) + _shifted(particle(0.6), 0, 2 * R)
+    for scale in (1.0, 8.0):
+        j = judge_classes(np.stack([*averages, _masked(scale * weak)]), np.full(13, 1000), R)
+        assert j.outer[12] > MAX_OUTER and j.pi[12] == 0
+        assert j.verdict[12] == (OFF_CENTRE if scale == 1.0 else "line or edge")
+        assert OFF_CENTRE in JUNK_KINDS
+        assert sum(v == "particle" for v in j.verdict[:12]) >= 6
 
 
 def _stack(rng, n_particle=420, n_empty=90, n_line=60, n_blob=30) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,13 @@ share:
 Verdicts, per class:
 
 - ``line or edge``: outer structure above :data:`MAX_OUTER` (more structure beyond the
-  particle than particle);
+  particle than particle), and above it too against the particle energy of the median class
+  (a line or edge as strong as a typical particle);
+- ``off-centre structure``: outer structure above :data:`MAX_OUTER` of the class's own weak
+  particle, but not of the median class's: a faint line, or a class of weak or off-centre
+  particles that share a neighbour at one place (centred picks of touching particles give
+  such averages). Junk for the picker's survey as a line is; the class vote
+  (:mod:`cryosift.classify.vote`) removes only its members that fit no particle class;
 - ``rare strong blob``: the classes whose amplitude exceeds :data:`STRONG` times the median,
   when together they hold less than :data:`RARE` of the candidates: rare and high-contrast is
   junk (crisp ice), not the particle. When they hold more, they are the particle (a sparse
@@ -58,8 +64,12 @@ SHARE_QUANTILES = (0.1, 0.9)
 #: The amplitudes spread when the upper quantile is at least this times the lower.
 MIN_SPREAD = 1.2
 
+#: A class's outer structure above :data:`MAX_OUTER` of its own particle energy but not of
+#: the median class's: a faint line or a neighbour beside weak particles.
+OFF_CENTRE = "off-centre structure"
+
 #: Verdicts that call a class junk whatever its amplitude.
-JUNK_KINDS = ("line or edge", "rare strong blob", "too small")
+JUNK_KINDS = ("line or edge", OFF_CENTRE, "rare strong blob", "too small")
 
 
 @dataclass
@@ -162,9 +172,12 @@ def judge_classes(averages: np.ndarray, counts: np.ndarray, radius: float) -> Cl
     amplitude = raw / median if median > 0 else np.zeros_like(raw)
     # over the particle energy, floored at a tenth of the median's: bounded for empty classes
     floor = max(0.1 * median, 1e-12)
-    outer = outer_structure(averages, counts, radius) / np.maximum(raw, floor) ** 2
+    energy = outer_structure(averages, counts, radius)
+    outer = energy / np.maximum(raw, floor) ** 2
+    typical = energy / np.maximum(raw, max(median, 1e-12)) ** 2  # against the median's too
     verdict = np.where(judged, "", "too small").astype(object)
-    verdict[judged & (outer > MAX_OUTER)] = "line or edge"
+    above = judged & (outer > MAX_OUTER)
+    verdict[above] = np.where(typical[above] > MAX_OUTER, "line or edge", OFF_CENTRE)
     share = counts / counts.sum()
     strong = judged & (verdict == "") & (amplitude > STRONG)
     if strong.any() and share[strong].sum() < RARE:

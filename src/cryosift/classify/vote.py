@@ -20,10 +20,13 @@ removes real particles as "partial" or "noise". A 2D classification holds a stro
 The votes combine (:func:`combine`): an image the radial profile rejects but that sits in a
 particle class and fits one is kept (a centred particle with a neighbour in its box is one).
 An image the radial profile keeps is removed when its class average shows a line or edge
-(:data:`NO_PARTICLE`), or when its class is otherwise junk (empty, a rare strong blob) and the
-image fits no particle class: a blob-like matched filter answers to a carbon edge as much as
-to a particle, so the fit alone cannot clear a line, while at low SNR empty and blob classes
-share their members with particles that fit the particle's classes. Classes of too few images do not
+(:data:`NO_PARTICLE`), or when its class is otherwise junk (empty, off-centre structure, a
+rare strong blob) and the image fits no particle class: a blob-like matched filter answers to
+a carbon edge as much as to a particle, so the fit alone cannot clear a line, while at low SNR
+empty and blob classes share their members with particles that fit the particle's classes.
+Only a line at least as strong as a typical particle is a line here: a class of weak
+particles beside a neighbour also has more structure outside than its own faint particle
+(``off-centre structure``), and most of its members are particles. Classes of too few images do not
 vote. Each changed verdict's reason says that the class decided.
 
 The vote abstains from removing when fewer than :data:`MIN_FIT_SHARE` of the images fit a
