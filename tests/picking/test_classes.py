@@ -9,6 +9,7 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from cryosift.classify.judge import JUNK_KINDS, MAX_OUTER, OFF_CENTRE
 from cryosift.picking.adapt import expected_f1
@@ -95,12 +96,6 @@ def test_no_spread_keeps_every_class():
     assert not j.spread and j.particle.all() and j.particle_share == pytest.approx(1.0)
 
 
-def _shifted(image: np.ndarray, dy: float, dx: float) -> np.ndarray:
-    from scipy import ndimage
-
-    return ndimage.shift(image, (dy, dx), order=1)
-
-
 def test_weak_class_beside_a_neighbour_is_off_centre_unless_the_structure_is_strong():
     """A class of weak particles that share a touching neighbour at one place has more
     structure outside than its own faint particle, but less than a typical class's particle:
@@ -110,12 +105,12 @@ def test_weak_class_beside_a_neighbour_is_off_centre_unless_the_structure_is_str
     rng = np.random.default_rng(4)
     amps = np.linspace(0.6, 1.2, 12)
     averages = [_masked(particle(a) + rng.normal(0, 0.02, (N, N))) for a in amps]
-    weak = particle(0.15) + _shifted(particle(0.6), 0, 2 * R)
+    weak = particle(0.15) + ndimage.shift(particle(0.6), (0, 2 * R), order=1)
+    assert OFF_CENTRE in JUNK_KINDS
     for scale in (1.0, 8.0):
         j = judge_classes(np.stack([*averages, _masked(scale * weak)]), np.full(13, 1000), R)
         assert j.outer[12] > MAX_OUTER and j.pi[12] == 0
         assert j.verdict[12] == (OFF_CENTRE if scale == 1.0 else "line or edge")
-        assert OFF_CENTRE in JUNK_KINDS
         assert sum(v == "particle" for v in j.verdict[:12]) >= 6
 
 

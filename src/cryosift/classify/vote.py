@@ -26,8 +26,8 @@ a carbon edge as much as to a particle, so the fit alone cannot clear a line, wh
 empty and blob classes share their members with particles that fit the particle's classes.
 Only a line at least as strong as a typical particle is a line here: a class of weak
 particles beside a neighbour also has more structure outside than its own faint particle
-(``off-centre structure``), and most of its members are particles. Classes of too few images do not
-vote. Each changed verdict's reason says that the class decided.
+(``off-centre structure``), and most of its members are particles. Classes of too few images
+do not vote. Each changed verdict's reason says that the class decided.
 
 The vote abstains from removing when fewer than :data:`MIN_FIT_SHARE` of the images fit a
 particle class: then the classes may not show what the images hold (at very low contrast the
