@@ -22,9 +22,11 @@ from cryosift.outliers.radial import (
     RingProfiles,
     Separability,
     central_window,
+    expected_tpr,
     kept_share,
     loses_particles,
     null_profiles,
+    particle_posterior,
     polarity,
     radial_decision,
     window_size,
@@ -76,16 +78,17 @@ def test_ring_profiles_are_rotation_invariant_and_match_a_loop():
 def test_threshold_does_not_depend_on_the_share_of_outliers(n_out):
     """5 %, 33 % and 62 % outliers: particles are kept and junk removed at every share.
 
-    At 33 % and 62 % (two thirds of it strong partial and two-disc images) these draws are
-    the known false alarms of the moderate-separability check (docs/outliers.md): the
-    disc-like junk counts as images the threshold loses (or inflates the particle share the
-    expected TPR is taken against), the decision is loosened and lets more junk through; the
-    particles are kept either way."""
+    At 62 % (two thirds of it strong partial and two-disc images) this draw is the known
+    false alarm of the moderate-separability check (docs/outliers.md): the disc-like junk
+    counts as images the threshold loses, the decision is loosened and lets more junk
+    through; the particles are kept either way. At 33 % the expected TPR, weighted by each
+    image's particle probability, reads 0.98 (0.80 when it was taken against the method of
+    moments' share, which such junk inflates) and the decision stays usual."""
     images, truth = disc_stack(600, n_out, seed=n_out)
     table, facts = _judge(images, R)
     rates = outlier_rates(table.verdict, truth)
     loosened = facts["separability"]["noise_pass"] == LOOSE_NOISE_PASS
-    assert loosened == (n_out >= 300)
+    assert loosened == (n_out >= 1000)
     assert rates["TPR"] >= 0.9, rates
     assert rates["TNR"] >= (0.75 if loosened else 0.85), rates
     assert rates["TNR_noise"] >= (0.7 if loosened else 0.8), rates
@@ -295,6 +298,22 @@ def test_kept_share_counts_the_images_above_noise():
     assert kept_share(stack, null, 6.0) == pytest.approx(0.5, abs=0.03)
     # a stack of noise alone has no share above noise to speak of
     assert kept_share(rng.standard_normal(4000), null, t) is None
+
+
+@pytest.mark.parametrize("sd", [0.5, 1.0])
+def test_expected_tpr_weighs_images_by_their_particle_probability(sd):
+    """A third particles at z ~ N(4 sd, sd^2), the rest at N(0, sd^2), whatever the common
+    spread: the posterior's mean is the particle share, a decision keeping z above the
+    particles' mean is expected to keep half of them and one keeping every particle all of
+    them; the posterior follows the higher component, not the larger."""
+    rng = np.random.default_rng(11)
+    z = np.concatenate([rng.normal(0, sd, 4000), rng.normal(4 * sd, sd, 2000)])
+    post = particle_posterior(z)
+    assert post.mean() == pytest.approx(1 / 3, abs=0.02)
+    assert expected_tpr(z > 4 * sd, post) == pytest.approx(0.5, abs=0.03)
+    assert expected_tpr(z > 2 * sd, post) == pytest.approx(0.98, abs=0.02)
+    assert (post[4000:] > 0.5).mean() > 0.95 and (post[:4000] < 0.5).mean() > 0.95
+    assert np.all(particle_posterior(np.ones(50)) == 0.5)  # nothing to tell apart
 
 
 def test_moderate_separability_loosens_the_threshold():

@@ -28,8 +28,9 @@ them. The z-score says how faint they are: pure noise has z ~ N(0, 1), particles
 particles' typical signal ``mu = (v - 1 + m^2) / m`` and their share ``f = m / mu``
 (:func:`separability`). When ``mu`` is so low that the z-score alone, at its 10 % noise
 pass, would lose more than :data:`WEAK_SIGNAL_LOSS` of the particles, and the discriminant's
-decision keeps too few images to hold ``1 - LOW_LOSS`` of the ``f B`` particles (after the
-10 % of the rest that pass like noise: :func:`expected_tpr`), the decision also keeps every
+decision is expected to keep less than ``1 - LOW_LOSS`` of the particles (each image weighted
+by its probability of being one, from a two-Gaussian mixture of the z-scores:
+:func:`expected_tpr`, :func:`particle_posterior`), the decision also keeps every
 image whose z-score reaches ``m - Phi^-1(1 - EXPECTED_LOSS)`` (it keeps what it cannot
 judge, at an expected loss of true particles of at most ``EXPECTED_LOSS``, since
 ``mu >= m``) unless its score lies below what 99 % of noise
@@ -44,9 +45,9 @@ the particles, :func:`expected_tpr`), it lets :data:`LOOSE_NOISE_PASS` of the no
 instead of ``NOISE_PASS``, and also keeps every image whose z-score reaches
 ``mu - Phi^-1(1 - FLOOR_LOSS)`` (:data:`FLOOR_LOSS`; unless its score is clear junk, as
 above): more junk for 2D classification, fewer particles lost. (The second estimate catches
-stacks just above the low band, particle signal 1.5-1.9 noise sd, where junk with some
-particle signal makes the first read 0.97-1.1 while the usual threshold keeps 0.41-0.67 of
-the particles; there the z-score keeps particles the discriminant's loosened threshold does
+stacks above the low band, particle signal 1.5-2.2 noise sd, where junk with some particle
+signal makes the first read 0.97-1.2 while the usual threshold keeps 0.41-0.87 of the
+particles; there the z-score keeps particles the discriminant's loosened threshold does
 not.)
 
 Also here: the detection window (a central crop sized from the particle diameter) and the
@@ -76,6 +77,8 @@ NULL_IMAGES = 16384
 #: Gaussian low-pass applied before the ring profiles, its sigma in particle radii: finer
 #: detail is mostly noise at the SNRs where the decision is hard.
 SMOOTH_RADII = 1 / 12
+#: Most z-scores the particle/non-particle mixture is fitted on (:func:`particle_posterior`).
+MIXTURE_SAMPLE = 20000
 #: Times the discriminant is fitted, each time on the groups the previous fit ranked.
 REFINE_ROUNDS = 3
 #: Separability may be low when the z-score alone, at the ``NOISE_PASS`` threshold, would lose
@@ -222,12 +225,29 @@ def separability(z: np.ndarray) -> Separability:
     return Separability(mu, m / mu, auc, True, low, mean_z=m)
 
 
-def expected_tpr(kept: np.ndarray, share: float) -> float:
-    """The share of the particles a decision keeping ``kept`` ``(B,)`` keeps, if the stack
-    holds ``share`` particles and the rest passes like noise (``NOISE_PASS``)."""
-    n = len(kept)
-    particles = max(share * n, 1.0)
-    return float(np.clip((kept.sum() - NOISE_PASS * (n - particles)) / particles, 0, 1))
+def particle_posterior(z: np.ndarray) -> np.ndarray:
+    """Each image's probability ``(B,)`` of being a particle, from the z-scores ``(B,)``
+    alone: a mixture of two Gaussians with one shared variance (non-particles and
+    particles), the particles being the component with the higher mean. Unlike the
+    method of moments it does not assume unit variance, which real and constructed
+    stacks both break (0.5-0.9). Fitted on at most :data:`MIXTURE_SAMPLE` evenly spaced
+    images; deterministic (fixed initialisation)."""
+    from sklearn.mixture import GaussianMixture
+
+    x = np.asarray(z, dtype=np.float64)[:, None]
+    if len(x) < 4 or float(x.std()) == 0.0:
+        return np.full(len(x), 0.5)
+    sample = x[:: max(1, -(-len(x) // MIXTURE_SAMPLE))]
+    mixture = GaussianMixture(2, covariance_type="tied", random_state=0).fit(sample)
+    return np.asarray(mixture.predict_proba(x)[:, int(np.argmax(mixture.means_[:, 0]))])
+
+
+def expected_tpr(kept: np.ndarray, posterior: np.ndarray) -> float:
+    """The share of the particles a decision keeping ``kept`` ``(B,)`` keeps, each image
+    weighted by its probability of being a particle, ``posterior`` ``(B,)``
+    (:func:`particle_posterior`)."""
+    weight = float(posterior.sum())
+    return float((posterior * kept).sum() / weight) if weight > 0 else 1.0
 
 
 def kept_share(score: np.ndarray, null_scores: np.ndarray, threshold: float) -> float | None:
@@ -435,7 +455,7 @@ def radial_decision(
         threshold = _noise_threshold(null_scores)
     if sep is None or not sep.detected:
         return RadialDecision(score, threshold, provisional)
-    usual = expected_tpr(score > threshold, sep.share)
+    usual = expected_tpr(score > threshold, particle_posterior(z))
     junk = float(np.quantile(null_scores, JUNK_QUANTILE))
     if sep.low and usual < 1 - LOW_LOSS:
         return RadialDecision(score, threshold, provisional, z, sep.floor, junk, usual)
