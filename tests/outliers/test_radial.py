@@ -89,6 +89,9 @@ def test_threshold_does_not_depend_on_the_share_of_outliers(n_out):
     rates = outlier_rates(table.verdict, truth)
     loosened = facts["separability"]["noise_pass"] == LOOSE_NOISE_PASS
     assert loosened == (n_out >= 1000)
+    # the share reported is the mixture's, close to the truth at every share
+    share = facts["separability"]["particle_share"]
+    assert share == pytest.approx(600 / (600 + n_out), abs=0.05)
     assert rates["TPR"] >= 0.9, rates
     assert rates["TNR"] >= (0.75 if loosened else 0.85), rates
     assert rates["TNR_noise"] >= (0.7 if loosened else 0.8), rates

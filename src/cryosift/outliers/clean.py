@@ -261,6 +261,7 @@ def _judge_radial(
     if sep.detected:
         sep = dataclasses.replace(
             sep,
+            share=sep.share if decision.particle_share is None else decision.particle_share,
             low=decision.low,
             expected_tpr=decision.expected_tpr,
             kept_share=decision.kept_share,

@@ -65,6 +65,7 @@ import numpy as np
 from scipy import ndimage, sparse
 
 from cryosift.outliers.lda import fit_shrinkage_lda
+from cryosift.outliers.mixture import fit_tied_mixture
 from cryosift.outliers.profile import ProfileStats, image_moments, ring_index
 
 #: Share of pure-noise images the decision lets through.
@@ -77,8 +78,6 @@ NULL_IMAGES = 16384
 #: Gaussian low-pass applied before the ring profiles, its sigma in particle radii: finer
 #: detail is mostly noise at the SNRs where the decision is hard.
 SMOOTH_RADII = 1 / 12
-#: Most z-scores the particle/non-particle mixture is fitted on (:func:`particle_posterior`).
-MIXTURE_SAMPLE = 20000
 #: Times the discriminant is fitted, each time on the groups the previous fit ranked.
 REFINE_ROUNDS = 3
 #: Separability may be low when the z-score alone, at the ``NOISE_PASS`` threshold, would lose
@@ -113,7 +112,8 @@ class Separability:
     """How far the stack's particles stand out of noise, from the z-scores alone.
 
     ``signal``: the particles' typical z-score ``mu`` (noise standard deviations; 0 when the
-    stack shows no particle signal), ``share``: the estimated share of particle images,
+    stack shows no particle signal), ``share``: the estimated share of particle images
+    (``m / mu``; once the decision is made, the mean of :func:`particle_posterior`),
     ``auc``: the chance that a particle outscores a noise image on z (``Phi(mu / sqrt 2)``),
     ``detected``: whether any particle signal is there at all, ``low``: whether the usual
     decision would lose more than :data:`LOW_LOSS` of the particles, ``expected_tpr``: the
@@ -228,18 +228,13 @@ def separability(z: np.ndarray) -> Separability:
 def particle_posterior(z: np.ndarray) -> np.ndarray:
     """Each image's probability ``(B,)`` of being a particle, from the z-scores ``(B,)``
     alone: a mixture of two Gaussians with one shared variance (non-particles and
-    particles), the particles being the component with the higher mean. Unlike the
-    method of moments it does not assume unit variance, which real and constructed
-    stacks both break (0.5-0.9). Fitted on at most :data:`MIXTURE_SAMPLE` evenly spaced
-    images; deterministic (fixed initialisation)."""
-    from sklearn.mixture import GaussianMixture
-
-    x = np.asarray(z, dtype=np.float64)[:, None]
-    if len(x) < 4 or float(x.std()) == 0.0:
-        return np.full(len(x), 0.5)
-    sample = x[:: max(1, -(-len(x) // MIXTURE_SAMPLE))]
-    mixture = GaussianMixture(2, covariance_type="tied", random_state=0).fit(sample)
-    return np.asarray(mixture.predict_proba(x)[:, int(np.argmax(mixture.means_[:, 0]))])
+    particles, :func:`cryosift.outliers.mixture.fit_tied_mixture`), the particles being the
+    component with the higher mean. Unlike the method of moments it does not assume unit
+    variance, which real and constructed stacks both break (0.5-0.9). Deterministic."""
+    z = np.asarray(z, dtype=np.float64)
+    if len(z) < 4 or float(z.std()) == 0.0:
+        return np.full(len(z), 0.5)
+    return fit_tied_mixture(z).posterior(z)[:, 1]
 
 
 def expected_tpr(kept: np.ndarray, posterior: np.ndarray) -> float:
@@ -345,7 +340,8 @@ class RadialDecision:
     share of particles the score's decision is expected to keep (:func:`expected_tpr`; None
     without a separability to base it on); ``kept_share`` the share of the images that do
     not score like noise that the usual threshold keeps (:func:`kept_share`) and, when the
-    threshold was loosened, ``usual_threshold`` the one it replaced."""
+    threshold was loosened, ``usual_threshold`` the one it replaced; ``particle_share`` the
+    stack's estimated share of particles (the mean of :func:`particle_posterior`)."""
 
     score: np.ndarray
     threshold: float
@@ -356,6 +352,7 @@ class RadialDecision:
     expected_tpr: float | None = None
     kept_share: float | None = None
     usual_threshold: float | None = None
+    particle_share: float | None = None
 
     @property
     def noise_pass(self) -> float:
@@ -455,13 +452,24 @@ def radial_decision(
         threshold = _noise_threshold(null_scores)
     if sep is None or not sep.detected:
         return RadialDecision(score, threshold, provisional)
-    usual = expected_tpr(score > threshold, particle_posterior(z))
+    posterior = particle_posterior(z)
+    usual = expected_tpr(score > threshold, posterior)
+    share_found = float(posterior.mean())
     junk = float(np.quantile(null_scores, JUNK_QUANTILE))
     if sep.low and usual < 1 - LOW_LOSS:
-        return RadialDecision(score, threshold, provisional, z, sep.floor, junk, usual)
+        return RadialDecision(
+            score, threshold, provisional, z, sep.floor, junk, usual, particle_share=share_found
+        )
     share = kept_share(score, null_scores, threshold)
     if not loosen or not sep.moderate or not loses_particles(usual, share):
-        return RadialDecision(score, threshold, provisional, expected_tpr=usual, kept_share=share)
+        return RadialDecision(
+            score,
+            threshold,
+            provisional,
+            expected_tpr=usual,
+            kept_share=share,
+            particle_share=share_found,
+        )
     loose = float(np.quantile(null_scores, 1 - LOOSE_NOISE_PASS))
     return RadialDecision(
         score,
@@ -473,6 +481,7 @@ def radial_decision(
         expected_tpr=usual,
         kept_share=share,
         usual_threshold=threshold,
+        particle_share=share_found,
     )
 
 
