@@ -198,6 +198,30 @@ def test_off_centre_class_removes_only_members_that_fit_no_particle_class():
         assert vote.changed == (0, len(removed))
 
 
+def test_a_radial_reject_whose_centre_stands_out_is_kept_in_a_particle_class():
+    """Images the radial discriminant rejects (a neighbour fills their outer rings) that sit
+    in a particle class are kept when their own z-score passes the first guess (z >= 1.28)
+    even if they fit no class better than noise, and the reason says which vote decided;
+    below it, or in a junk class, they stay out; without a z column nothing changes."""
+    labels = np.repeat([0, 1], [6, 4])
+    fit_p = np.array([0.01, 0.01, 0.5, 0.5, 0.5, 0.5, 0.01, 0.5, 0.5, 0.5])
+    z = np.array([3.0, 3.0, 2.0, 1.3, 0.5, -1.0, 3.0, 2.0, 2.0, 2.0])
+    verdicts = np.array(["inlier", "inlier"] + ["partial"] * 4 + ["inlier"] + ["noise"] * 3)
+    vote = ClassVote(labels, fit_p, np.array([True, False]), ["particle", "empty"], 0.0,
+                     np.array([1, 2]))  # fmt: skip
+    table = _table(verdicts)
+    table["profile_z"] = z
+    combine(table, vote)
+    assert np.flatnonzero(table.verdict == "inlier").tolist() == [0, 1, 2, 3, 6]
+    assert table.reason[2].startswith("kept by its class: class 1 shows the particle")
+    assert "its radial z-score 2.00 >= 1.28" in table.reason[2]
+    # the empty class's radial inlier fits a particle class: it stays; the rest stay out
+    assert (table.verdict[7:] == "noise").all()
+    without = _table(verdicts)
+    combine(without, vote)
+    assert np.flatnonzero(without.verdict == "inlier").tolist() == [0, 1, 6]
+
+
 def test_no_template_fits_nothing():
     images, _ = constructed_stack(noise=1.0)
     assert (fit_pvalues(images[:5], np.zeros((0, N, N)), R) == 1).all()

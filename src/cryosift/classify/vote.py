@@ -18,7 +18,11 @@ removes real particles as "partial" or "noise". A 2D classification holds a stro
   fits their noise, which the noise images' null would not see.
 
 The votes combine (:func:`combine`): an image the radial profile rejects but that sits in a
-particle class and fits one is kept (a centred particle with a neighbour in its box is one).
+particle class and fits one is kept (a centred particle with a neighbour in its box is one),
+and so is one in a particle class whose own z-score passes the radial detector's first guess
+(``z >= NOISE_Z``, reached by 10 % of noise, as the fit is): on crowded fields the
+discriminant rejects centred particles whose z-score stands well out of noise
+(``benchmarks/clean_on_picks.md``).
 An image the radial profile keeps is removed when its class average shows a line or edge
 (:data:`NO_PARTICLE`), or when its class is otherwise junk (empty, off-centre structure, a
 rare strong blob) and the image fits no particle class: a blob-like matched filter answers to
@@ -51,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from cryosift.classify.judge import JUNK_KINDS, judge_classes, template_match
+from cryosift.outliers.radial import NOISE_Z
 
 if TYPE_CHECKING:
     from cryosift.classify.align import ClassifyResult
@@ -222,15 +227,21 @@ def combine(table: pd.DataFrame, vote: ClassVote) -> None:
     fits, in_particle = vote.fits, vote.in_particle_class
     kinds = np.array(vote.kind, dtype=object)[vote.labels]
     speaks = not vote.abstains
-    rescued = ~radial_kept & in_particle & fits
+    stands_out = _stands_out(table)
+    rescued = ~radial_kept & in_particle & (fits | stands_out)
     no_particle = np.isin(kinds, NO_PARTICLE)
     voting_junk = ~in_particle & ~np.isin(kinds, NO_VOTE)
     dropped = speaks & radial_kept & (no_particle | (voting_junk & ~fits))
     number = vote.class_number
+    z = table["profile_z"].to_numpy() if "profile_z" in table else np.full(len(table), np.nan)
     for i in np.flatnonzero(rescued):
+        why = (
+            f"fits a particle class better than {1 - vote.fit_p[i]:.0%} of noise"
+            if fits[i]
+            else f"its radial z-score {z[i]:.2f} >= {NOISE_Z:.2f}"
+        )
         reason[i] = (
-            f"kept by its class: class {number[i]} shows the particle and the image fits a "
-            f"particle class better than {1 - vote.fit_p[i]:.0%} of noise; "
+            f"kept by its class: class {number[i]} shows the particle and the image {why}; "
             f"alone it was {verdict[i]}: {reason[i]}"
         )
     for i in np.flatnonzero(dropped):
@@ -249,6 +260,15 @@ def combine(table: pd.DataFrame, vote: ClassVote) -> None:
     table["class_kind"] = kinds.astype(str)
     table["class_fit_p"] = np.round(vote.fit_p, 4)
     table["decided_by"] = np.where(rescued | dropped, "class", "radial")
+
+
+def _stands_out(table: pd.DataFrame) -> np.ndarray:
+    """``(B,)`` whether each image's own radial z-score (``profile_z``, when the table has
+    it) passes the radial detector's first guess, ``z >= NOISE_Z``, which 10 % of noise
+    reaches."""
+    if "profile_z" not in table:
+        return np.zeros(len(table), bool)
+    return np.asarray(table["profile_z"].to_numpy(dtype=np.float64) >= NOISE_Z)
 
 
 #: Classes ``cryosift clean`` sorts a stack into for its vote (fewer for small stacks).
