@@ -227,13 +227,12 @@ def combine(table: pd.DataFrame, vote: ClassVote) -> None:
     fits, in_particle = vote.fits, vote.in_particle_class
     kinds = np.array(vote.kind, dtype=object)[vote.labels]
     speaks = not vote.abstains
-    stands_out = _stands_out(table)
-    rescued = ~radial_kept & in_particle & (fits | stands_out)
+    z = _profile_z(table)
+    rescued = ~radial_kept & in_particle & (fits | (z >= NOISE_Z))
     no_particle = np.isin(kinds, NO_PARTICLE)
     voting_junk = ~in_particle & ~np.isin(kinds, NO_VOTE)
     dropped = speaks & radial_kept & (no_particle | (voting_junk & ~fits))
     number = vote.class_number
-    z = table["profile_z"].to_numpy() if "profile_z" in table else np.full(len(table), np.nan)
     for i in np.flatnonzero(rescued):
         why = (
             f"fits a particle class better than {1 - vote.fit_p[i]:.0%} of noise"
@@ -262,13 +261,12 @@ def combine(table: pd.DataFrame, vote: ClassVote) -> None:
     table["decided_by"] = np.where(rescued | dropped, "class", "radial")
 
 
-def _stands_out(table: pd.DataFrame) -> np.ndarray:
-    """``(B,)`` whether each image's own radial z-score (``profile_z``, when the table has
-    it) passes the radial detector's first guess, ``z >= NOISE_Z``, which 10 % of noise
-    reaches."""
+def _profile_z(table: pd.DataFrame) -> np.ndarray:
+    """``(B,)`` each image's own radial z-score (``profile_z``); NaN, which passes no
+    cut, when the table has none."""
     if "profile_z" not in table:
-        return np.zeros(len(table), bool)
-    return np.asarray(table["profile_z"].to_numpy(dtype=np.float64) >= NOISE_Z)
+        return np.full(len(table), np.nan)
+    return np.asarray(table["profile_z"].to_numpy(dtype=np.float64))
 
 
 #: Classes ``cryosift clean`` sorts a stack into for its vote (fewer for small stacks).
