@@ -163,7 +163,7 @@ def gather_survey(
     features, boxes, stacks, group = [], [], [], []
     radius, i = 0.0, -1
     for i, (image, e) in enumerate(seen):
-        cand = candidates_of(model, e, job, None)
+        cand = candidates_of(model, e, job, None, place=False)  # as the ranker will see them
         ok = cand.picks.passes.to_numpy()
         found, radius = detector_boxes(image, e, cand, job.diameter)  # radius: the same for all
         if len(found):

@@ -40,6 +40,7 @@ import pandas as pd
 from scipy import ndimage
 
 from cryosift.picking.rank import THRESHOLD as RANKED_THRESHOLD
+from cryosift.picking.recentre import suppress
 
 #: Cluster counts of the sequential per-micrograph k-means (the paper's).
 SEQUENTIAL_K = (3, 4, 5)
@@ -191,15 +192,7 @@ def find_peaks(smap: np.ndarray, min_distance: float) -> np.ndarray:
     if not len(rc):
         return rc
     rc = rc[np.argsort(-smap[rc[:, 0], rc[:, 1]], kind="stable")]
-    from scipy.spatial import cKDTree
-
-    tree = cKDTree(rc)
-    keep = np.ones(len(rc), bool)
-    for i in range(len(rc)):
-        if keep[i]:
-            near = tree.query_ball_point(rc[i], min_distance)
-            keep[[j for j in near if j > i]] = False
-    return rc[keep]
+    return rc[suppress(rc, -np.arange(len(rc)), min_distance)]
 
 
 def score_split(

@@ -42,6 +42,7 @@ from cryosift.picking.pick import (
     sequential_mask,
 )
 from cryosift.picking.rank import Ranker, candidate_features
+from cryosift.picking.recentre import place_picks
 from cryosift.preprocess.micrograph import Resize, preprocess_stages
 
 SETTINGS_FILE = "pick_settings.json"
@@ -98,8 +99,10 @@ def embed_image(model: PickerModel, image: np.ndarray, diameter: float) -> Embed
 
 @dataclass
 class Candidates:
-    """What picking found on one micrograph: ``picks`` (``x``, ``y`` in original px, ``score``,
-    ``passes``, ``keep``), their positions ``rc`` ``(N, 2)`` (row, col) in preprocessed px,
+    """What picking found on one micrograph: ``picks`` (``x``, ``y`` in original px, moved onto
+    their blob, :mod:`cryosift.picking.recentre`; ``score``, ``passes``, ``keep``), where the
+    particle map found them ``rc`` ``(N, 2)`` (row, col) in preprocessed px (the ranker's
+    features and the survey's boxes are taken there),
     the token embeddings ``emb`` ``(h, w, D)``, the token side ``patch``, the particle
     ``diameter`` in preprocessed px and the resized micrograph ``small`` (the blob
     features' source)."""
@@ -125,10 +128,12 @@ def active_ranker(model: PickerModel, job: PickJob) -> Ranker | None:
 
 
 def candidates_of(
-    model: PickerModel, seen: Embedded, job: PickJob, ranker: Ranker | None
+    model: PickerModel, seen: Embedded, job: PickJob, ranker: Ranker | None, place: bool = True
 ) -> Candidates:
     """Candidates of an embedded micrograph, scored by ``ranker`` (None: the particle map;
-    see :func:`picks_from_mask`)."""
+    see :func:`picks_from_mask`); ``place``: picks moved onto their blob and coincident
+    kept ones dropped (:func:`~cryosift.picking.recentre.place_picks`), else where the map
+    found them."""
     mask = seen.labels == job.cluster
     if job.sequential:
         mask = sequential_mask(seen.emb, mask, seed=job.seed)
@@ -163,8 +168,14 @@ def candidates_of(
 
     df = picks_from_mask(mask, patch, seen.pre.shape, settings, exclude, rescore)
     rc = np.stack([df.y.to_numpy(), df.x.to_numpy()], axis=1).astype(np.int64)
-    x, y = plan.to_original(df.x.to_numpy(), df.y.to_numpy())
-    return Candidates(df.assign(x=x, y=y), rc, seen.emb, patch, settings.diameter, seen.small)
+    moved, alone = rc, df.keep.to_numpy()
+    if place:
+        edge = settings.diameter / 2 if settings.edge is None else settings.edge
+        moved, alone = place_picks(seen.small, rc, alone, settings.diameter, edge)
+    x, y = plan.to_original(moved[:, 1].astype(np.float64), moved[:, 0].astype(np.float64))
+    duplicate = df.keep.to_numpy() & ~alone
+    df = df.assign(x=x, y=y, passes=df.passes & ~duplicate, keep=df.keep & ~duplicate)
+    return Candidates(df, rc, seen.emb, patch, settings.diameter, seen.small)
 
 
 def find_candidates(
