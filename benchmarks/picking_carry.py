@@ -21,7 +21,9 @@ harder copies of it stand in for the unshared datasets, with simulations for oth
   were fixed): the crowded one at SNR 0.2 and a 16-bit copy at 40 px; and held out of the
   sparse-field rule (made after it was fixed): a sparse field of 80 particles and a crowded
   one, both at SNR 0.2; and held out of the humps' cut (made after it was fixed): sparse
-  fields of 100 60-px and 150 36-px (8-bit) particles, and a crowded 36-px one at SNR 0.2.
+  fields of 100 60-px and 150 36-px (8-bit) particles, and a crowded 36-px one at SNR 0.2;
+  and held out of the radial profiles' second opinion on the cut: faint fields with carbon
+  and ice at SNR 0.25 and stored as 16-bit, and one with ice but no carbon (48 px).
 
 Every copy is written as MRC with its pixel size; both pickers run at their defaults as a user
 types them, no tuning: ``cryosift pick MICS --diameter-A D --angpix A`` (a whole process; again
@@ -156,6 +158,23 @@ DATASETS = (
         "simulated, crowded 36 px, SNR 0.2",
         simulate=tuple(
             "-n 8 --diameter-px 36 --particles 400 --min-spacing 1.0 --snr 0.2 --seed 23".split()
+        ),
+    ),
+    # held out of the radial profiles' second opinion on the cut (2026-12-04): made once it
+    # was fixed; more faint fields, the kind where the classes cannot judge the ranking
+    Dataset(
+        "faint, carbon and ice, SNR 0.25", simulate=(*FAINT_CARBON, "--snr", "0.25", "--seed", "31")
+    ),
+    Dataset(
+        "faint, carbon and ice, 16-bit, SNR 0.2",
+        simulate=(*FAINT_CARBON[:-2], "--bits", "16", "--snr", "0.2", "--seed", "32"),
+    ),
+    Dataset(
+        "faint, ice without carbon, 48 px, SNR 0.2",
+        simulate=tuple(
+            "-n 8 --shape 2048x2048 --diameter-px 48 --particles 700 --min-spacing 1.0 --pairs 10 "
+            "--aggregates 2 --contamination 1 --ice 40 --no-carbon-edge --bits 8 --snr 0.2 "
+            "--seed 33".split()
         ),
     ),
 )

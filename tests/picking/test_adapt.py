@@ -15,6 +15,7 @@ from cryosift.picking.adapt import (
     job_from_state,
     learn_ranker,
     prepare_picking,
+    radial_probability,
     ranker_json,
 )
 from cryosift.picking.blobs import NAMES, blob_features
@@ -155,6 +156,35 @@ def test_default_cut_keeps_the_median_of_the_classifications_proposals():
     info = {}
     _, threshold = default_cut(score, np.full(1000, 0.5), info, lambda: asked.append(1) or pis)
     assert threshold == 0.0 and not asked and "proposed_keep_shares" not in info
+
+
+def test_radial_second_opinion_cuts_only_where_the_classes_cannot_judge():
+    """Classes that cannot judge the ranking (pi unrelated to it), crowded (no clear hump),
+    and single boxes whose radial scores form two groups that follow the ranking: the cut
+    falls where the radial profiles put it (about the upper group's 40 %); radial scores
+    unrelated to the ranking, or constant, leave every candidate kept; where the classes
+    do judge, the radial opinion is not used."""
+    rng = np.random.default_rng(6)
+    particle = rng.random(800) < 0.4
+    score = 1.5 * particle + rng.normal(size=800)  # one bump, no clear humps
+    radial = np.where(particle, 3.0, -3.0) + rng.normal(size=800)
+    q = radial_probability(radial)
+    assert q.shape == (800,) and q[particle].mean() > 0.9 and q[~particle].mean() < 0.1
+    assert radial_probability(np.ones(10)) is None
+    assert radial_probability(np.r_[np.nan, radial[:5]]) is None
+    unrelated = rng.permutation(particle).astype(float)
+    info: dict = {}
+    cut, threshold = default_cut(score, unrelated, info, radial=q)
+    assert threshold is None and "radial profiles' best expected cut" in info["default"]
+    assert np.mean(score >= cut) == pytest.approx(info["radial_keep_share"], abs=0.002)
+    assert 0.25 < info["radial_keep_share"] < 0.6 and info["radial_expected_gain"] > 0.05
+    info = {}
+    _, threshold = default_cut(score, unrelated, info, radial=rng.permutation(q))
+    assert threshold == 0.0 and info["default"] == "every candidate: weak ranking"
+    info = {}
+    _, threshold = default_cut(score, particle.astype(float), info, radial=1 - q)
+    assert threshold is None and "radial" not in info["default"]
+    assert "radial_keep_share" not in info
 
 
 def test_combined_ranker_is_the_standardised_sum_less_the_cut():

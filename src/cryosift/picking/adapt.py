@@ -43,7 +43,10 @@ ranking of candidates (:mod:`cryosift.picking.rank`) and where to cut it:
    humps, at the cut with the best expected F1 when each candidate is a particle with its
    probability of the upper hump. Such humps also overrule a cut of the classes that would
    keep far more candidates than the upper hump holds (:data:`HUMP_OVERRULES`): there the
-   classes took background for particles.
+   classes took background for particles. Without such humps the single boxes get a second
+   say before every candidate is kept: each candidate a particle with its probability of
+   the upper of two Gaussians fitted to the detector's radial scores
+   (:func:`radial_probability`), a cut worth making by the same test is made.
 
 The survey micrographs' picks come from the embeddings already computed, so adapting costs
 the boxes, the detector, the classifications and the fits (seconds, whatever the number of
@@ -248,7 +251,11 @@ def learn_ranker(
         scores.append(out_of_fold_logits(survey.features, positive, survey.group, ranker))
     combined, scales = standardised_sum(scores)
     cut, threshold = default_cut(
-        combined, classes.pi, info, lambda: reclassified_pi(survey.class_stack, job.seed, info)
+        combined,
+        classes.pi,
+        info,
+        lambda: reclassified_pi(survey.class_stack, job.seed, info),
+        radial_probability(judged["radial_score"].to_numpy()),
     )
     one = combined_ranker(ranker, classes, scales, cut, survey.features.shape[1])
     record = ("micrographs", "candidates", "positives", "negatives", "keep_share")
@@ -292,11 +299,25 @@ def proposed_keep(combined: np.ndarray, pi: np.ndarray) -> tuple[float, bool, fl
     return keep, keep < KEEP_ALL and best - every >= MIN_GAIN, best, every
 
 
+def radial_probability(score: np.ndarray) -> np.ndarray | None:
+    """``(N,)`` each survey box's probability of the upper of two Gaussians with one shared
+    variance fitted to the detector's radial-profile scores ``(N,)`` (higher: more like a
+    centred particle); None when the scores are constant or not all finite."""
+    from cryosift.outliers.mixture import fit_tied_mixture
+
+    score = np.asarray(score, np.float64)
+    if len(score) < 2 or not np.isfinite(score).all() or np.ptp(score) == 0:
+        return None
+    mixture = fit_tied_mixture(score)
+    return mixture.posterior(score)[:, int(np.argmax(mixture.means))]
+
+
 def default_cut(
     combined: np.ndarray,
     pi: np.ndarray,
     info: dict,
     more_pis: Callable[[], list[np.ndarray]] = list,
+    radial: np.ndarray | None = None,
 ) -> tuple[float, float | None]:
     """The cut of the survey's ``combined`` scores ``(N,)`` and the default threshold: None
     (probability 0.5 at the cut) or 0.0 (every candidate kept). When the best expected cut
@@ -306,7 +327,10 @@ def default_cut(
     scores form two clear humps (:func:`mixture_cut`), the upper one a minority, and that
     cut would keep more than :data:`HUMP_OVERRULES` times the upper hump's share: the cut
     then falls between the humps, as it does when no cut is worth making; else every
-    candidate is kept (probability 0.5 then at the best cut). ``info`` records it."""
+    candidate is kept (probability 0.5 then at the best cut), unless ``radial`` ``(N,)``
+    (:func:`radial_probability`) standing for the truth proposes a cut worth making: the
+    single boxes' second opinion, asked only where the classes could not judge. ``info``
+    records it."""
     keep, worth, best, every = proposed_keep(combined, pi)
     hump_cut, separation, upper = mixture_cut(combined)
     info.update(
@@ -332,6 +356,16 @@ def default_cut(
             f"keeps {kept:.0%} of the survey)"
         )
         return hump_cut, None
+    if radial is not None:
+        share, worth, best, every = proposed_keep(combined, radial)
+        info.update(radial_keep_share=round(share, 4), radial_expected_gain=round(best - every, 4))
+        if worth:
+            info["keep_share"] = round(share, 4)
+            info["default"] = (
+                f"probability 0.5 at the radial profiles' best expected cut (the classes could "
+                f"not judge the ranking; keeps {share:.0%} of the survey)"
+            )
+            return float(np.quantile(combined, 1 - share)), None
     info["default"] = "every candidate: weak ranking"
     return float(np.quantile(combined, 1 - keep)), 0.0
 
