@@ -23,7 +23,10 @@ harder copies of it stand in for the unshared datasets, with simulations for oth
   one, both at SNR 0.2; and held out of the humps' cut (made after it was fixed): sparse
   fields of 100 60-px and 150 36-px (8-bit) particles, and a crowded 36-px one at SNR 0.2;
   and held out of the radial profiles' second opinion on the cut: faint fields with carbon
-  and ice at SNR 0.25 and stored as 16-bit, and one with ice but no carbon (48 px).
+  and ice at SNR 0.25 and stored as 16-bit, and one with ice but no carbon (48 px); and
+  held out of the two opinions combined: carbon and ice at SNR 0.18, ice without carbon
+  at 40 px (16-bit) and at 56 px; and held out of the humps' floor: a sparse field of 60
+  particles at SNR 0.25 and carbon and ice at SNR 0.17.
 
 Every copy is written as MRC with its pixel size; both pickers run at their defaults as a user
 types them, no tuning: ``cryosift pick MICS --diameter-A D --angpix A`` (a whole process; again
@@ -176,6 +179,36 @@ DATASETS = (
             "--aggregates 2 --contamination 1 --ice 40 --no-carbon-edge --bits 8 --snr 0.2 "
             "--seed 33".split()
         ),
+    ),
+    # held out of the classes' and the radial profiles' opinions combined (2026-12-04): made
+    # before that rule was measured on anything
+    Dataset(
+        "faint, carbon and ice, SNR 0.18", simulate=(*FAINT_CARBON, "--snr", "0.18", "--seed", "42")
+    ),
+    Dataset(
+        "faint, ice without carbon, 40 px, 16-bit, SNR 0.2",
+        simulate=tuple(
+            "-n 8 --shape 1536x1536 --diameter-px 40 --particles 560 --min-spacing 1.0 --pairs 10 "
+            "--aggregates 2 --contamination 1 --ice 30 --no-carbon-edge --bits 16 --snr 0.2 "
+            "--seed 41".split()
+        ),
+    ),
+    Dataset(
+        "faint, ice without carbon, 56 px, SNR 0.22",
+        simulate=tuple(
+            "-n 8 --shape 2048x2048 --diameter-px 56 --particles 510 --min-spacing 1.0 --pairs 10 "
+            "--aggregates 2 --contamination 1 --ice 40 --no-carbon-edge --bits 8 --snr 0.22 "
+            "--seed 43".split()
+        ),
+    ),
+    # held out of the humps' floor (one class's share; added 2026-12-04 after the SNR 0.18
+    # field above cut between a 2 % hump and the rest): made before it was measured
+    Dataset(
+        "simulated, 60 particles, SNR 0.25",
+        simulate=("-n", "8", "--particles", "60", "--snr", "0.25", "--seed", "51"),
+    ),
+    Dataset(
+        "faint, carbon and ice, SNR 0.17", simulate=(*FAINT_CARBON, "--snr", "0.17", "--seed", "52")
     ),
 )
 

@@ -140,6 +140,23 @@ def test_clear_humps_overrule_classes_that_take_background_for_particles():
     assert np.mean(sparse >= cut) == pytest.approx(0.18, abs=0.01)
 
 
+def test_a_hump_smaller_than_one_class_does_not_cut():
+    """Two clear humps whose upper one holds 2 % of the candidates, under one class's share
+    of 24: no sparse field (a rare kind of candidate, e.g. ice, that one class could hold);
+    the classes' cut stands. The same scores with no such floor cut between the humps."""
+    rng = np.random.default_rng(7)
+    score = np.r_[rng.normal(0, 1, 980), rng.normal(8, 1, 20)]
+    pi = (score > np.quantile(score, 0.5)).astype(float)
+    info: dict = {}
+    cut, threshold = default_cut(score, pi, info, lambda: [pi] * 4, min_hump=1 / 24)
+    assert threshold is None and "best expected cut" in info["default"]
+    assert np.mean(score >= cut) == pytest.approx(0.5, abs=0.02)
+    info = {}
+    cut, _ = default_cut(score, pi, info, lambda: [pi] * 4)
+    assert "two humps" in info["default"]
+    assert np.mean(score >= cut) == pytest.approx(0.02, abs=0.005)
+
+
 def test_default_cut_keeps_the_median_of_the_classifications_proposals():
     """Classifications that put the particles at different shares: the cut keeps the
     median share; the other classifications are asked for only when a cut is made."""

@@ -37,8 +37,10 @@ ranking of candidates (:mod:`cryosift.picking.rank`) and where to cut it:
    :data:`MIN_GAIN` expected F1 (the classes cannot judge the ranking), the default
    threshold keeps every candidate (``threshold 0``; the scores still rank them) and the
    run says so; unless the survey's scores themselves form two clear humps, the upper one
-   a minority (:func:`mixture_cut`, :data:`CLEAR_SEPARATION`, :data:`MINORITY`): the
-   particles of a sparse faint field, where the classes are mostly background and cannot
+   a minority (:func:`mixture_cut`, :data:`CLEAR_SEPARATION`, :data:`MINORITY`), yet no
+   smaller than one class of the survey's classification holds on average (a smaller hump
+   is a rare kind of candidate, e.g. ice, that one class could hold): the particles of a
+   sparse faint field, where the classes are mostly background and cannot
    say which candidates are particles but the ranking can; 0.5 then falls between the
    humps, at the cut with the best expected F1 when each candidate is a particle with its
    probability of the upper hump. Such humps also overrule a cut of the classes that would
@@ -256,6 +258,7 @@ def learn_ranker(
         info,
         lambda: reclassified_pi(survey.class_stack, job.seed, info),
         radial_probability(judged["radial_score"].to_numpy()),
+        min_hump=1.0 / len(classes.averages),
     )
     one = combined_ranker(ranker, classes, scales, cut, survey.features.shape[1])
     record = ("micrographs", "candidates", "positives", "negatives", "keep_share")
@@ -318,13 +321,15 @@ def default_cut(
     info: dict,
     more_pis: Callable[[], list[np.ndarray]] = list,
     radial: np.ndarray | None = None,
+    min_hump: float = 0.0,
 ) -> tuple[float, float | None]:
     """The cut of the survey's ``combined`` scores ``(N,)`` and the default threshold: None
     (probability 0.5 at the cut) or 0.0 (every candidate kept). When the best expected cut
     with the classes' ``pi`` ``(N,)`` is worth making (:func:`proposed_keep`), the shares
     kept by the best cuts with ``pi`` and with each of ``more_pis()`` (other
     classifications' ``pi``; called only then) are pooled and the median kept; unless the
-    scores form two clear humps (:func:`mixture_cut`), the upper one a minority, and that
+    scores form two clear humps (:func:`mixture_cut`), the upper one a minority (but at least
+    ``min_hump`` of the candidates: the survey classification's one class in K), and that
     cut would keep more than :data:`HUMP_OVERRULES` times the upper hump's share: the cut
     then falls between the humps, as it does when no cut is worth making; else every
     candidate is kept (probability 0.5 then at the best cut), unless ``radial`` ``(N,)``
@@ -340,7 +345,7 @@ def default_cut(
         score_separation=round(separation, 3),
         upper_hump=round(upper, 3),
     )
-    humps = separation >= CLEAR_SEPARATION and upper <= MINORITY
+    humps = separation >= CLEAR_SEPARATION and min_hump <= upper <= MINORITY
     if worth and not (humps and keep > HUMP_OVERRULES * upper):
         keeps = [keep, *(proposed_keep(combined, p)[0] for p in more_pis())]
         keep = float(np.median(keeps))
