@@ -40,9 +40,10 @@ one-to-one within half a diameter over all micrographs of each set.
 Writes ``benchmarks/results/picking_carry.{csv,txt}`` (with each set's survey class verdicts:
 particle classes of all, the estimated share of particles among the candidates, the share the
 default keeps and why; and the truth's best cut of the every-candidate picks, which tells a
-loss to the threshold from one to the candidates and their ranking), ``picking_carry.png`` (an overlay per set: labelled particles,
-cryosift's and RELION's picks; the labels are incomplete) and, for the hardest set, a larger
-overlay and its survey classes (``picking_carry_hardest.png``, ``..._hardest_classes.png``).
+loss to the threshold from one to the candidates and their ranking), ``picking_carry.png``
+(an overlay per set: labelled particles, cryosift's and RELION's picks; the labels are
+incomplete) and, for the hardest set, a larger overlay and its survey classes
+(``picking_carry_hardest.png``, ``..._hardest_classes.png``).
 """
 
 from __future__ import annotations
@@ -303,8 +304,10 @@ def best_cut(picks: dict, truth: dict, diameter: float) -> dict:
     reaches, chosen with the ``truth``, and the share of candidates it keeps (0.05-1.0 in
     steps of 0.05): under it the loss is the threshold's, above it the candidates' and their
     ranking's."""
-    scores = np.concatenate([p.score.to_numpy() for p in picks.values() if len(p)])
     best = {"best_cut_F1": 0.0, "best_cut_keep": 1.0}
+    if not any(len(p) for p in picks.values()):
+        return best
+    scores = np.concatenate([p.score.to_numpy() for p in picks.values() if len(p)])
     for keep in np.arange(0.05, 1.0001, 0.05):
         cut = -np.inf if keep > 0.999 else np.quantile(scores, 1 - keep)
         kept = {k: p[p.score >= cut] for k, p in picks.items()}
