@@ -26,7 +26,9 @@ harder copies of it stand in for the unshared datasets, with simulations for oth
   and ice at SNR 0.25 and stored as 16-bit, and one with ice but no carbon (48 px); and
   held out of the two opinions combined: carbon and ice at SNR 0.18, ice without carbon
   at 40 px (16-bit) and at 56 px; and held out of the humps' floor: a sparse field of 60
-  particles at SNR 0.25 and carbon and ice at SNR 0.17.
+  particles at SNR 0.25 and carbon and ice at SNR 0.17; and held out of the humps' cut with
+  untied variances: sparse fields of 90 48-px particles, of 70 particles stored as 16-bit,
+  and of 110 40-px particles with ice.
 
 Every copy is written as MRC with its pixel size; both pickers run at their defaults as a user
 types them, no tuning: ``cryosift pick MICS --diameter-A D --angpix A`` (a whole process; again
@@ -211,6 +213,24 @@ DATASETS = (
     ),
     Dataset(
         "faint, carbon and ice, SNR 0.17", simulate=(*FAINT_CARBON, "--snr", "0.17", "--seed", "52")
+    ),
+    # held out of the humps' cut from two Gaussians with their own variances (2026-12-04):
+    # sparse fields made before that cut was measured on them
+    Dataset(
+        "simulated, 90 particles of 48 px, SNR 0.22",
+        simulate=tuple(
+            "-n 8 --shape 1536x1536 --diameter-px 48 --particles 90 --snr 0.22 --seed 61".split()
+        ),
+    ),
+    Dataset(
+        "simulated, 70 particles, 16-bit, SNR 0.2",
+        simulate=("-n", "8", "--particles", "70", "--bits", "16", "--snr", "0.2", "--seed", "62"),
+    ),
+    Dataset(
+        "simulated, 110 particles of 40 px with ice, SNR 0.3",
+        simulate=tuple(
+            "-n 8 --diameter-px 40 --particles 110 --ice 10 --snr 0.3 --seed 63".split()
+        ),
     ),
 )
 
