@@ -77,3 +77,35 @@ def test_a_pick_is_not_pulled_to_the_rim_by_a_rising_response():
     for dx in (6, 3):  # a peak on the rim, then inside the disc
         peak = -np.hypot(yy - 30, xx - 30 - dx)
         assert np.array_equal(recentre(peak, pick, radius)[0], [30, 30 + dx])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_recentre_equals_the_whole_image_maximum_filter_rule(seed):
+    """The rim rule read at the chosen points only gives what a 3 x 3 maximum filter over the
+    whole response (edges repeated) gives: a move onto the rim is kept only at a local peak."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(seed)
+    response = ndimage.gaussian_filter(rng.normal(size=(70, 90)), 2).astype(np.float32)
+    rc = np.stack([rng.integers(0, 70, 400), rng.integers(0, 90, 400)], axis=1)
+    radius = 5.0
+    moved = recentre(response, rc, radius)
+    offsets = moved - rc
+    on_rim = np.hypot(*offsets.T) > radius - 1
+    peak = response == ndimage.maximum_filter(response, 3, mode="nearest")
+    assert peak[moved[on_rim, 0], moved[on_rim, 1]].all()  # rim moves land on peaks only
+    # and every pick left in place whose best was a rim non-peak: the rule without it
+    free = rc + 0
+    for i, (r, c) in enumerate(rc):  # the definition, one pick at a time
+        best, where = -np.inf, (r, c)
+        for dr in range(-5, 6):
+            for dc in range(-5, 6):
+                if np.hypot(dr, dc) <= radius and 0 <= r + dr < 70 and 0 <= c + dc < 90:
+                    v = response[r + dr, c + dc]
+                    key = (v, -(abs(dr) + abs(dc)))
+                    if best == -np.inf or key > best:
+                        best, where = key, (r + dr, c + dc)
+        d = np.hypot(where[0] - r, where[1] - c)
+        free[i] = where if d <= radius - 1 or peak[where] else (r, c)
+    assert np.array_equal(moved, free)
+    assert on_rim.any() and (moved != rc).any()

@@ -72,10 +72,14 @@ def recentre(
     values = np.where(ok, response[r, c], -np.inf)
     best = np.argmax(values, axis=1)
     rim = np.hypot(offsets[:, 0], offsets[:, 1]) > radius - 1
-    peak = response == ndimage.maximum_filter(response, 3, mode="nearest")
-    n = np.arange(len(rc))
-    best[rim[best] & ~peak[r[n, best], c[n, best]]] = 0
-    return at[n, best]
+    n = np.flatnonzero(rim[best])  # only the moves onto the rim need their neighbourhood
+    pr, pc = r[n, best[n]], c[n, best[n]]
+    step = np.arange(-1, 2)
+    nr = np.clip(pr[:, None, None] + step[None, :, None], 0, rows - 1)
+    nc = np.clip(pc[:, None, None] + step[None, None, :], 0, cols - 1)
+    peak = response[pr, pc] >= response[nr, nc].max(axis=(1, 2))  # 3 x 3, edges repeated
+    best[n[~peak]] = 0
+    return at[np.arange(len(rc)), best]
 
 
 def suppress(points: np.ndarray, strength: np.ndarray, distance: float) -> np.ndarray:
