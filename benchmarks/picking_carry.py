@@ -232,6 +232,34 @@ DATASETS = (
             "-n 8 --diameter-px 40 --particles 110 --ice 10 --snr 0.3 --seed 63".split()
         ),
     ),
+    # held out of the class vote's keeping of centred particles (2026-12-04): crowded fields
+    # made before that rule was measured on them
+    Dataset(
+        "faint, carbon and ice, 50 px, SNR 0.19",
+        simulate=(
+            *FAINT_CARBON[:4],
+            *"--diameter-px 50 --particles 620".split(),
+            *FAINT_CARBON[8:],
+            *"--snr 0.19 --seed 71".split(),
+        ),
+    ),
+    Dataset(
+        "crowded small, 44 px, SNR 0.25",
+        simulate=(
+            *CROWDED_SMALL[:4],
+            *"--diameter-px 44 --particles 500".split(),
+            *CROWDED_SMALL[8:],
+            *"--snr 0.25 --seed 72".split(),
+        ),
+    ),
+    Dataset(
+        "faint, ice without carbon, 64 px, 16-bit, SNR 0.2",
+        simulate=tuple(
+            "-n 8 --shape 2048x2048 --diameter-px 64 --particles 400 --min-spacing 1.0 --pairs 10 "
+            "--aggregates 2 --contamination 1 --ice 40 --no-carbon-edge --bits 16 --snr 0.2 "
+            "--seed 73".split()
+        ),
+    ),
 )
 
 
