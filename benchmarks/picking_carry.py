@@ -65,7 +65,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cryosift.evaluate.picks import evaluate_picks
+from cryosift.evaluate.picks import evaluate_picks, pr_curve
 from cryosift.io.coords import read_coords
 from cryosift.io.mrc import write_micrograph
 from cryosift.simulate.micrographs import as_integers
@@ -350,19 +350,19 @@ def relion_picks(mics, d_px, angpix, out: Path) -> tuple[dict | None, float]:
 def best_cut(picks: dict, truth: dict, diameter: float) -> dict:
     """The best F1 any threshold on the scores of ``picks`` (every candidate, by micrograph)
     reaches, chosen with the ``truth``, and the share of candidates it keeps (0.05-1.0 in
-    steps of 0.05): under it the loss is the threshold's, above it the candidates' and their
-    ranking's."""
-    best = {"best_cut_F1": 0.0, "best_cut_keep": 1.0}
+    steps of 0.05; the smallest share on ties): under it the loss is the threshold's, above
+    it the candidates' and their ranking's."""
+    none = {"best_cut_F1": 0.0, "best_cut_keep": 1.0}
     if not any(len(p) for p in picks.values()):
-        return best
+        return none
+    keeps = np.arange(0.05, 1.0001, 0.05)
     scores = np.concatenate([p.score.to_numpy() for p in picks.values() if len(p)])
-    for keep in np.arange(0.05, 1.0001, 0.05):
-        cut = -np.inf if keep > 0.999 else np.quantile(scores, 1 - keep)
-        kept = {k: p[p.score >= cut] for k, p in picks.items()}
-        f1 = f1_row(kept, truth, diameter)["F1"]
-        if f1 > best["best_cut_F1"]:
-            best = {"best_cut_F1": f1, "best_cut_keep": round(float(keep), 2)}
-    return best
+    cuts = [-np.inf if keep > 0.999 else np.quantile(scores, 1 - keep) for keep in keeps]
+    f1 = pr_curve(picks, truth, diameter, np.array(cuts)).f1.to_numpy()
+    best = int(np.argmax(f1))
+    if f1[best] <= 0:
+        return none
+    return {"best_cut_F1": float(f1[best]), "best_cut_keep": round(float(keeps[best]), 2)}
 
 
 def class_verdicts(out: Path) -> dict:
