@@ -71,6 +71,13 @@ HELD_OUT = (
     "faint, carbon and ice, 50 px, SNR 0.19",
     "crowded small, 44 px, SNR 0.25",
     "faint, ice without carbon, 64 px, 16-bit, SNR 0.2",
+    # held out of the radial decision loosened where the vote abstains (2026-12-04)
+    "faint, carbon and ice, 50 px, SNR 0.16",
+    "faint, ice without carbon, 56 px, SNR 0.17",
+    "faint, carbon and ice, 70 px, 16-bit, SNR 0.17",
+    "faint, carbon and ice, 80 px, SNR 0.16",
+    "faint, ice without carbon, 72 px, 16-bit, SNR 0.15",
+    "faint, carbon and ice, 16-bit, SNR 0.16",
 )
 DEFAULT_SETS = TUNING_SETS + HELD_OUT
 

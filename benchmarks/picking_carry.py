@@ -260,6 +260,55 @@ DATASETS = (
             "--seed 73".split()
         ),
     ),
+    # held out of the radial decision loosened where the class vote abstains (2026-12-04):
+    # fainter fields, the kind where the vote abstains, made before that rule was measured
+    Dataset(
+        "faint, carbon and ice, 50 px, SNR 0.16",
+        simulate=(
+            *FAINT_CARBON[:4],
+            *"--diameter-px 50 --particles 620".split(),
+            *FAINT_CARBON[8:],
+            *"--snr 0.16 --seed 81".split(),
+        ),
+    ),
+    Dataset(
+        "faint, ice without carbon, 56 px, SNR 0.17",
+        simulate=tuple(
+            "-n 8 --shape 2048x2048 --diameter-px 56 --particles 510 --min-spacing 1.0 --pairs 10 "
+            "--aggregates 2 --contamination 1 --ice 40 --no-carbon-edge --bits 8 --snr 0.17 "
+            "--seed 82".split()
+        ),
+    ),
+    Dataset(
+        "faint, carbon and ice, 70 px, 16-bit, SNR 0.17",
+        simulate=(
+            *FAINT_CARBON[:4],
+            *"--diameter-px 70 --particles 330".split(),
+            *FAINT_CARBON[8:-2],
+            *"--bits 16 --snr 0.17 --seed 83".split(),
+        ),
+    ),
+    Dataset(
+        "faint, carbon and ice, 80 px, SNR 0.16",
+        simulate=(
+            *FAINT_CARBON[:4],
+            *"--diameter-px 80 --particles 250".split(),
+            *FAINT_CARBON[8:],
+            *"--snr 0.16 --seed 84".split(),
+        ),
+    ),
+    Dataset(
+        "faint, ice without carbon, 72 px, 16-bit, SNR 0.15",
+        simulate=tuple(
+            "-n 8 --shape 2048x2048 --diameter-px 72 --particles 300 --min-spacing 1.0 --pairs 10 "
+            "--aggregates 2 --contamination 1 --ice 40 --no-carbon-edge --bits 16 --snr 0.15 "
+            "--seed 85".split()
+        ),
+    ),
+    Dataset(
+        "faint, carbon and ice, 16-bit, SNR 0.16",
+        simulate=(*FAINT_CARBON[:-2], "--bits", "16", "--snr", "0.16", "--seed", "86"),
+    ),
 )
 
 

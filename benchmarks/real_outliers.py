@@ -426,7 +426,7 @@ def variants(table: pd.DataFrame) -> pd.DataFrame:
                                      get_rules(DEFAULT_PRESET))  # fmt: skip
             sep = facts["separability"]
             rates = outlier_rates(det.verdict, truth)
-            voted = det[["verdict", "reason", "profile_z"]].copy()
+            voted = det[["verdict", "reason", "profile_z", "kept_if_loosened"]].copy()
             by_classes = vote_if_wanted(images, voted, radius, sep["level"]) is not None
             rows.append({
                 "variant": variant.name,

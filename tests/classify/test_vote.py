@@ -180,6 +180,40 @@ def test_abstains_from_removing_where_the_classes_show_nothing(classified):
     assert not class_vote(*classified[::2], R).abstains
 
 
+def test_an_abstaining_vote_keeps_what_the_loosened_radial_threshold_keeps():
+    """When the vote abstains, the classes cannot confirm what the radial threshold removes:
+    radial rejects the loosened threshold would keep (``kept_if_loosened``) are kept, with a
+    reason that says why, and counted; the others stay out. A vote that speaks ignores the
+    column, and a table without it is judged as before."""
+    labels = np.repeat([0, 1], [5, 5])
+    verdicts = np.array(["inlier"] * 4 + ["noise", "partial", "noise", "multiple", "noise",
+                         "inlier"])  # fmt: skip
+    loose = np.array([True] * 4 + [True, True, False, True, False, True])
+    for fit_p, kept in ((np.full(10, 0.5), [0, 1, 2, 3, 4, 5, 7, 9]),
+                        (np.full(10, 0.01), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9])):  # fmt: skip
+        vote = ClassVote(labels, fit_p, np.array([True, True]), ["particle"] * 2, 0.0,
+                         np.array([1, 2]))  # fmt: skip
+        table = _table(verdicts)
+        table["kept_if_loosened"] = loose
+        combine(table, vote)
+        assert np.flatnonzero(table.verdict == "inlier").tolist() == kept
+    abstaining = ClassVote(labels, np.full(10, 0.5), np.array([True, True]), ["particle"] * 2,
+                           0.0, np.array([1, 2]))  # fmt: skip
+    table = _table(verdicts)
+    table["kept_if_loosened"] = loose
+    combine(table, abstaining)
+    assert abstaining.abstains and abstaining.loosened == 3
+    assert table.reason[[4, 5, 7]].str.startswith("kept as the class vote abstained").all()
+    assert "alone it was partial: radial says" in table.reason[5]
+    assert (table.decided_by[[4, 5, 7]] == "class").all() and table.reason[6] == "radial says"
+    summary = abstaining.summary()
+    assert summary["kept_by_loosening"] == 3 and summary["kept_by_class"] == 0
+    assert "and 3 that the radial threshold loosened keeps" in vote_note({"class_vote": summary})
+    bare = _table(verdicts)
+    combine(bare, abstaining)
+    assert np.flatnonzero(bare.verdict == "inlier").tolist() == [0, 1, 2, 3, 9]
+
+
 def test_off_centre_class_removes_only_members_that_fit_no_particle_class():
     """Radial inliers in a class of off-centre structure (weak particles beside a neighbour)
     are removed only when they fit no particle class, and the reason names the class's kind;

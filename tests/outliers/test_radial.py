@@ -383,27 +383,51 @@ def test_the_loosened_decision_keeps_what_its_z_floor_keeps():
     np.testing.assert_array_equal(strict.kept, strict.by_score)
 
 
+def _sep(mu: float) -> Separability:
+    """A detected, not low separability whose particle signal is ``mu`` noise sd."""
+    return Separability(mu, 0.6, 0.9, detected=True, low=False, mean_z=0.6 * mu)
+
+
+def _cut_into_stack() -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Discs in noise (sigma 2) that the usual threshold cuts into: their truth ``(B,)`` and
+    :func:`radial_decision`'s first three arguments (profiles, z-scores, noise profiles)."""
+    images, truth = disc_stack(600, 300, sigma=2.0, seed=401)
+    stats = ProfileStats(N)
+    stats.add(images)
+    rings = RingProfiles(N, R / 12)
+    return truth, (rings(images), stats.scorer()(images), null_profiles(stats, rings))
+
+
 def test_loosening_needs_a_moderate_signal_and_can_be_refused():
     """The same stack and scores: loosened when the particles' z signal says the usual
     threshold can lose particles (mu 2.0), not when it says they stand far out of noise
     (mu 3.5: what the threshold loses is junk), nor with ``loosen=False`` (the picker's
     labels)."""
-    images, truth = disc_stack(600, 300, sigma=2.0, seed=401)
-    stats = ProfileStats(N)
-    stats.add(images)
-    rings = RingProfiles(N, R / 12)
-    args = (rings(images), stats.scorer()(images), null_profiles(stats, rings))
-
-    def sep(mu: float) -> Separability:
-        return Separability(mu, 0.6, 0.9, detected=True, low=False, mean_z=0.6 * mu)
-
-    assert sep(2.9).moderate and not sep(3.0).moderate
-    assert radial_decision(*args, sep=sep(2.0)).noise_pass == LOOSE_NOISE_PASS
-    assert radial_decision(*args, sep=sep(3.5)).noise_pass == NOISE_PASS
-    assert radial_decision(*args, sep=sep(2.0), loosen=False).noise_pass == NOISE_PASS
-    loose = radial_decision(*args, sep=sep(2.0)).kept[truth == "inlier"].mean()
-    usual = radial_decision(*args, sep=sep(3.5)).kept[truth == "inlier"].mean()
+    truth, args = _cut_into_stack()
+    assert _sep(2.9).moderate and not _sep(3.0).moderate
+    assert radial_decision(*args, sep=_sep(2.0)).noise_pass == LOOSE_NOISE_PASS
+    assert radial_decision(*args, sep=_sep(3.5)).noise_pass == NOISE_PASS
+    assert radial_decision(*args, sep=_sep(2.0), loosen=False).noise_pass == NOISE_PASS
+    loose = radial_decision(*args, sep=_sep(2.0)).kept[truth == "inlier"].mean()
+    usual = radial_decision(*args, sep=_sep(3.5)).kept[truth == "inlier"].mean()
     assert loose > usual
+
+
+def test_what_the_loosened_decision_would_keep_is_kept_aside():
+    """Where the usual threshold loses particles but the signal looks too strong to loosen
+    it (mu 3.5), the decision stands and says what the loosened one would keep: a superset
+    of its inliers, with more of the particles (the class vote uses it when it abstains);
+    nothing is kept aside once loosened, with ``loosen=False``, or on a clear stack."""
+    truth, args = _cut_into_stack()
+    strong = radial_decision(*args, sep=_sep(3.5))
+    assert strong.noise_pass == NOISE_PASS and strong.if_loosened is not None
+    assert (strong.if_loosened | ~strong.kept).all()  # every inlier stays an inlier
+    particles = truth == "inlier"
+    assert strong.if_loosened[particles].mean() > strong.kept[particles].mean()
+    assert radial_decision(*args, sep=_sep(2.0)).if_loosened is None
+    assert radial_decision(*args, sep=_sep(3.5), loosen=False).if_loosened is None
+    table, _ = _judge(disc_stack(300, 150, seed=2)[0], R)
+    np.testing.assert_array_equal(table.kept_if_loosened, table.verdict == "inlier")
 
 
 def test_a_clear_stack_is_judged_as_before():

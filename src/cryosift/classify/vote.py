@@ -39,7 +39,10 @@ classes mix particles and junk alike, and a class average with hardly any partic
 looks like a line or an empty field), and the radial profile's inliers stand. It still keeps
 the images that fit a particle class: the fit is measured against noise whatever the
 classes look like, and a kept image costs less than a lost particle (2D classification sorts
-junk; it cannot restore a particle).
+junk; it cannot restore a particle). Nor do the classes then confirm what the radial
+threshold removes: where it loses particles but was not loosened because the signal looked
+strong (carbon and ice lend a faint field strong signal), the images the loosened decision
+keeps (``kept_if_loosened``, :class:`cryosift.outliers.radial.RadialDecision`) are kept.
 
 Images are ``(B, n, n)`` centred on pixel ``n // 2``, the classification's own
 (:func:`cryosift.classify.run.prepare`).
@@ -55,7 +58,7 @@ import numpy as np
 import pandas as pd
 
 from cryosift.classify.judge import JUNK_KINDS, judge_classes, template_match
-from cryosift.outliers.radial import NOISE_Z
+from cryosift.outliers.radial import LOOSE_NOISE_PASS, NOISE_Z
 
 if TYPE_CHECKING:
     from cryosift.classify.align import ClassifyResult
@@ -95,6 +98,8 @@ class ClassVote:
     numbers: np.ndarray
     #: images kept and removed by the class against their radial profile (set by combine)
     changed: tuple[int, int] = (0, 0)
+    #: radial rejects kept by the loosened threshold as the vote abstained (set by combine)
+    loosened: int = 0
 
     @property
     def class_number(self) -> np.ndarray:
@@ -123,6 +128,7 @@ class ClassVote:
         return {
             "kept_by_class": self.changed[0],
             "removed_by_class": self.changed[1],
+            "kept_by_loosening": self.loosened,
             "classes": len(self.particle),
             "particle_classes": int(self.particle.sum()),
             "share_in_particle_classes": round(float(self.in_particle_class.mean()), 4),
@@ -218,7 +224,8 @@ def class_vote(
 def combine(table: pd.DataFrame, vote: ClassVote) -> None:
     """Both votes into ``table`` (the radial detector's: ``verdict``, ``reason``; one row per
     image), by the rules of the module docstring: rescued images become inliers, removed
-    ones ``noise``; the reasons of those say so. Nothing is removed when the vote abstains.
+    ones ``noise``; the reasons of those say so. Nothing is removed when the vote abstains,
+    and the radial rejects its ``kept_if_loosened`` column marks are kept.
     Adds ``class`` (as numbered), ``class_kind``, ``class_fit_p`` and ``decided_by``
     (``radial`` or ``class``)."""
     verdict = table["verdict"].to_numpy().astype(object)
@@ -232,6 +239,8 @@ def combine(table: pd.DataFrame, vote: ClassVote) -> None:
     no_particle = np.isin(kinds, NO_PARTICLE)
     voting_junk = ~in_particle & ~np.isin(kinds, NO_VOTE)
     dropped = speaks & radial_kept & (no_particle | (voting_junk & ~fits))
+    if_loosened = _column(table, "kept_if_loosened", False).astype(bool)
+    loosened = vote.abstains & ~radial_kept & ~rescued & if_loosened
     number = vote.class_number
     for i in np.flatnonzero(rescued):
         why = (
@@ -250,23 +259,35 @@ def combine(table: pd.DataFrame, vote: ClassVote) -> None:
         reason[i] = (
             f"removed by its class: class {number[i]} is {kinds[i]}{why}; alone it was kept{alone}"
         )
-    verdict[rescued] = "inlier"
+    for i in np.flatnonzero(loosened):
+        reason[i] = (
+            "kept as the class vote abstained: the radial threshold loosened to let "
+            f"{LOOSE_NOISE_PASS:.0%} of noise through (or the z-score floor) keeps it; "
+            f"alone it was {verdict[i]}: {reason[i]}"
+        )
+    verdict[rescued | loosened] = "inlier"
     verdict[dropped] = "noise"
     vote.changed = (int(rescued.sum()), int(dropped.sum()))
+    vote.loosened = int(loosened.sum())
     table["verdict"] = verdict.astype(str)
     table["reason"] = reason.astype(str)
     table["class"] = number
     table["class_kind"] = kinds.astype(str)
     table["class_fit_p"] = np.round(vote.fit_p, 4)
-    table["decided_by"] = np.where(rescued | dropped, "class", "radial")
+    table["decided_by"] = np.where(rescued | dropped | loosened, "class", "radial")
+
+
+def _column(table: pd.DataFrame, name: str, missing: float | bool) -> np.ndarray:
+    """``(B,)`` the ``table``'s column ``name``; ``missing`` for each row when it has none."""
+    if name not in table:
+        return np.full(len(table), missing)
+    return np.asarray(table[name].to_numpy())
 
 
 def _profile_z(table: pd.DataFrame) -> np.ndarray:
     """``(B,)`` each image's own radial z-score (``profile_z``); NaN, which passes no
     cut, when the table has none."""
-    if "profile_z" not in table:
-        return np.full(len(table), np.nan)
-    return np.asarray(table["profile_z"].to_numpy(dtype=np.float64))
+    return _column(table, "profile_z", np.nan).astype(np.float64)
 
 
 #: Classes ``cryosift clean`` sorts a stack into for its vote (fewer for small stacks).
@@ -348,6 +369,11 @@ def vote_note(stats: dict[str, Any]) -> str | None:
             f"of the images fit a particle class (under {MIN_FIT_SHARE:.0%}), so the classes may "
             f"not show what the images hold; {v['kept_by_class']:,} image(s) that fit one kept "
             "against their radial profile"
+            + (
+                f", and {v['kept_by_loosening']:,} that the radial threshold loosened keeps"
+                if v.get("kept_by_loosening")
+                else ""
+            )
         )
     return (
         f"class vote: {v['particle_classes']} of {v['classes']} classes show the particle; "

@@ -364,6 +364,7 @@ def _apply_radial(table: pd.DataFrame, decision: RadialDecision) -> None:
     table["verdict"] = verdict.astype(str)
     table["reason"] = reason.astype(str)
     table["radial_score"] = score
+    table["kept_if_loosened"] = kept if decision.if_loosened is None else decision.if_loosened
 
 
 def clean_particles(

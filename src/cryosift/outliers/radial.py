@@ -356,6 +356,10 @@ class RadialDecision:
     kept_share: float | None = None
     usual_threshold: float | None = None
     particle_share: float | None = None
+    #: ``(B,)`` what the loosened decision would keep, where the usual threshold stands
+    #: although it loses particles (the signal looked too strong to loosen): the class vote
+    #: loosens it when it abstains (:func:`cryosift.classify.vote.combine`); else None.
+    if_loosened: np.ndarray | None = None
 
     @property
     def noise_pass(self) -> float:
@@ -425,7 +429,9 @@ def radial_decision(
     ``loosen``, when ``sep`` is :attr:`Separability.moderate` and the threshold loses
     particles (:func:`loses_particles`), it is loosened to let :data:`LOOSE_NOISE_PASS` of
     the noise through, and images whose z-score reaches ``sep.moderate_floor`` are kept too
-    (unless their score is clear junk, as above). Deterministic: no random choice is made.
+    (unless their score is clear junk, as above). When only the signal's strength stops the
+    loosening, what it would keep is returned as ``if_loosened``. Deterministic: no random
+    choice is made.
     """
     z = np.asarray(z, dtype=np.float64)
     provisional = z >= z0
@@ -464,7 +470,12 @@ def radial_decision(
             score, threshold, provisional, z, sep.floor, junk, usual, particle_share=share_found
         )
     share = kept_share(score, null_scores, threshold)
-    if not loosen or not sep.moderate or not loses_particles(usual, share):
+    loose = float(np.quantile(null_scores, 1 - LOOSE_NOISE_PASS))
+    if not loosen or not loses_particles(usual, share):
+        if_loosened = None
+    else:
+        if_loosened = (score > loose) | ((z >= sep.moderate_floor) & (score > junk))
+    if if_loosened is None or not sep.moderate:
         return RadialDecision(
             score,
             threshold,
@@ -472,8 +483,8 @@ def radial_decision(
             expected_tpr=usual,
             kept_share=share,
             particle_share=share_found,
+            if_loosened=if_loosened,
         )
-    loose = float(np.quantile(null_scores, 1 - LOOSE_NOISE_PASS))
     return RadialDecision(
         score,
         loose,
