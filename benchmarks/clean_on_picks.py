@@ -192,6 +192,12 @@ def main() -> None:
     args = parser.parse_args()
     t0 = time.perf_counter()
     df = pd.DataFrame([measure(n) for n in (args.only or DEFAULT_SETS)])
+    print(write_tables(df, f"{time.perf_counter() - t0:.0f} s"))
+
+
+def write_tables(df: pd.DataFrame, footer: str) -> str:
+    """``clean_on_picks.{csv,txt}`` from the rows ``df`` (the text ends with ``footer``);
+    returns the text."""
     df.to_csv(RESULTS / "clean_on_picks.csv", index=False)
     text = df.rename(columns={"default_F1": "radial_F1", "default_P": "radial_P",
                               "default_R": "radial_R", "default_kept": "radial_kept"})[
@@ -199,9 +205,9 @@ def main() -> None:
          "picks_P", "strict_P", "radial_P", "voted_P", "picks_R", "radial_R", "voted_R",
          "radial_kept", "voted_kept", "decided_by_class", "signal_z", "classes_s", "vote_s"]
     ].to_string(index=False, float_format="{:.3f}".format)  # fmt: skip
-    text += "\n\n" + targets(df) + f"\n{time.perf_counter() - t0:.0f} s"
+    text += "\n\n" + targets(df) + f"\n{footer}"
     (RESULTS / "clean_on_picks.txt").write_text(text + "\n")
-    print(text)
+    return text
 
 
 if __name__ == "__main__":

@@ -309,6 +309,34 @@ DATASETS = (
         "faint, carbon and ice, 16-bit, SNR 0.16",
         simulate=(*FAINT_CARBON[:-2], "--bits", "16", "--snr", "0.16", "--seed", "86"),
     ),
+    # held out of a guard on the radial profiles' opinion (2026-12-04): larger faint
+    # particles among carbon and ice, made before any guard was measured on them
+    Dataset(
+        "faint, carbon and ice, 90 px, SNR 0.15",
+        simulate=(
+            *FAINT_CARBON[:4],
+            *"--diameter-px 90 --particles 200".split(),
+            *FAINT_CARBON[8:],
+            *"--snr 0.15 --seed 91".split(),
+        ),
+    ),
+    Dataset(
+        "faint, carbon and ice, 76 px, 16-bit, SNR 0.16",
+        simulate=(
+            *FAINT_CARBON[:4],
+            *"--diameter-px 76 --particles 280".split(),
+            *FAINT_CARBON[8:-2],
+            *"--bits 16 --snr 0.16 --seed 92".split(),
+        ),
+    ),
+    Dataset(
+        "faint, ice without carbon, 84 px, SNR 0.15",
+        simulate=tuple(
+            "-n 8 --shape 2048x2048 --diameter-px 84 --particles 230 --min-spacing 1.0 --pairs 10 "
+            "--aggregates 2 --contamination 1 --ice 40 --no-carbon-edge --bits 8 --snr 0.15 "
+            "--seed 93".split()
+        ),
+    ),
 )
 
 

@@ -180,7 +180,8 @@ def test_radial_second_opinion_cuts_only_where_the_classes_cannot_judge():
     and single boxes whose radial scores form two groups that follow the ranking: the cut
     falls where the radial profiles put it (about the upper group's 40 %); radial scores
     unrelated to the ranking, or constant, leave every candidate kept; where the classes
-    do judge, the radial opinion is not used."""
+    do judge, the radial opinion is not used; nor where it calls the candidates of the
+    classes' particle classes junk (it follows contrast there, not the particle)."""
     rng = np.random.default_rng(6)
     particle = rng.random(800) < 0.4
     score = 1.5 * particle + rng.normal(size=800)  # one bump, no clear humps
@@ -202,6 +203,14 @@ def test_radial_second_opinion_cuts_only_where_the_classes_cannot_judge():
     _, threshold = default_cut(score, particle.astype(float), info, radial=1 - q)
     assert threshold is None and "radial" not in info["default"]
     assert "radial_keep_share" not in info
+    # the same opinion, where the classes' particle classes hold what it calls junk: not heeded
+    info = {}
+    _, threshold = default_cut(score, unrelated, info, radial=q, in_particle=~particle)
+    assert threshold == 0.0 and "mean probability" in info["default"]
+    assert info["radial_on_particle_classes"] < 0.5
+    info = {}
+    _, threshold = default_cut(score, unrelated, info, radial=q, in_particle=particle)
+    assert threshold is None and info["radial_on_particle_classes"] > 0.9
 
 
 def test_combined_ranker_is_the_standardised_sum_less_the_cut():

@@ -113,6 +113,10 @@ MIN_CANDIDATES = 100
 #: Classifications of the survey (seeds) whose best cuts are pooled when a cut is made: the
 #: default keeps their median share of the candidates (odd: the median is one of them).
 CUT_CLASSIFICATIONS = 5
+#: The radial profiles' opinion sets the cut only when it takes the candidates of the survey's
+#: particle classes for particles at least this often on average: where it does not, it follows
+#: contrast (ice crystals), not the particle the classes share (``benchmarks/picking_carry.md``).
+RADIAL_AGREES = 0.5
 
 
 @dataclass
@@ -259,6 +263,7 @@ def learn_ranker(
         lambda: reclassified_pi(survey.class_stack, job.seed, info),
         radial_probability(judged["radial_score"].to_numpy()),
         min_hump=1.0 / len(classes.averages),
+        in_particle=classes.in_particle_class,
     )
     one = combined_ranker(ranker, classes, scales, cut, survey.features.shape[1])
     record = ("micrographs", "candidates", "positives", "negatives", "keep_share")
@@ -322,6 +327,7 @@ def default_cut(
     more_pis: Callable[[], list[np.ndarray]] = list,
     radial: np.ndarray | None = None,
     min_hump: float = 0.0,
+    in_particle: np.ndarray | None = None,
 ) -> tuple[float, float | None]:
     """The cut of the survey's ``combined`` scores ``(N,)`` and the default threshold: None
     (probability 0.5 at the cut) or 0.0 (every candidate kept). When the best expected cut
@@ -334,7 +340,9 @@ def default_cut(
     then falls between the humps, as it does when no cut is worth making; else every
     candidate is kept (probability 0.5 then at the best cut), unless ``radial`` ``(N,)``
     (:func:`radial_probability`) standing for the truth proposes a cut worth making: the
-    single boxes' second opinion, asked only where the classes could not judge. ``info``
+    single boxes' second opinion, asked only where the classes could not judge, and heeded
+    only when it gives the candidates ``in_particle`` ``(N,)`` (bool: in the classes'
+    particle classes) a mean probability of at least :data:`RADIAL_AGREES`. ``info``
     records it."""
     keep, worth, best, every = proposed_keep(combined, pi)
     hump_cut, separation, upper = mixture_cut(combined)
@@ -364,6 +372,15 @@ def default_cut(
     if radial is not None:
         share, worth, best, every = proposed_keep(combined, radial)
         info.update(radial_keep_share=round(share, 4), radial_expected_gain=round(best - every, 4))
+        agrees = _radial_agreement(radial, in_particle)
+        if agrees is not None:
+            info["radial_on_particle_classes"] = round(agrees, 4)
+        if worth and agrees is not None and agrees < RADIAL_AGREES:
+            info["default"] = (
+                f"every candidate: the radial profiles call the particle classes' candidates "
+                f"particles with mean probability {agrees:.2f} (under {RADIAL_AGREES:.2f})"
+            )
+            return float(np.quantile(combined, 1 - keep)), 0.0
         if worth:
             info["keep_share"] = round(share, 4)
             info["default"] = (
@@ -373,6 +390,14 @@ def default_cut(
             return float(np.quantile(combined, 1 - share)), None
     info["default"] = "every candidate: weak ranking"
     return float(np.quantile(combined, 1 - keep)), 0.0
+
+
+def _radial_agreement(radial: np.ndarray, in_particle: np.ndarray | None) -> float | None:
+    """The mean of ``radial`` ``(N,)`` over the candidates ``in_particle`` ``(N,)``; None
+    without them."""
+    if in_particle is None or not np.any(in_particle):
+        return None
+    return float(np.mean(radial[np.asarray(in_particle, bool)]))
 
 
 def mixture_cut(scores: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
