@@ -56,6 +56,7 @@ contrast polarity found from the stack's typical profile.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from statistics import NormalDist
@@ -470,24 +471,19 @@ def radial_decision(
             score, threshold, provisional, z, sep.floor, junk, usual, particle_share=share_found
         )
     share = kept_share(score, null_scores, threshold)
-    loose = float(np.quantile(null_scores, 1 - LOOSE_NOISE_PASS))
-    if not loosen or not loses_particles(usual, share):
-        if_loosened = None
-    else:
-        if_loosened = (score > loose) | ((z >= sep.moderate_floor) & (score > junk))
-    if if_loosened is None or not sep.moderate:
-        return RadialDecision(
-            score,
-            threshold,
-            provisional,
-            expected_tpr=usual,
-            kept_share=share,
-            particle_share=share_found,
-            if_loosened=if_loosened,
-        )
-    return RadialDecision(
+    decision = RadialDecision(
         score,
-        loose,
+        threshold,
+        provisional,
+        expected_tpr=usual,
+        kept_share=share,
+        particle_share=share_found,
+    )
+    if not loosen or not loses_particles(usual, share):
+        return decision
+    loosened = RadialDecision(
+        score,
+        float(np.quantile(null_scores, 1 - LOOSE_NOISE_PASS)),
         provisional,
         z,
         sep.moderate_floor,
@@ -497,6 +493,9 @@ def radial_decision(
         usual_threshold=threshold,
         particle_share=share_found,
     )
+    if sep.moderate:
+        return loosened
+    return dataclasses.replace(decision, if_loosened=loosened.kept)
 
 
 def null_profiles(
