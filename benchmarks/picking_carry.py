@@ -96,6 +96,36 @@ CROWDED = ("-n", "8", "--particles", "220", "--min-spacing", "1.05")
 FAINT_CARBON = ("-n", "8", "--shape", "2048x2048", "--diameter-px", "60", "--particles", "450",
                 "--min-spacing", "1.0", "--pairs", "10", "--aggregates", "2", "--contamination",
                 "1", "--ice", "40", "--carbon-step", "6", "--bits", "8")  # fmt: skip
+
+
+def faint_carbon(
+    snr: str, seed: int, diameter: int = 60, particles: int = 450, bits: int = 8
+) -> tuple[str, ...]:
+    """``cryosift simulate`` arguments of a :data:`FAINT_CARBON` field with its particle
+    ``diameter`` (px) and count, ``bits``, ``snr`` and ``seed``."""
+    size = ("--diameter-px", str(diameter), "--particles", str(particles))
+    return (*FAINT_CARBON[:4], *size, *FAINT_CARBON[8:-2], "--bits", str(bits), "--snr", snr,
+            "--seed", str(seed))  # fmt: skip
+
+
+def faint_ice(
+    snr: str,
+    seed: int,
+    diameter: int,
+    particles: int,
+    bits: int = 8,
+    shape: str = "2048x2048",
+    ice: int = 40,
+) -> tuple[str, ...]:
+    """``cryosift simulate`` arguments of a faint crowded field with ice crystals and no
+    carbon edge: ``diameter`` (px), ``particles`` per micrograph, ``ice`` crystals each."""
+    return tuple(
+        f"-n 8 --shape {shape} --diameter-px {diameter} --particles {particles} "
+        f"--min-spacing 1.0 --pairs 10 --aggregates 2 --contamination 1 --ice {ice} "
+        f"--no-carbon-edge --bits {bits} --snr {snr} --seed {seed}".split()
+    )
+
+
 #: Crowded small particles (36 px), touching, 8-bit (issue 31).
 CROWDED_SMALL = ("-n", "8", "--shape", "1536x1536", "--diameter-px", "36", "--particles",
                  "700", "--min-spacing", "0.95", "--pairs", "20", "--aggregates", "4",
@@ -131,15 +161,11 @@ DATASETS = (
     ),
     # issue 31's failures (added 2026-12-01): faint crowded fields with carbon and ice, crowded
     # small particles, a 16-bit low-contrast copy of the shared set
-    Dataset(
-        "faint, carbon and ice, SNR 0.2", simulate=(*FAINT_CARBON, "--snr", "0.2", "--seed", "7")
-    ),
+    Dataset("faint, carbon and ice, SNR 0.2", simulate=faint_carbon("0.2", 7)),
     Dataset("crowded small, SNR 0.3", simulate=(*CROWDED_SMALL, "--snr", "0.3", "--seed", "8")),
     Dataset("16-bit low contrast, 61 px", Variant("noise0.75", noise=0.75), diameter=61, bits=16),
     # held out of issue 31's choices: looked at only once the rules were fixed
-    Dataset(
-        "faint, carbon and ice, SNR 0.15", simulate=(*FAINT_CARBON, "--snr", "0.15", "--seed", "9")
-    ),
+    Dataset("faint, carbon and ice, SNR 0.15", simulate=faint_carbon("0.15", 9)),
     Dataset("crowded small, SNR 0.2", simulate=(*CROWDED_SMALL, "--snr", "0.2", "--seed", "10")),
     Dataset("16-bit low contrast, 40 px", Variant("noise1.0", noise=1.0), diameter=40, bits=16),
     # held out of the sparse-field rule (CLEAR_SEPARATION, MINORITY): made once it was fixed
@@ -169,41 +195,25 @@ DATASETS = (
     ),
     # held out of the radial profiles' second opinion on the cut (2026-12-04): made once it
     # was fixed; more faint fields, the kind where the classes cannot judge the ranking
-    Dataset(
-        "faint, carbon and ice, SNR 0.25", simulate=(*FAINT_CARBON, "--snr", "0.25", "--seed", "31")
-    ),
+    Dataset("faint, carbon and ice, SNR 0.25", simulate=faint_carbon("0.25", 31)),
     Dataset(
         "faint, carbon and ice, 16-bit, SNR 0.2",
-        simulate=(*FAINT_CARBON[:-2], "--bits", "16", "--snr", "0.2", "--seed", "32"),
+        simulate=faint_carbon("0.2", 32, bits=16),
     ),
     Dataset(
         "faint, ice without carbon, 48 px, SNR 0.2",
-        simulate=tuple(
-            "-n 8 --shape 2048x2048 --diameter-px 48 --particles 700 --min-spacing 1.0 --pairs 10 "
-            "--aggregates 2 --contamination 1 --ice 40 --no-carbon-edge --bits 8 --snr 0.2 "
-            "--seed 33".split()
-        ),
+        simulate=faint_ice("0.2", 33, 48, 700),
     ),
     # held out of the classes' and the radial profiles' opinions combined (2026-12-04): made
     # before that rule was measured on anything
-    Dataset(
-        "faint, carbon and ice, SNR 0.18", simulate=(*FAINT_CARBON, "--snr", "0.18", "--seed", "42")
-    ),
+    Dataset("faint, carbon and ice, SNR 0.18", simulate=faint_carbon("0.18", 42)),
     Dataset(
         "faint, ice without carbon, 40 px, 16-bit, SNR 0.2",
-        simulate=tuple(
-            "-n 8 --shape 1536x1536 --diameter-px 40 --particles 560 --min-spacing 1.0 --pairs 10 "
-            "--aggregates 2 --contamination 1 --ice 30 --no-carbon-edge --bits 16 --snr 0.2 "
-            "--seed 41".split()
-        ),
+        simulate=faint_ice("0.2", 41, 40, 560, bits=16, shape="1536x1536", ice=30),
     ),
     Dataset(
         "faint, ice without carbon, 56 px, SNR 0.22",
-        simulate=tuple(
-            "-n 8 --shape 2048x2048 --diameter-px 56 --particles 510 --min-spacing 1.0 --pairs 10 "
-            "--aggregates 2 --contamination 1 --ice 40 --no-carbon-edge --bits 8 --snr 0.22 "
-            "--seed 43".split()
-        ),
+        simulate=faint_ice("0.22", 43, 56, 510),
     ),
     # held out of the humps' floor (one class's share; added 2026-12-04 after the SNR 0.18
     # field above cut between a 2 % hump and the rest): made before it was measured
@@ -211,9 +221,7 @@ DATASETS = (
         "simulated, 60 particles, SNR 0.25",
         simulate=("-n", "8", "--particles", "60", "--snr", "0.25", "--seed", "51"),
     ),
-    Dataset(
-        "faint, carbon and ice, SNR 0.17", simulate=(*FAINT_CARBON, "--snr", "0.17", "--seed", "52")
-    ),
+    Dataset("faint, carbon and ice, SNR 0.17", simulate=faint_carbon("0.17", 52)),
     # held out of the humps' cut from two Gaussians with their own variances (2026-12-04):
     # sparse fields made before that cut was measured on them
     Dataset(
@@ -236,12 +244,7 @@ DATASETS = (
     # made before that rule was measured on them
     Dataset(
         "faint, carbon and ice, 50 px, SNR 0.19",
-        simulate=(
-            *FAINT_CARBON[:4],
-            *"--diameter-px 50 --particles 620".split(),
-            *FAINT_CARBON[8:],
-            *"--snr 0.19 --seed 71".split(),
-        ),
+        simulate=faint_carbon("0.19", 71, diameter=50, particles=620),
     ),
     Dataset(
         "crowded small, 44 px, SNR 0.25",
@@ -254,88 +257,47 @@ DATASETS = (
     ),
     Dataset(
         "faint, ice without carbon, 64 px, 16-bit, SNR 0.2",
-        simulate=tuple(
-            "-n 8 --shape 2048x2048 --diameter-px 64 --particles 400 --min-spacing 1.0 --pairs 10 "
-            "--aggregates 2 --contamination 1 --ice 40 --no-carbon-edge --bits 16 --snr 0.2 "
-            "--seed 73".split()
-        ),
+        simulate=faint_ice("0.2", 73, 64, 400, bits=16),
     ),
     # held out of the radial decision loosened where the class vote abstains (2026-12-04):
     # fainter fields, the kind where the vote abstains, made before that rule was measured
     Dataset(
         "faint, carbon and ice, 50 px, SNR 0.16",
-        simulate=(
-            *FAINT_CARBON[:4],
-            *"--diameter-px 50 --particles 620".split(),
-            *FAINT_CARBON[8:],
-            *"--snr 0.16 --seed 81".split(),
-        ),
+        simulate=faint_carbon("0.16", 81, diameter=50, particles=620),
     ),
     Dataset(
         "faint, ice without carbon, 56 px, SNR 0.17",
-        simulate=tuple(
-            "-n 8 --shape 2048x2048 --diameter-px 56 --particles 510 --min-spacing 1.0 --pairs 10 "
-            "--aggregates 2 --contamination 1 --ice 40 --no-carbon-edge --bits 8 --snr 0.17 "
-            "--seed 82".split()
-        ),
+        simulate=faint_ice("0.17", 82, 56, 510),
     ),
     Dataset(
         "faint, carbon and ice, 70 px, 16-bit, SNR 0.17",
-        simulate=(
-            *FAINT_CARBON[:4],
-            *"--diameter-px 70 --particles 330".split(),
-            *FAINT_CARBON[8:-2],
-            *"--bits 16 --snr 0.17 --seed 83".split(),
-        ),
+        simulate=faint_carbon("0.17", 83, diameter=70, particles=330, bits=16),
     ),
     Dataset(
         "faint, carbon and ice, 80 px, SNR 0.16",
-        simulate=(
-            *FAINT_CARBON[:4],
-            *"--diameter-px 80 --particles 250".split(),
-            *FAINT_CARBON[8:],
-            *"--snr 0.16 --seed 84".split(),
-        ),
+        simulate=faint_carbon("0.16", 84, diameter=80, particles=250),
     ),
     Dataset(
         "faint, ice without carbon, 72 px, 16-bit, SNR 0.15",
-        simulate=tuple(
-            "-n 8 --shape 2048x2048 --diameter-px 72 --particles 300 --min-spacing 1.0 --pairs 10 "
-            "--aggregates 2 --contamination 1 --ice 40 --no-carbon-edge --bits 16 --snr 0.15 "
-            "--seed 85".split()
-        ),
+        simulate=faint_ice("0.15", 85, 72, 300, bits=16),
     ),
     Dataset(
         "faint, carbon and ice, 16-bit, SNR 0.16",
-        simulate=(*FAINT_CARBON[:-2], "--bits", "16", "--snr", "0.16", "--seed", "86"),
+        simulate=faint_carbon("0.16", 86, bits=16),
     ),
     # held out of a guard on the radial profiles' opinion (2026-12-04): larger faint
     # particles among carbon and ice, made before any guard was measured on them
     Dataset(
         "faint, carbon and ice, 90 px, SNR 0.15",
-        simulate=(
-            *FAINT_CARBON[:4],
-            *"--diameter-px 90 --particles 200".split(),
-            *FAINT_CARBON[8:],
-            *"--snr 0.15 --seed 91".split(),
-        ),
+        simulate=faint_carbon("0.15", 91, diameter=90, particles=200),
     ),
     Dataset(
         "faint, carbon and ice, 76 px, 16-bit, SNR 0.16",
-        simulate=(
-            *FAINT_CARBON[:4],
-            *"--diameter-px 76 --particles 280".split(),
-            *FAINT_CARBON[8:-2],
-            *"--bits 16 --snr 0.16 --seed 92".split(),
-        ),
+        simulate=faint_carbon("0.16", 92, diameter=76, particles=280, bits=16),
     ),
     Dataset(
         "faint, ice without carbon, 84 px, SNR 0.15",
-        simulate=tuple(
-            "-n 8 --shape 2048x2048 --diameter-px 84 --particles 230 --min-spacing 1.0 --pairs 10 "
-            "--aggregates 2 --contamination 1 --ice 40 --no-carbon-edge --bits 8 --snr 0.15 "
-            "--seed 93".split()
-        ),
+        simulate=faint_ice("0.15", 93, 84, 230),
     ),
 )
 
