@@ -78,6 +78,10 @@ HELD_OUT = (
     "faint, carbon and ice, 80 px, SNR 0.16",
     "faint, ice without carbon, 72 px, 16-bit, SNR 0.15",
     "faint, carbon and ice, 16-bit, SNR 0.16",
+    # held out of the picker's guard on the radial opinion (2026-12-04)
+    "faint, carbon and ice, 90 px, SNR 0.15",
+    "faint, carbon and ice, 76 px, 16-bit, SNR 0.16",
+    "faint, ice without carbon, 84 px, SNR 0.15",
 )
 DEFAULT_SETS = TUNING_SETS + HELD_OUT
 
