@@ -82,6 +82,13 @@ HELD_OUT = (
     "faint, carbon and ice, 90 px, SNR 0.15",
     "faint, carbon and ice, 76 px, 16-bit, SNR 0.16",
     "faint, ice without carbon, 84 px, SNR 0.15",
+    # held out of the round strong blobs called junk whatever their share (2026-12-04)
+    "faint, ice without carbon, 96 px, SNR 0.16",
+    "faint, ice without carbon, 66 px, 16-bit, SNR 0.18, 80 crystals",
+    "simulated, 70 particles of 64 px with ice, SNR 0.35",
+    "simulated, 45 particles of 56 px, SNR 0.4",
+    "simulated, 60 particles of 50 px with ice, 16-bit, SNR 0.3",
+    "simulated, 50 particles of 80 px with ice, SNR 0.3",
 )
 DEFAULT_SETS = TUNING_SETS + HELD_OUT
 

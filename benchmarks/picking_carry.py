@@ -299,6 +299,44 @@ DATASETS = (
         "faint, ice without carbon, 84 px, SNR 0.15",
         simulate=faint_ice("0.15", 93, 84, 230),
     ),
+    # held out of the round strong blobs called junk whatever their share (2026-12-04): large
+    # faint particles among many ice crystals, and sparse clear fields whose strong classes are
+    # the particles, made before that rule was measured on them
+    Dataset(
+        "faint, ice without carbon, 96 px, SNR 0.16",
+        simulate=faint_ice("0.16", 101, 96, 170),
+    ),
+    Dataset(
+        "faint, ice without carbon, 66 px, 16-bit, SNR 0.18, 80 crystals",
+        simulate=faint_ice("0.18", 102, 66, 350, bits=16, ice=80),
+    ),
+    Dataset(
+        "simulated, 70 particles of 64 px with ice, SNR 0.35",
+        simulate=tuple(
+            "-n 8 --shape 1536x1536 --diameter-px 64 --particles 70 --ice 14 --snr 0.35 "
+            "--seed 103".split()
+        ),
+    ),
+    Dataset(
+        "simulated, 45 particles of 56 px, SNR 0.4",
+        simulate=tuple("-n 8 --diameter-px 56 --particles 45 --snr 0.4 --seed 104".split()),
+    ),
+    # held out of the second form of that rule (the strong classes' rarity counted with the
+    # round blobs, as before them), made after the 64 px field above caught the first form
+    Dataset(
+        "simulated, 60 particles of 50 px with ice, 16-bit, SNR 0.3",
+        simulate=tuple(
+            "-n 8 --shape 1280x1280 --diameter-px 50 --particles 60 --ice 12 --bits 16 "
+            "--snr 0.3 --seed 105".split()
+        ),
+    ),
+    Dataset(
+        "simulated, 50 particles of 80 px with ice, SNR 0.3",
+        simulate=tuple(
+            "-n 8 --shape 2048x2048 --diameter-px 80 --particles 50 --ice 10 --snr 0.3 "
+            "--seed 106".split()
+        ),
+    ),
 )
 
 

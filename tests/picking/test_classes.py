@@ -9,9 +9,17 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
-from scipy import ndimage
+from scipy import ndimage, special
 
-from cryosift.classify.judge import JUNK_KINDS, MAX_OUTER, OFF_CENTRE
+from cryosift.classify.judge import (
+    JUNK_KINDS,
+    MAX_OUTER,
+    OFF_CENTRE,
+    ROUND,
+    ROUND_BLOB,
+    asymmetry,
+    half_radius,
+)
 from cryosift.picking.adapt import expected_f1
 from cryosift.picking.classes import (
     RARE,
@@ -35,10 +43,10 @@ def particle(amplitude: float = 1.0) -> np.ndarray:
     return -amplitude * np.exp(-(yy**2 + xx**2) / (2 * (0.6 * R) ** 2))
 
 
-def crisp_blob(amplitude: float) -> np.ndarray:
-    """A sharp-edged dark disc of 0.6 R (an ice crystal)."""
+def crisp_blob(amplitude: float, size: float = 0.6) -> np.ndarray:
+    """A sharp-edged (0.7 px) dark disc of ``size`` R (an ice crystal)."""
     yy, xx = _grid()
-    return -amplitude * (np.hypot(yy, xx) <= 0.6 * R)
+    return -amplitude * special.expit((size * R - np.hypot(yy, xx)) / 0.7)
 
 
 def line(angle: float = 0.4) -> np.ndarray:
@@ -86,6 +94,52 @@ def test_strong_classes_holding_many_candidates_are_the_particle():
     j = judge_classes(np.stack(averages), np.full(12, 50), R)
     assert j.verdict[:4] == ["particle"] * 4 and set(j.verdict[4:]) == {"weak"}
     assert j.amplitude[0] > STRONG
+
+
+def views(amplitude: float, angle: float) -> np.ndarray:
+    """A particle with features: a soft disc with a dense lobe off its centre at ``angle``."""
+    yy, xx = _grid()
+    lobe = np.exp(-((yy - 0.5 * R * np.sin(angle)) ** 2 + (xx - 0.5 * R * np.cos(angle)) ** 2)
+                  / (2 * (0.3 * R) ** 2))  # fmt: skip
+    return amplitude * (particle(0.6) - lobe)
+
+
+def test_asymmetry_and_half_radius_of_simple_shapes():
+    """A disc is round (asymmetry under half ROUND: the rings' pixels leave a little) and its
+    half radius is its radius; a
+    particle with a lobe off its centre is not round; the noise of a mean of few images is not
+    counted as structure."""
+    rng = np.random.default_rng(5)
+    for size in (0.4, 0.6, 0.9):
+        disc = crisp_blob(3.0, size)
+        assert abs(asymmetry(_masked(disc), 10**6, R)) < ROUND / 2
+        assert half_radius(_masked(disc), R) == pytest.approx(size * R, abs=0.75)
+    assert asymmetry(_masked(views(3.0, 0.3)), 10**6, R) > 4 * ROUND
+    noisy = _masked(crisp_blob(1.0) + rng.normal(0, 1 / np.sqrt(20), (N, N)))  # mean of 20
+    assert asymmetry(noisy, 20, R) < ROUND < asymmetry(noisy, 10**6, R)
+
+
+def test_round_blobs_of_several_sizes_are_ice_whatever_their_share():
+    """Large faint particles among many ice crystals: strong featureless discs of three sizes
+    hold a fifth of the candidates, more than RARE, so rarity cannot call them junk; being round
+    and of several sizes they are round blobs, and the faint particle's classes are the
+    particle. Strong classes with features (a sparse field's clear particle views), as many,
+    stay the particle; so do strong round classes of one size (a spherical particle)."""
+    rng = np.random.default_rng(6)
+    pairs = zip(np.linspace(0.3, 0.5, 12), np.linspace(0, 6, 12), strict=True)
+    faint = [_masked(views(a, t) + rng.normal(0, 0.02, (N, N))) for a, t in pairs]
+    ice = [_masked(crisp_blob(3 * STRONG, size)) for size in (0.4, 0.6, 0.9)]
+    counts = np.array([60] * 12 + [60] * 3)
+    assert counts[12:].sum() / counts.sum() > RARE
+    j = judge_classes(np.stack([*faint, *ice]), counts, R)
+    assert j.verdict[12:] == [ROUND_BLOB] * 3 and not j.pi[12:].any()
+    assert ROUND_BLOB in JUNK_KINDS
+    assert sum(v == "particle" for v in j.verdict[:12]) >= 6
+    background = [_masked(particle(0.1) + rng.normal(0, 0.02, (N, N))) for _ in range(12)]
+    for strong in ([_masked(views(6.0, t)) for t in (0.0, 2.0, 4.0)],
+                   [_masked(crisp_blob(3 * STRONG)) for _ in range(3)]):  # fmt: skip
+        j = judge_classes(np.stack([*background, *strong]), counts, R)
+        assert j.verdict[12:] == ["particle"] * 3
 
 
 def test_no_spread_keeps_every_class():

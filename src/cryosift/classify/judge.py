@@ -26,10 +26,17 @@ Verdicts, per class:
   particles that share a neighbour at one place (centred picks of touching particles give
   such averages). Junk for the picker's survey as a line is; the class vote
   (:mod:`cryosift.classify.vote`) removes only its members that fit no particle class;
-- ``rare strong blob``: the classes whose amplitude exceeds :data:`STRONG` times the median,
-  when together they hold less than :data:`RARE` of the candidates: rare and high-contrast is
-  junk (crisp ice), not the particle. When they hold more, they are the particle (a sparse
-  field of clear particles, where most candidates are background);
+- ``round blob``: strong classes (amplitude above :data:`STRONG` times the median) whose
+  average is featureless and round (less than :data:`ROUND` of its energy inside the particle
+  is not rotationally symmetric, the noise of its mean removed), when there are two or more
+  of them and their sizes (the radius where the profile falls to half its central contrast)
+  differ by at least :data:`SIZES_DIFFER`: discs of many sizes are ice crystals, whatever
+  share of the candidates they hold. A particle's views show features, and a spherical
+  particle has one size: its round classes are judged as the other strong classes are;
+- ``rare strong blob``: the other strong classes, when all the strong classes (round blobs
+  included) together hold less than :data:`RARE` of the candidates: rare and high-contrast
+  is junk (crisp ice), not the particle. When they hold more, they are the particle (a
+  sparse field of clear particles, where most candidates are background);
 - the others get an estimated **particle share** ``pi``: where their amplitude lies between
   the weakest and the strongest classes (candidate-weighted :data:`SHARE_QUANTILES`),
   clipped to [0, 1]; ``particle`` when ``pi >= 0.5``, ``weak`` below (background or partial
@@ -63,13 +70,22 @@ RARE = 0.10
 SHARE_QUANTILES = (0.1, 0.9)
 #: The amplitudes spread when the upper quantile is at least this times the lower.
 MIN_SPREAD = 1.2
+#: A strong class is round when less than this share of its energy inside the particle is not
+#: rotationally symmetric (ice crystals' classes 0.00-0.03, particle classes 0.13-0.6 on the
+#: survey classes of benchmarks/picking_carry.py's sets) ...
+ROUND = 0.05
+#: ... and round strong classes are ice when the largest is this many times the smallest.
+SIZES_DIFFER = 1.25
+
+#: Round strong classes of several sizes: ice crystals.
+ROUND_BLOB = "round blob"
 
 #: A class's outer structure above :data:`MAX_OUTER` of its own particle energy but not of
 #: the median class's: a faint line or a neighbour beside weak particles.
 OFF_CENTRE = "off-centre structure"
 
 #: Verdicts that call a class junk whatever its amplitude.
-JUNK_KINDS = ("line or edge", OFF_CENTRE, "rare strong blob", "too small")
+JUNK_KINDS = ("line or edge", OFF_CENTRE, ROUND_BLOB, "rare strong blob", "too small")
 
 
 @dataclass
@@ -157,6 +173,51 @@ def outer_structure(averages: np.ndarray, counts: np.ndarray, radius: float) -> 
     return np.asarray(out - ring.sum() / np.maximum(np.asarray(counts, np.float64), 1.0))
 
 
+def asymmetry(average: np.ndarray, count: int, radius: float) -> float:
+    """The share of the energy of ``average`` ``(n, n)`` (a mean of ``count`` unit-variance
+    images) inside 1.3 ``radius`` that is not rotationally symmetric, each energy less what
+    the noise of such a mean leaves there."""
+    from cryosift.outliers.profile import radial_average, ring_index
+
+    n = average.shape[-1]
+    disc = np.hypot(*(np.indices((n, n)) - n // 2)) <= 1.3 * radius
+    noise = disc.sum() / max(count, 1)
+    symmetric = radial_average(average)[ring_index(n)]
+    total = float(((average - average[disc].mean())[disc] ** 2).sum()) - noise
+    return float((((average - symmetric)[disc] ** 2).sum() - noise) / max(total, 1e-12))
+
+
+def half_radius(average: np.ndarray, radius: float) -> float:
+    """Where the rotational profile of ``average`` ``(n, n)`` falls to half its central
+    contrast against its value at 1.3 ``radius`` (px, interpolated)."""
+    from cryosift.outliers.profile import radial_average
+
+    profile = radial_average(average)[: int(np.ceil(1.3 * radius)) + 1]
+    centre = profile[0] - profile[-1]
+    if centre == 0:
+        return 0.0
+    rel = (profile - profile[-1]) / centre
+    i = int(np.argmax(rel < 0.5))
+    if i == 0:
+        return float(len(profile) - 1)
+    return float(i - 1 + (rel[i - 1] - 0.5) / (rel[i - 1] - rel[i]))
+
+
+def round_blobs(
+    averages: np.ndarray, counts: np.ndarray, radius: float, strong: np.ndarray
+) -> np.ndarray:
+    """``(K,)`` bool: the ``strong`` classes (of ``averages`` ``(K, n, n)``, ``counts``
+    ``(K,)``) that are round (:func:`asymmetry` under :data:`ROUND`), where there are two or
+    more such and their :func:`half_radius` differ by at least :data:`SIZES_DIFFER` times."""
+    out = np.zeros(len(counts), bool)
+    for k in np.flatnonzero(strong):
+        out[k] = asymmetry(averages[k], int(counts[k]), radius) < ROUND
+    sizes = [half_radius(averages[k], radius) for k in np.flatnonzero(out)]
+    if len(sizes) < 2 or max(sizes) < SIZES_DIFFER * max(min(sizes), 1e-12):
+        out[:] = False
+    return out
+
+
 def judge_classes(averages: np.ndarray, counts: np.ndarray, radius: float) -> ClassJudgement:
     """Judge class ``averages`` ``(K, n, n)`` (means of standardised images, particle
     ``radius`` px) of ``counts`` ``(K,)`` members (see the module docstring)."""
@@ -180,8 +241,11 @@ def judge_classes(averages: np.ndarray, counts: np.ndarray, radius: float) -> Cl
     verdict[above] = np.where(typical[above] > MAX_OUTER, "line or edge", OFF_CENTRE)
     share = counts / counts.sum()
     strong = judged & (verdict == "") & (amplitude > STRONG)
-    if strong.any() and share[strong].sum() < RARE:
-        verdict[strong] = "rare strong blob"
+    rare = strong.any() and share[strong].sum() < RARE  # round blobs included
+    ice = round_blobs(averages, counts, radius, strong)
+    verdict[ice] = ROUND_BLOB
+    if rare:
+        verdict[strong & ~ice] = "rare strong blob"
     rest = verdict == ""
     pi = np.zeros(len(counts))
     spread = False

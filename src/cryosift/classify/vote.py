@@ -5,7 +5,8 @@ particles hardly stand out of the noise, or touch their neighbours, that vote is
 removes real particles as "partial" or "noise". A 2D classification holds a stronger one:
 
 - each **class average** is judged (:func:`cryosift.classify.judge.judge_classes`): a line
-  or edge, a rare strong blob or a class of too few images is junk, and so is a class holding
+  or edge, round blobs of several sizes (ice), a rare strong blob or a class of too few
+  images is junk, and so is a class holding
   less than :data:`MIN_AMPLITUDE` of the particle the classes share (an empty class);
 - each **image's fit** is its best normalised correlation with a particle class's average,
   under every rotation and small shift (:func:`cryosift.classify.judge.template_match`, a
@@ -25,9 +26,10 @@ discriminant rejects centred particles whose z-score stands well out of noise
 (``benchmarks/clean_on_picks.md``).
 An image the radial profile keeps is removed when its class average shows a line or edge
 (:data:`NO_PARTICLE`), or when its class is otherwise junk (empty, off-centre structure, a
-rare strong blob) and the image fits no particle class: a blob-like matched filter answers to
-a carbon edge as much as to a particle, so the fit alone cannot clear a line, while at low SNR
-empty and blob classes share their members with particles that fit the particle's classes.
+round or rare strong blob) and the image fits no particle class: a blob-like matched filter
+answers to a carbon edge as much as to a particle, so the fit alone cannot clear a line, while
+at low SNR empty and blob classes share their members with particles that fit the particle's
+classes.
 Only a line at least as strong as a typical particle is a line here: a class of weak
 particles beside a neighbour also has more structure outside than its own faint particle
 (``off-centre structure``), and most of its members are particles. Classes of too few images

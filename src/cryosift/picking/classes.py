@@ -4,8 +4,8 @@ At low SNR one candidate's box says little, and what it says follows contrast: a
 or a crisp ice crystal looks more like "something" than a faint particle does. An average of
 N aligned boxes has about sqrt(N) times the SNR of one, so the survey's candidates are
 2D-classified (:func:`cryosift.classify.align.classify`) and each class *average* is
-judged by :func:`cryosift.classify.judge.judge_classes` (a line or edge, a rare strong blob,
-or the particle, with its estimated share).
+judged by :func:`cryosift.classify.judge.judge_classes` (a line or edge, round blobs of
+several sizes or a rare strong blob, or the particle, with its estimated share).
 
 Boxes are ``(N, n, n)`` with the candidate at pixel ``n // 2``.
 """
