@@ -156,35 +156,38 @@ def consensus_template(
     return profile, t / norm if norm > 0 else t
 
 
-def outer_structure(averages: np.ndarray, counts: np.ndarray, radius: float) -> np.ndarray:
-    """``(K,)`` energy of each average ``(K, n, n)`` that is not rotationally symmetric, between
-    :data:`OUTER_RADII` and 1.3 ``radius``, less what the noise of a mean of ``counts`` unit-
-    variance images leaves there."""
+def nonsymmetric_energy(averages: np.ndarray, counts: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``(K,)`` energy of each average ``(K, n, n)`` inside ``mask`` ``(n, n)`` (bool) that is
+    not rotationally symmetric, less what the noise of a mean of ``counts`` ``(K,)``
+    unit-variance images leaves there."""
     from cryosift.outliers.profile import radial_average, ring_index
 
-    n = averages.shape[-1]
-    rings = ring_index(n)
-    rr = np.hypot(*(np.indices((n, n)) - n // 2))
+    rings = ring_index(averages.shape[-1])
+    out = np.array([((a - radial_average(a)[rings])[mask] ** 2).sum() for a in averages])
+    return np.asarray(out - mask.sum() / np.maximum(np.asarray(counts, np.float64), 1.0))
+
+
+def distance(n: int) -> np.ndarray:
+    """``(n, n)`` each pixel's distance from the centre pixel ``n // 2``."""
+    return np.asarray(np.hypot(*(np.indices((n, n)) - n // 2)), np.float64)
+
+
+def outer_structure(averages: np.ndarray, counts: np.ndarray, radius: float) -> np.ndarray:
+    """``(K,)`` :func:`nonsymmetric_energy` of each average ``(K, n, n)`` between
+    :data:`OUTER_RADII` and 1.3 ``radius``."""
+    rr = distance(averages.shape[-1])
     ring = (rr > OUTER_RADII * radius) & (rr <= 1.3 * radius)
-    out = np.empty(len(averages))
-    for k, a in enumerate(averages):
-        symmetric = radial_average(a)[rings]
-        out[k] = float(((a - symmetric)[ring] ** 2).sum())
-    return np.asarray(out - ring.sum() / np.maximum(np.asarray(counts, np.float64), 1.0))
+    return nonsymmetric_energy(averages, counts, ring)
 
 
 def asymmetry(average: np.ndarray, count: int, radius: float) -> float:
     """The share of the energy of ``average`` ``(n, n)`` (a mean of ``count`` unit-variance
-    images) inside 1.3 ``radius`` that is not rotationally symmetric, each energy less what
-    the noise of such a mean leaves there."""
-    from cryosift.outliers.profile import radial_average, ring_index
-
-    n = average.shape[-1]
-    disc = np.hypot(*(np.indices((n, n)) - n // 2)) <= 1.3 * radius
-    noise = disc.sum() / max(count, 1)
-    symmetric = radial_average(average)[ring_index(n)]
-    total = float(((average - average[disc].mean())[disc] ** 2).sum()) - noise
-    return float((((average - symmetric)[disc] ** 2).sum() - noise) / max(total, 1e-12))
+    images) inside 1.3 ``radius`` that is not rotationally symmetric
+    (:func:`nonsymmetric_energy`), each energy less what the noise of such a mean leaves
+    there."""
+    disc = distance(average.shape[-1]) <= 1.3 * radius
+    total = float(((average - average[disc].mean())[disc] ** 2).sum()) - disc.sum() / max(count, 1)
+    return float(nonsymmetric_energy(average[None], np.array([count]), disc)[0] / max(total, 1e-12))
 
 
 def half_radius(average: np.ndarray, radius: float) -> float:

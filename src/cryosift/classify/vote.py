@@ -6,8 +6,8 @@ removes real particles as "partial" or "noise". A 2D classification holds a stro
 
 - each **class average** is judged (:func:`cryosift.classify.judge.judge_classes`): a line
   or edge, round blobs of several sizes (ice), a rare strong blob or a class of too few
-  images is junk, and so is a class holding
-  less than :data:`MIN_AMPLITUDE` of the particle the classes share (an empty class);
+  images is junk, and so is a class holding less than :data:`MIN_AMPLITUDE` of the particle
+  the classes share (an empty class);
 - each **image's fit** is its best normalised correlation with a particle class's average,
   under every rotation and small shift (:func:`cryosift.classify.judge.template_match`, a
   matched filter with the particle's own views), compared with the same correlation for

@@ -10,8 +10,7 @@ ranking of candidates (:mod:`cryosift.picking.rank`) and where to cut it:
    (one verdict per box), and at 2 diameters for a 2D classification of all of them
    (:mod:`cryosift.picking.classes`), whose class *averages* are judged: a line or edge, a
    round blob of one of several sizes or a rare strong blob (crisp ice) or weak
-   (background) is junk, and each class gets an
-   estimated particle share ``pi``;
+   (background) is junk, and each class gets an estimated particle share ``pi``;
 2. a pseudo-particle is a candidate the detector accepts *and* that lies in a particle
    class; every other candidate is a pseudo-negative. At low SNR the detector's single box
    follows contrast, so a carbon edge or an ice crystal is accepted; its class is not;
