@@ -89,6 +89,17 @@ HELD_OUT = (
     "simulated, 45 particles of 56 px, SNR 0.4",
     "simulated, 60 particles of 50 px with ice, 16-bit, SNR 0.3",
     "simulated, 50 particles of 80 px with ice, SNR 0.3",
+    # held out of the particle share's scale (2026-12-04)
+    "simulated, 60 particles of 72 px with ice, SNR 0.35",
+    "simulated, 90 particles of 44 px with ice, 16-bit, SNR 0.3",
+    "simulated, 80 particles of 56 px with ice, 8-bit, SNR 0.4",
+    # held out (2026-12-04): clear particles among ice, made after the 56 px field failed
+    "simulated, 100 particles of 52 px with ice, 8-bit, SNR 0.45",
+    "simulated, 70 particles of 60 px with ice, 16-bit, SNR 0.4",
+    "simulated, 40 particles of 64 px, SNR 0.35",
+    # held out of keeping every image where the survey doubts the radial profiles (2026-12-04)
+    "faint, ice without carbon, 88 px, SNR 0.16",
+    "faint, carbon and ice, 84 px, 16-bit, SNR 0.15",
 )
 DEFAULT_SETS = TUNING_SETS + HELD_OUT
 

@@ -214,6 +214,45 @@ def test_an_abstaining_vote_keeps_what_the_loosened_radial_threshold_keeps():
     assert np.flatnonzero(bare.verdict == "inlier").tolist() == [0, 1, 2, 3, 9]
 
 
+def test_an_abstaining_vote_keeps_every_image_when_the_radial_profiles_are_doubted():
+    """With no vote to trust (the classes abstain, the picker's survey doubts the radial
+    profiles), nothing is removed: the loosened threshold's images are kept as before, every
+    other radial reject too, with a reason that says why, and counted apart. A vote that
+    speaks is deaf to the doubt."""
+    labels = np.repeat([0, 1], [5, 5])
+    verdicts = np.array(["inlier"] * 4 + ["noise", "partial", "noise", "multiple", "noise",
+                         "inlier"])  # fmt: skip
+    loose = np.array([True] * 4 + [True, True, False, True, False, True])
+    doubt = "the picker's survey doubts the radial profiles (0.02)"
+    abstaining = ClassVote(labels, np.full(10, 0.5), np.array([True, True]), ["particle"] * 2,
+                           0.0, np.array([1, 2]))  # fmt: skip
+    table = _table(verdicts)
+    table["kept_if_loosened"] = loose
+    combine(table, abstaining, doubt)
+    assert (table.verdict == "inlier").all()
+    assert abstaining.loosened == 3 and abstaining.doubted == 2
+    assert (
+        table.reason[[6, 8]].str.startswith(f"kept as the class vote abstained and {doubt}").all()
+    )
+    assert "alone it was noise: radial says" in table.reason[6]
+    assert table.reason[4].startswith("kept as the class vote abstained: the radial threshold")
+    assert (table.decided_by[4:9] == "class").all()
+    summary = abstaining.summary()
+    assert summary["kept_as_radial_profiles_doubted"] == 2
+    assert "2 more kept, as the picker's survey doubts" in vote_note({"class_vote": summary})
+    for fit_p in (np.full(10, 0.01), np.r_[np.full(5, 0.01), np.full(5, 0.5)]):
+        verdicts_of = []
+        for why in (None, doubt):
+            vote = ClassVote(labels, fit_p, np.array([True, False]), ["particle", "empty"], 0.0,
+                             np.array([1, 2]))  # fmt: skip
+            t = _table(verdicts)
+            t["kept_if_loosened"] = loose
+            combine(t, vote, why)
+            assert not vote.abstains and vote.doubted == 0
+            verdicts_of.append(t.verdict.tolist())
+        assert verdicts_of[0] == verdicts_of[1]
+
+
 def test_off_centre_class_removes_only_members_that_fit_no_particle_class():
     """Radial inliers in a class of off-centre structure (weak particles beside a neighbour)
     are removed only when they fit no particle class, and the reason names the class's kind;

@@ -15,6 +15,7 @@ from cryosift.picking.adapt import (
     job_from_state,
     learn_ranker,
     prepare_picking,
+    radial_doubt,
     radial_probability,
     ranker_json,
 )
@@ -211,6 +212,27 @@ def test_radial_second_opinion_cuts_only_where_the_classes_cannot_judge():
     info = {}
     _, threshold = default_cut(score, unrelated, info, radial=q, in_particle=particle)
     assert threshold is None and info["radial_on_particle_classes"] > 0.9
+
+
+def test_radial_doubt_follows_the_surveys_agreement():
+    """The survey doubts the radial profiles (and says why, with the number) exactly when it
+    asked them and they called its particle classes' candidates particles with mean
+    probability under RADIAL_AGREES; as the cut itself does (same record)."""
+    rng = np.random.default_rng(6)
+    particle = rng.random(800) < 0.4
+    score = 1.5 * particle + rng.normal(size=800)
+    q = radial_probability(np.where(particle, 3.0, -3.0) + rng.normal(size=800))
+    unrelated = rng.permutation(particle).astype(float)
+    assert radial_doubt(None) is None and radial_doubt({}) is None
+    for in_particle, doubted in ((~particle, True), (particle, False)):
+        info: dict = {}
+        default_cut(score, unrelated, info, radial=q, in_particle=in_particle)
+        why = radial_doubt(info)
+        assert (why is not None) == doubted
+        if doubted:
+            assert f"{info['radial_on_particle_classes']:.2f}" in why and "under 0.50" in why
+    assert radial_doubt({"radial_on_particle_classes": 0.5}) is None
+    assert "0.49" in radial_doubt({"radial_on_particle_classes": 0.49})
 
 
 def test_combined_ranker_is_the_standardised_sum_less_the_cut():

@@ -45,6 +45,11 @@ junk; it cannot restore a particle). Nor do the classes then confirm what the ra
 threshold removes: where it loses particles but was not loosened because the signal looked
 strong (carbon and ice lend a faint field strong signal), the images the loosened decision
 keeps (``kept_if_loosened``, :class:`cryosift.outliers.radial.RadialDecision`) are kept.
+And when there is reason to doubt the radial profiles themselves (``cryosift run``: the
+picker's survey found that they call the candidates of its particle classes particles less
+often than not, :func:`cryosift.picking.adapt.radial_doubt`), an abstaining vote keeps every
+image: with neither vote to trust, nothing is removed (the profiles follow ice there, and
+what they remove is as often a particle as not: ``benchmarks/clean_on_picks.md``).
 
 Images are ``(B, n, n)`` centred on pixel ``n // 2``, the classification's own
 (:func:`cryosift.classify.run.prepare`).
@@ -102,6 +107,8 @@ class ClassVote:
     changed: tuple[int, int] = (0, 0)
     #: radial rejects kept by the loosened threshold as the vote abstained (set by combine)
     loosened: int = 0
+    #: radial rejects kept as the vote abstained and the radial profiles were doubted
+    doubted: int = 0
 
     @property
     def class_number(self) -> np.ndarray:
@@ -131,6 +138,7 @@ class ClassVote:
             "kept_by_class": self.changed[0],
             "removed_by_class": self.changed[1],
             "kept_by_loosening": self.loosened,
+            "kept_as_radial_profiles_doubted": self.doubted,
             "classes": len(self.particle),
             "particle_classes": int(self.particle.sum()),
             "share_in_particle_classes": round(float(self.in_particle_class.mean()), 4),
@@ -223,11 +231,12 @@ def class_vote(
     return ClassVote(result.labels, fit_p, particle, kind, seconds, np.asarray(numbers))
 
 
-def combine(table: pd.DataFrame, vote: ClassVote) -> None:
+def combine(table: pd.DataFrame, vote: ClassVote, radial_doubt: str | None = None) -> None:
     """Both votes into ``table`` (the radial detector's: ``verdict``, ``reason``; one row per
     image), by the rules of the module docstring: rescued images become inliers, removed
     ones ``noise``; the reasons of those say so. Nothing is removed when the vote abstains,
-    and the radial rejects its ``kept_if_loosened`` column marks are kept.
+    and the radial rejects its ``kept_if_loosened`` column marks are kept; all of them when
+    ``radial_doubt`` (why the radial profiles are doubted) is given.
     Adds ``class`` (as numbered), ``class_kind``, ``class_fit_p`` and ``decided_by``
     (``radial`` or ``class``)."""
     verdict = table["verdict"].to_numpy().astype(object)
@@ -243,6 +252,7 @@ def combine(table: pd.DataFrame, vote: ClassVote) -> None:
     dropped = speaks & radial_kept & (no_particle | (voting_junk & ~fits))
     if_loosened = _column(table, "kept_if_loosened", False).astype(bool)
     loosened = vote.abstains & ~radial_kept & ~rescued & if_loosened
+    doubted = (vote.abstains and radial_doubt is not None) & ~radial_kept & ~rescued & ~loosened
     number = vote.class_number
     for i in np.flatnonzero(rescued):
         why = (
@@ -267,16 +277,21 @@ def combine(table: pd.DataFrame, vote: ClassVote) -> None:
             f"{LOOSE_NOISE_PASS:.0%} of noise through (or the z-score floor) keeps it; "
             f"alone it was {verdict[i]}: {reason[i]}"
         )
-    verdict[rescued | loosened] = "inlier"
+    for i in np.flatnonzero(doubted):
+        reason[i] = (
+            f"kept as the class vote abstained and {radial_doubt}; alone it was {verdict[i]}: "
+            f"{reason[i]}"
+        )
+    verdict[rescued | loosened | doubted] = "inlier"
     verdict[dropped] = "noise"
     vote.changed = (int(rescued.sum()), int(dropped.sum()))
-    vote.loosened = int(loosened.sum())
+    vote.loosened, vote.doubted = int(loosened.sum()), int(doubted.sum())
     table["verdict"] = verdict.astype(str)
     table["reason"] = reason.astype(str)
     table["class"] = number
     table["class_kind"] = kinds.astype(str)
     table["class_fit_p"] = np.round(vote.fit_p, 4)
-    table["decided_by"] = np.where(rescued | dropped | loosened, "class", "radial")
+    table["decided_by"] = np.where(rescued | dropped | loosened | doubted, "class", "radial")
 
 
 def _column(table: pd.DataFrame, name: str, missing: float | bool) -> np.ndarray:
@@ -374,6 +389,12 @@ def vote_note(stats: dict[str, Any]) -> str | None:
             + (
                 f", and {v['kept_by_loosening']:,} that the radial threshold loosened keeps"
                 if v.get("kept_by_loosening")
+                else ""
+            )
+            + (
+                f"; {v['kept_as_radial_profiles_doubted']:,} more kept, as the picker's survey "
+                "doubts the radial profiles"
+                if v.get("kept_as_radial_profiles_doubted")
                 else ""
             )
         )

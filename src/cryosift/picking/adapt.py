@@ -392,6 +392,20 @@ def default_cut(
     return float(np.quantile(combined, 1 - keep)), 0.0
 
 
+def radial_doubt(info: dict | None) -> str | None:
+    """Why the adaptation record ``info`` doubts the single boxes' radial profiles: they gave
+    the candidates of the survey's particle classes a mean probability under
+    :data:`RADIAL_AGREES` (they follow contrast, not the particle); None when it does not
+    (or never asked them)."""
+    agrees = (info or {}).get("radial_on_particle_classes")
+    if agrees is None or agrees >= RADIAL_AGREES:
+        return None
+    return (
+        f"the picker's survey doubts the radial profiles (they call its particle classes' "
+        f"candidates particles with mean probability {agrees:.2f}, under {RADIAL_AGREES:.2f})"
+    )
+
+
 def _radial_agreement(radial: np.ndarray, in_particle: np.ndarray | None) -> float | None:
     """The mean of ``radial`` ``(N,)`` over the candidates ``in_particle`` ``(N,)``; None
     without them."""

@@ -376,14 +376,16 @@ def truth_metrics(
     return pd.DataFrame(rows)
 
 
-def _classify_stage(pset, result, cfg: RunConfig, device: str, timings: dict):
+def _classify_stage(pset, result, cfg: RunConfig, device: str, timings: dict, adapted: dict | None):
     """2D classes of all particles (``cfg.classes``; None at 0 or with too few particles),
     and their vote on the cleaning ``result`` (:mod:`cryosift.classify.vote`), whose table
-    and statistics it changes."""
+    and statistics it changes; ``adapted``, the picker's adaptation record, says whether the
+    survey doubts the radial profiles (:func:`cryosift.picking.adapt.radial_doubt`)."""
     if cfg.classes <= 0:
         return None
     from cryosift.classify.run import class_numbers, classify_run_particles
     from cryosift.classify.vote import class_vote, combine
+    from cryosift.picking.adapt import radial_doubt
 
     t0 = time.perf_counter()
     found = classify_run_particles(pset, cfg.diameter / 2 / cfg.box, cfg.classes, cfg.seed,
@@ -393,7 +395,7 @@ def _classify_stage(pset, result, cfg: RunConfig, device: str, timings: dict):
         return None
     numbers = class_numbers(found.result, found.ranking)
     vote = class_vote(found.images, found.result, found.radius, cfg.seed, numbers)
-    combine(result.table, vote)
+    combine(result.table, vote, radial_doubt(adapted))
     result.stats["class_vote"] = vote.summary()
     timings["class vote"] = vote.seconds
     return found
@@ -653,7 +655,7 @@ def run_pipeline(
     try:
         result = _clean(pset, particles, cfg, progress)
         timings["clean"] = time.perf_counter() - t0
-        found = _classify_stage(pset, result, cfg, device, timings)
+        found = _classify_stage(pset, result, cfg, device, timings, state.get("adapt"))
         metrics = None
         if truth is not None:
             picks = {
