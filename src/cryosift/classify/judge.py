@@ -167,15 +167,12 @@ def nonsymmetric_energy(averages: np.ndarray, counts: np.ndarray, mask: np.ndarr
     return np.asarray(out - mask.sum() / np.maximum(np.asarray(counts, np.float64), 1.0))
 
 
-def distance(n: int) -> np.ndarray:
-    """``(n, n)`` each pixel's distance from the centre pixel ``n // 2``."""
-    return np.asarray(np.hypot(*(np.indices((n, n)) - n // 2)), np.float64)
-
-
 def outer_structure(averages: np.ndarray, counts: np.ndarray, radius: float) -> np.ndarray:
     """``(K,)`` :func:`nonsymmetric_energy` of each average ``(K, n, n)`` between
     :data:`OUTER_RADII` and 1.3 ``radius``."""
-    rr = distance(averages.shape[-1])
+    from cryosift.outliers.profile import centre_distance
+
+    rr = centre_distance(averages.shape[-1])
     ring = (rr > OUTER_RADII * radius) & (rr <= 1.3 * radius)
     return nonsymmetric_energy(averages, counts, ring)
 
@@ -185,7 +182,9 @@ def asymmetry(average: np.ndarray, count: int, radius: float) -> float:
     images) inside 1.3 ``radius`` that is not rotationally symmetric
     (:func:`nonsymmetric_energy`), each energy less what the noise of such a mean leaves
     there."""
-    disc = distance(average.shape[-1]) <= 1.3 * radius
+    from cryosift.outliers.profile import centre_distance
+
+    disc = centre_distance(average.shape[-1]) <= 1.3 * radius
     total = float(((average - average[disc].mean())[disc] ** 2).sum()) - disc.sum() / max(count, 1)
     return float(nonsymmetric_energy(average[None], np.array([count]), disc)[0] / max(total, 1e-12))
 
@@ -193,17 +192,14 @@ def asymmetry(average: np.ndarray, count: int, radius: float) -> float:
 def half_radius(average: np.ndarray, radius: float) -> float:
     """Where the rotational profile of ``average`` ``(n, n)`` falls to half its central
     contrast against its value at 1.3 ``radius`` (px, interpolated)."""
-    from cryosift.outliers.profile import radial_average
+    from cryosift.outliers.profile import half_crossing, radial_average
 
     profile = radial_average(average)[: int(np.ceil(1.3 * radius)) + 1]
     centre = profile[0] - profile[-1]
     if centre == 0:
         return 0.0
-    rel = (profile - profile[-1]) / centre
-    i = int(np.argmax(rel < 0.5))
-    if i == 0:
-        return float(len(profile) - 1)
-    return float(i - 1 + (rel[i - 1] - 0.5) / (rel[i - 1] - rel[i]))
+    r = half_crossing((profile - profile[-1]) / centre, 0.5)
+    return float(len(profile) - 1) if r is None else r
 
 
 def round_blobs(

@@ -20,10 +20,15 @@ import numpy as np
 from scipy import fft as sfft
 
 
+def centre_distance(size: int) -> np.ndarray:
+    """``(size, size)`` float64: each pixel's distance from the centre pixel ``size // 2``."""
+    yy, xx = np.indices((size, size)) - size // 2
+    return np.asarray(np.hypot(yy, xx), np.float64)
+
+
 def ring_index(size: int) -> np.ndarray:
     """``(size, size)`` int: the rounded distance of each pixel from the centre ``size // 2``."""
-    yy, xx = np.indices((size, size)) - size // 2
-    return np.rint(np.hypot(yy, xx)).astype(np.int64)
+    return np.asarray(np.rint(centre_distance(size)), np.int64)
 
 
 def radial_average(image: np.ndarray) -> np.ndarray:
@@ -40,6 +45,17 @@ def radial_template(mean_image: np.ndarray) -> np.ndarray:
     t = t - t.mean()
     norm = np.linalg.norm(t)
     return np.asarray(t / norm if norm > 0 else t)
+
+
+def half_crossing(q: np.ndarray, level: float) -> float | None:
+    """Where the radial profile ``q`` ``(R,)`` (ring 0 the centre) first falls below
+    ``level``, interpolated linearly between the rings on either side (px); None when it
+    never does, or already at the centre."""
+    below = np.flatnonzero(q < level)
+    if not len(below) or below[0] == 0:
+        return None
+    i = int(below[0])
+    return float(i - 1 + (q[i - 1] - level) / max(q[i - 1] - q[i], 1e-12))
 
 
 #: Where the rotationally averaged mean particle falls to half its contrast, in particle
@@ -60,13 +76,8 @@ def estimate_radius(mean_image: np.ndarray) -> float | None:
     q = q * np.sign(q[:2].mean())
     if q[:2].mean() <= 4 * max(outer.std(), 1e-12):
         return None
-    below = np.flatnonzero(q < q[:2].mean() / 2)
-    if not len(below) or below[0] == 0:
-        return None
-    i = below[0]  # linear crossing between rings i - 1 and i
-    level = q[:2].mean() / 2
-    r = i - 1 + (q[i - 1] - level) / max(q[i - 1] - q[i], 1e-12)
-    return float(r / HALF_CONTRAST_RADII)
+    r = half_crossing(q, q[:2].mean() / 2)
+    return None if r is None else r / HALF_CONTRAST_RADII
 
 
 def image_moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
