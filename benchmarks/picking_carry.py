@@ -182,23 +182,17 @@ DATASETS = (
     ),
     Dataset("simulated, crowded, SNR 0.2", simulate=(*CROWDED, "--snr", "0.2", "--seed", "14")),
     # held out of the humps' cut and HUMP_OVERRULES (2026-12-03): made once both were fixed
-    Dataset(
+    simulated(
         "simulated, 100 particles of 60 px, SNR 0.25",
-        simulate=tuple(
-            "-n 8 --shape 1536x1536 --diameter-px 60 --particles 100 --snr 0.25 --seed 21".split()
-        ),
+        "-n 8 --shape 1536x1536 --diameter-px 60 --particles 100 --snr 0.25 --seed 21",
     ),
-    Dataset(
+    simulated(
         "simulated, 150 particles of 36 px, SNR 0.3, 8-bit",
-        simulate=tuple(
-            "-n 8 --diameter-px 36 --particles 150 --snr 0.3 --bits 8 --seed 22".split()
-        ),
+        "-n 8 --diameter-px 36 --particles 150 --snr 0.3 --bits 8 --seed 22",
     ),
-    Dataset(
+    simulated(
         "simulated, crowded 36 px, SNR 0.2",
-        simulate=tuple(
-            "-n 8 --diameter-px 36 --particles 400 --min-spacing 1.0 --snr 0.2 --seed 23".split()
-        ),
+        "-n 8 --diameter-px 36 --particles 400 --min-spacing 1.0 --snr 0.2 --seed 23",
     ),
     # held out of the radial profiles' second opinion on the cut (2026-12-04): made once it
     # was fixed; more faint fields, the kind where the classes cannot judge the ranking
@@ -231,21 +225,17 @@ DATASETS = (
     Dataset("faint, carbon and ice, SNR 0.17", simulate=faint_carbon("0.17", 52)),
     # held out of the humps' cut from two Gaussians with their own variances (2026-12-04):
     # sparse fields made before that cut was measured on them
-    Dataset(
+    simulated(
         "simulated, 90 particles of 48 px, SNR 0.22",
-        simulate=tuple(
-            "-n 8 --shape 1536x1536 --diameter-px 48 --particles 90 --snr 0.22 --seed 61".split()
-        ),
+        "-n 8 --shape 1536x1536 --diameter-px 48 --particles 90 --snr 0.22 --seed 61",
     ),
     Dataset(
         "simulated, 70 particles, 16-bit, SNR 0.2",
         simulate=("-n", "8", "--particles", "70", "--bits", "16", "--snr", "0.2", "--seed", "62"),
     ),
-    Dataset(
+    simulated(
         "simulated, 110 particles of 40 px with ice, SNR 0.3",
-        simulate=tuple(
-            "-n 8 --diameter-px 40 --particles 110 --ice 10 --snr 0.3 --seed 63".split()
-        ),
+        "-n 8 --diameter-px 40 --particles 110 --ice 10 --snr 0.3 --seed 63",
     ),
     # held out of the class vote's keeping of centred particles (2026-12-04): crowded fields
     # made before that rule was measured on them
@@ -317,32 +307,24 @@ DATASETS = (
         "faint, ice without carbon, 66 px, 16-bit, SNR 0.18, 80 crystals",
         simulate=faint_ice("0.18", 102, 66, 350, bits=16, ice=80),
     ),
-    Dataset(
+    simulated(
         "simulated, 70 particles of 64 px with ice, SNR 0.35",
-        simulate=tuple(
-            "-n 8 --shape 1536x1536 --diameter-px 64 --particles 70 --ice 14 --snr 0.35 "
-            "--seed 103".split()
-        ),
+        "-n 8 --shape 1536x1536 --diameter-px 64 --particles 70 --ice 14 --snr 0.35 --seed 103",
     ),
-    Dataset(
+    simulated(
         "simulated, 45 particles of 56 px, SNR 0.4",
-        simulate=tuple("-n 8 --diameter-px 56 --particles 45 --snr 0.4 --seed 104".split()),
+        "-n 8 --diameter-px 56 --particles 45 --snr 0.4 --seed 104",
     ),
     # held out of the second form of that rule (the strong classes' rarity counted with the
     # round blobs, as before them), made after the 64 px field above caught the first form
-    Dataset(
+    simulated(
         "simulated, 60 particles of 50 px with ice, 16-bit, SNR 0.3",
-        simulate=tuple(
-            "-n 8 --shape 1280x1280 --diameter-px 50 --particles 60 --ice 12 --bits 16 "
-            "--snr 0.3 --seed 105".split()
-        ),
+        "-n 8 --shape 1280x1280 --diameter-px 50 --particles 60 --ice 12 --bits 16"
+        " --snr 0.3 --seed 105",
     ),
-    Dataset(
+    simulated(
         "simulated, 50 particles of 80 px with ice, SNR 0.3",
-        simulate=tuple(
-            "-n 8 --shape 2048x2048 --diameter-px 80 --particles 50 --ice 10 --snr 0.3 "
-            "--seed 106".split()
-        ),
+        "-n 8 --shape 2048x2048 --diameter-px 80 --particles 50 --ice 10 --snr 0.3 --seed 106",
     ),
     # held out of the particle share's scale (2026-12-04): sparse fields with ice crystals of
     # other sizes and depths, made before any change of that scale was measured on them
