@@ -100,6 +100,10 @@ HELD_OUT = (
     # held out of keeping every image where the survey doubts the radial profiles (2026-12-04)
     "faint, ice without carbon, 88 px, SNR 0.16",
     "faint, carbon and ice, 84 px, 16-bit, SNR 0.15",
+    # held out of judging a round blob about its own centre (2026-12-04, stop 57)
+    "simulated, 110 particles of 48 px with ice, 8-bit, SNR 0.4",
+    "simulated, 90 particles of 60 px with ice, 16-bit, SNR 0.45",
+    "simulated, 120 particles of 44 px with ice, SNR 0.4",
 )
 DEFAULT_SETS = TUNING_SETS + HELD_OUT
 

@@ -365,6 +365,22 @@ DATASETS = (
         "faint, carbon and ice, 84 px, 16-bit, SNR 0.15",
         simulate=faint_carbon("0.15", 132, diameter=84, particles=230, bits=16),
     ),
+    # held out of judging a round blob about its own centre (2026-12-04, stop 57): dense fields
+    # of clear particles among large ice crystals, as the 56 px field above, made before the
+    # rule was measured on them
+    simulated(
+        "simulated, 110 particles of 48 px with ice, 8-bit, SNR 0.4",
+        "-n 8 --diameter-px 48 --particles 110 --ice 18 --bits 8 --snr 0.4 --seed 141",
+    ),
+    simulated(
+        "simulated, 90 particles of 60 px with ice, 16-bit, SNR 0.45",
+        "-n 8 --shape 1536x1536 --diameter-px 60 --particles 90 --ice 16 --bits 16"
+        " --snr 0.45 --seed 142",
+    ),
+    simulated(
+        "simulated, 120 particles of 44 px with ice, SNR 0.4",
+        "-n 8 --diameter-px 44 --particles 120 --ice 20 --snr 0.4 --seed 143",
+    ),
 )
 
 

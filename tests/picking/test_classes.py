@@ -19,6 +19,7 @@ from cryosift.classify.judge import (
     ROUND_BLOB,
     asymmetry,
     half_radius,
+    recentred,
 )
 from cryosift.picking.adapt import expected_f1
 from cryosift.picking.classes import (
@@ -140,6 +141,50 @@ def test_round_blobs_of_several_sizes_are_ice_whatever_their_share():
                    [_masked(crisp_blob(3 * STRONG)) for _ in range(3)]):  # fmt: skip
         j = judge_classes(np.stack([*background, *strong]), counts, R)
         assert j.verdict[12:] == ["particle"] * 3
+
+
+def test_crystals_left_off_centre_are_judged_about_their_own_centre():
+    """The alignment leaves a large crystal a pixel or two off the box's centre; about the
+    box's centre that offset reads as structure (asymmetry over ROUND), about its own it does
+    not. Recentring moves a disc's centre onto the box's, keeps its size, and leaves a
+    particle's features as they were; two such crystals of two sizes, beside the classes of a
+    clear particle that most candidates hold, are round blobs whatever their share."""
+    yy, xx = _grid()
+    for size, (dy, dx) in ((0.6, (1.3, -0.9)), (0.85, (-1.6, 0.4))):
+        moved = -3.0 * special.expit((size * R - np.hypot(yy - dy, xx - dx)) / 0.7)
+        assert asymmetry(_masked(moved), 10**6, R) > ROUND
+        back = recentred(_masked(moved), R)
+        assert abs(asymmetry(back, 10**6, R)) < ROUND / 2
+        inside = np.hypot(yy, xx) <= 0.9 * size * R
+        assert np.abs(back - crisp_blob(3.0, size))[inside].max() < 0.15
+        assert half_radius(back, R) == pytest.approx(size * R, abs=0.75)
+    lobed = _masked(views(3.0, 0.3))
+    assert asymmetry(recentred(lobed, R), 10**6, R) > 3 * ROUND
+    rng = np.random.default_rng(7)
+    clear = [_masked(views(1.0, t) + rng.normal(0, 0.02, (N, N))) for t in np.linspace(0, 6, 10)]
+    ice = [_masked(-3 * STRONG * special.expit((s * R - np.hypot(yy - d, xx + d)) / 0.7))
+           for s, d in ((0.6, 1.3), (0.85, -1.6))]  # fmt: skip
+    counts = np.array([60] * 10 + [70, 70])
+    assert counts[10:].sum() / counts.sum() > RARE
+    j = judge_classes(np.stack([*clear, *ice]), counts, R)
+    assert j.verdict[10:] == [ROUND_BLOB] * 2
+    assert sum(v == "particle" for v in j.verdict[:10]) >= 5
+
+
+def test_rare_strong_classes_with_features_are_the_clearest_views_not_ice():
+    """A sparse field among ice: the particle's clearest views, strong and with features, hold
+    under RARE of the candidates, as does one crisp featureless crystal. Rare and featureless
+    is ice; rare with features is the particle, and its views lead the particle share."""
+    rng = np.random.default_rng(8)
+    background = [_masked(particle(a) + rng.normal(0, 0.02, (N, N)))
+                  for a in np.linspace(0.05, 0.4, 14)]  # fmt: skip
+    clear = [_masked(views(6.0, t)) for t in (0.5, 3.0)]
+    counts = np.array([60] * 14 + [25, 25, 30])
+    assert counts[14:].sum() / counts.sum() < RARE
+    j = judge_classes(np.stack([*background, *clear, _masked(crisp_blob(3 * STRONG))]), counts, R)
+    assert j.verdict[14:] == ["particle", "particle", "rare strong blob"]
+    assert j.pi[14:16].tolist() == [1.0, 1.0] and j.pi[16] == 0
+    assert j.verdict[0] == "weak" and j.spread
 
 
 def test_no_spread_keeps_every_class():

@@ -28,15 +28,19 @@ Verdicts, per class:
   (:mod:`cryosift.classify.vote`) removes only its members that fit no particle class;
 - ``round blob``: strong classes (amplitude above :data:`STRONG` times the median) whose
   average is featureless and round (less than :data:`ROUND` of its energy inside the particle
-  is not rotationally symmetric, the noise of its mean removed), when there are two or more
+  is not rotationally symmetric, the noise of its mean removed, about the average's own centre:
+  :func:`recentred`; a large crystal is often left a pixel or two off the box's centre by the
+  alignment, which would read as structure), when there are two or more
   of them and their sizes (the radius where the profile falls to half its central contrast)
   differ by at least :data:`SIZES_DIFFER`: discs of many sizes are ice crystals, whatever
   share of the candidates they hold. A particle's views show features, and a spherical
   particle has one size: its round classes are judged as the other strong classes are;
-- ``rare strong blob``: the other strong classes, when all the strong classes (round blobs
-  included) together hold less than :data:`RARE` of the candidates: rare and high-contrast
-  is junk (crisp ice), not the particle. When they hold more, they are the particle (a
-  sparse field of clear particles, where most candidates are background);
+- ``rare strong blob``: the other featureless round strong classes, when all the strong
+  classes (round blobs included) together hold less than :data:`RARE` of the candidates:
+  rare, high-contrast and featureless is junk (crisp ice), not the particle. A rare strong
+  class with features is not a blob: it holds the clearest views of a sparse particle, whose
+  other views are weaker. When the strong classes hold more, they are the particle (a sparse
+  field of clear particles, where most candidates are background);
 - the others get an estimated **particle share** ``pi``: where their amplitude lies between
   the weakest and the strongest classes (candidate-weighted :data:`SHARE_QUANTILES`),
   clipped to [0, 1]; ``particle`` when ``pi >= 0.5``, ``weak`` below (background or partial
@@ -202,19 +206,49 @@ def half_radius(average: np.ndarray, radius: float) -> float:
     return float(len(profile) - 1) if r is None else r
 
 
-def round_blobs(
-    averages: np.ndarray, counts: np.ndarray, radius: float, strong: np.ndarray
-) -> np.ndarray:
-    """``(K,)`` bool: the ``strong`` classes (of ``averages`` ``(K, n, n)``, ``counts``
-    ``(K,)``) that are round (:func:`asymmetry` under :data:`ROUND`), where there are two or
-    more such and their :func:`half_radius` differ by at least :data:`SIZES_DIFFER` times."""
-    out = np.zeros(len(counts), bool)
-    for k in np.flatnonzero(strong):
-        out[k] = asymmetry(averages[k], int(counts[k]), radius) < ROUND
-    sizes = [half_radius(averages[k], radius) for k in np.flatnonzero(out)]
-    if len(sizes) < 2 or max(sizes) < SIZES_DIFFER * max(min(sizes), 1e-12):
-        out[:] = False
-    return out
+def recentred(average: np.ndarray, radius: float) -> np.ndarray:
+    """``average`` ``(n, n)`` shifted (sub-pixel, by a Fourier phase ramp) so that the centroid
+    of its contrast inside 1.3 ``radius`` lies on pixel ``n // 2``: the contrast against the
+    median beyond 1.3 ``radius``, of the sign the disc holds most of (a dark or a bright blob).
+    Unchanged when there is no such contrast."""
+    from cryosift.outliers.profile import centre_distance
+
+    n = average.shape[-1]
+    rr = centre_distance(n)
+    disc, beyond = rr <= 1.3 * radius, (rr > 1.3 * radius) & (rr <= n / 2)
+    contrast = np.where(disc, average - np.median(average[beyond if beyond.any() else disc]), 0.0)
+    weight = np.clip((np.sign(contrast.sum()) or 1.0) * contrast, 0.0, None)
+    if weight.sum() <= 0:
+        return average
+    rows, cols = np.indices((n, n))
+    dy = (weight * rows).sum() / weight.sum() - n // 2
+    dx = (weight * cols).sum() / weight.sum() - n // 2
+    ramp = np.exp(2j * np.pi * (np.fft.fftfreq(n)[:, None] * dy + np.fft.fftfreq(n)[None, :] * dx))
+    return np.real(np.fft.ifft2(np.fft.fft2(average) * ramp))
+
+
+def featureless(
+    averages: np.ndarray, counts: np.ndarray, radius: float, which: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Of the classes ``which`` (``(K,)`` bool; ``averages`` ``(K, n, n)`` of ``counts``
+    ``(K,)`` images), those that are round about their own centre (:func:`asymmetry` of the
+    :func:`recentred` average under :data:`ROUND`): ``(K,)`` bool, and each one's
+    :func:`half_radius` ``(K,)`` (0 for the others)."""
+    out, sizes = np.zeros(len(counts), bool), np.zeros(len(counts))
+    for k in np.flatnonzero(which):
+        average = recentred(averages[k], radius)
+        out[k] = asymmetry(average, int(counts[k]), radius) < ROUND
+        sizes[k] = half_radius(average, radius) if out[k] else 0.0
+    return out, sizes
+
+
+def round_blobs(round_: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """``(K,)`` bool: the ``round_`` classes (``(K,)`` bool, :func:`featureless`) when there are
+    two or more and their ``sizes`` ``(K,)`` differ by at least :data:`SIZES_DIFFER` times."""
+    found = sizes[round_]
+    if len(found) < 2 or found.max() < SIZES_DIFFER * max(found.min(), 1e-12):
+        return np.zeros(len(round_), bool)
+    return round_.copy()
 
 
 def judge_classes(averages: np.ndarray, counts: np.ndarray, radius: float) -> ClassJudgement:
@@ -241,10 +275,11 @@ def judge_classes(averages: np.ndarray, counts: np.ndarray, radius: float) -> Cl
     share = counts / counts.sum()
     strong = judged & (verdict == "") & (amplitude > STRONG)
     rare = strong.any() and share[strong].sum() < RARE  # round blobs included
-    ice = round_blobs(averages, counts, radius, strong)
+    round_, sizes = featureless(averages, counts, radius, strong)
+    ice = round_blobs(round_, sizes)
     verdict[ice] = ROUND_BLOB
-    if rare:
-        verdict[strong & ~ice] = "rare strong blob"
+    if rare:  # a rare strong class with features is the clearest views of a sparse particle
+        verdict[strong & round_ & ~ice] = "rare strong blob"
     rest = verdict == ""
     pi = np.zeros(len(counts))
     spread = False
