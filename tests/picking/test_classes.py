@@ -44,10 +44,11 @@ def particle(amplitude: float = 1.0) -> np.ndarray:
     return -amplitude * np.exp(-(yy**2 + xx**2) / (2 * (0.6 * R) ** 2))
 
 
-def crisp_blob(amplitude: float, size: float = 0.6) -> np.ndarray:
-    """A sharp-edged (0.7 px) dark disc of ``size`` R (an ice crystal)."""
+def crisp_blob(amplitude: float, size: float = 0.6, dy: float = 0.0, dx: float = 0.0) -> np.ndarray:
+    """A sharp-edged (0.7 px) dark disc of ``size`` R (an ice crystal), its centre ``(dy, dx)``
+    px from the box's."""
     yy, xx = _grid()
-    return -amplitude * special.expit((size * R - np.hypot(yy, xx)) / 0.7)
+    return -amplitude * special.expit((size * R - np.hypot(yy - dy, xx - dx)) / 0.7)
 
 
 def line(angle: float = 0.4) -> np.ndarray:
@@ -151,7 +152,7 @@ def test_crystals_left_off_centre_are_judged_about_their_own_centre():
     clear particle that most candidates hold, are round blobs whatever their share."""
     yy, xx = _grid()
     for size, (dy, dx) in ((0.6, (1.3, -0.9)), (0.85, (-1.6, 0.4))):
-        moved = -3.0 * special.expit((size * R - np.hypot(yy - dy, xx - dx)) / 0.7)
+        moved = crisp_blob(3.0, size, dy, dx)
         assert asymmetry(_masked(moved), 10**6, R) > ROUND
         back = recentred(_masked(moved), R)
         assert abs(asymmetry(back, 10**6, R)) < ROUND / 2
@@ -162,8 +163,7 @@ def test_crystals_left_off_centre_are_judged_about_their_own_centre():
     assert asymmetry(recentred(lobed, R), 10**6, R) > 3 * ROUND
     rng = np.random.default_rng(7)
     clear = [_masked(views(1.0, t) + rng.normal(0, 0.02, (N, N))) for t in np.linspace(0, 6, 10)]
-    ice = [_masked(-3 * STRONG * special.expit((s * R - np.hypot(yy - d, xx + d)) / 0.7))
-           for s, d in ((0.6, 1.3), (0.85, -1.6))]  # fmt: skip
+    ice = [_masked(crisp_blob(3 * STRONG, s, d, -d)) for s, d in ((0.6, 1.3), (0.85, -1.6))]
     counts = np.array([60] * 10 + [70, 70])
     assert counts[10:].sum() / counts.sum() > RARE
     j = judge_classes(np.stack([*clear, *ice]), counts, R)
