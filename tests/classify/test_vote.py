@@ -6,9 +6,12 @@ in a junk class and fits no particle class is removed; the vote is deterministic
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 from scipy import ndimage
 
 from cryosift.classify.align import ClassifySettings, classify
@@ -20,7 +23,9 @@ from cryosift.classify.vote import (
     combine,
     fit_pvalues,
     particle_classes,
+    vote_figure,
     vote_note,
+    vote_titles,
     wanted,
 )
 from cryosift.outliers.clean import clean_images
@@ -94,6 +99,25 @@ def test_fit_separates_particles_from_junk(classified):
     assert fits[kinds == "particle"].mean() >= 0.95
     assert fits[kinds == "crowded"].mean() >= 0.9
     assert fits[kinds == "empty"].mean() <= 2 * NOISE_PASS
+
+
+def test_the_vote_picture_names_each_class_by_its_number_size_and_kind(classified):
+    """Each class is titled with the number users see it by, its size and its kind (junk by
+    what its average shows); the picture frames particle classes green and junk red."""
+    images, _, result = classified
+    numbers = np.arange(len(result.averages), 0, -1)  # shown in the reverse order
+    vote = class_vote(images, result, R, seed=0, numbers=numbers)
+    counts = np.bincount(result.labels, minlength=len(result.averages))
+    titles = vote_titles(vote)
+    assert titles == [f"{n}: {c}\n{k}" for n, c, k in zip(numbers, counts, vote.kind, strict=True)]
+    assert {"line or edge", "empty"} & {t.split("\n")[1] for t in titles}
+    assert vote.particle.any() and not vote.particle.all()
+    buf = io.BytesIO()
+    vote_figure(vote, buf)
+    rgb = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")).astype(int)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    assert ((g > 140) & (r < 80) & (b < 80)).sum() > 50  # green frames (#2ca02c)
+    assert ((r > 180) & (g < 80) & (b < 80)).sum() > 50  # red frames (#d62728)
 
 
 def _table(verdicts: np.ndarray) -> pd.DataFrame:

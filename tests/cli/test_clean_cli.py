@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import starfile
+from PIL import Image
 
 from conftest import (
     BAD_PARTICLES,
@@ -220,3 +221,13 @@ def test_classes_forced_on_a_clear_stack(tmp_path):
     assert "separability good" in " ".join((auto.stderr + auto.stdout).split())
     assert "decided_by" not in pd.read_csv(tmp_path / "a" / "scores.csv")
     assert "decided_by" in pd.read_csv(tmp_path / "f" / "scores.csv")
+    # the classes that voted, in a picture; none without a vote, and a rerun without one
+    # into the same folder does not leave the old picture behind
+    assert not (tmp_path / "a" / "class_vote.png").exists()
+    with Image.open(tmp_path / "f" / "class_vote.png") as im:
+        im.load()
+        assert im.format == "PNG" and im.size[0] > 100
+    again = run_cli("clean", stack, "--diameter-px", "16", "--size", "41", "--no-classes",
+                    "-o", tmp_path / "f")  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert not (tmp_path / "f" / "class_vote.png").exists()

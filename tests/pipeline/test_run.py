@@ -76,6 +76,8 @@ def test_run_writes_every_output(reference_run, run_sim):
     assert by_class.reason.str.contains("by its class").all()
     vote = json.loads((out / "run.json").read_text())["facts"]["clean"]["class_vote"]
     assert vote["kept_by_class"] + vote["removed_by_class"] == len(by_class)
+    assert (out / "class_vote.png").is_file()  # the classes that voted, framed by kind
+    assert 'id="class-vote"' in (out / "report.html").read_text()
     # every particle keeps its micrograph and coordinates in scores.csv
     assert set(scores.micrograph) <= {str(run_sim / f"Micrographs/{m}.mrc") for m in mics}
     assert scores[["x_px", "y_px"]].notna().all().all()

@@ -58,8 +58,9 @@ Images are ``(B, n, n)`` centred on pixel ``n // 2``, the classification's own
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -94,8 +95,8 @@ SPECTRUM_SAMPLE = 4096
 class ClassVote:
     """Per image (``B``): its class ``labels`` and ``fit_p``; per class (``K``): whether it
     is a ``particle`` class, its ``kind`` (``particle``, ``empty``, or the judgement's junk
-    verdict) and the ``numbers`` users see it by (1-based); the ``seconds`` the vote took
-    (classification not included)."""
+    verdict), the ``numbers`` users see it by (1-based) and the ``averages`` ``(K, n, n)``
+    that were judged; the ``seconds`` the vote took (classification not included)."""
 
     labels: np.ndarray
     fit_p: np.ndarray
@@ -103,6 +104,7 @@ class ClassVote:
     kind: list[str]
     seconds: float
     numbers: np.ndarray
+    averages: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1)))
     #: images kept and removed by the class against their radial profile (set by combine)
     changed: tuple[int, int] = (0, 0)
     #: radial rejects kept by the loosened threshold as the vote abstained (set by combine)
@@ -228,7 +230,40 @@ def class_vote(
     if numbers is None:
         numbers = np.arange(1, len(particle) + 1)
     seconds = time.perf_counter() - t0
-    return ClassVote(result.labels, fit_p, particle, kind, seconds, np.asarray(numbers))
+    return ClassVote(
+        result.labels, fit_p, particle, kind, seconds, np.asarray(numbers), result.averages
+    )
+
+
+#: The picture of the vote, written beside the cleaned outputs (:func:`vote_figure`).
+FIGURE = "class_vote.png"
+
+
+def drop_stale_figure(outdir: str | Path, figures: dict[str, Any]) -> None:
+    """Remove a previous run's :data:`FIGURE` from ``outdir`` when this cleaning, written
+    there, had no vote (its ``figures`` do not hold one)."""
+    if FIGURE not in figures:
+        (Path(outdir) / FIGURE).unlink(missing_ok=True)
+
+
+def vote_titles(vote: ClassVote) -> list[str]:
+    """Each class's title (``K``, class order): its number as users see it, its size and its
+    kind on a second line (``3: 412`` over ``line or edge``)."""
+    counts = np.bincount(vote.labels, minlength=len(vote.particle))
+    return [f"{n}: {c}\n{k}" for n, c, k in zip(vote.numbers, counts, vote.kind, strict=True)]
+
+
+def vote_figure(vote: ClassVote, path: str | Path | BinaryIO) -> None:
+    """A PNG (to a path or a binary file) of the class averages that voted, in the order of
+    their numbers, each titled by :func:`vote_titles` and framed green (shows the particle:
+    its members that fit it are kept) or red (junk, or too small to vote)."""
+    from cryosift.classify.run import gallery
+
+    order = np.argsort(vote.numbers, kind="stable")
+    counts = np.bincount(vote.labels, minlength=len(vote.particle))
+    titles = vote_titles(vote)
+    gallery(path, vote.averages[order], [titles[k] for k in order], vote.particle[order],
+            counts[order])  # fmt: skip
 
 
 def combine(table: pd.DataFrame, vote: ClassVote, radial_doubt: str | None = None) -> None:
@@ -372,6 +407,7 @@ def vote_on_particles(
     if vote is not None:
         seconds = round(time.perf_counter() - t0 - vote.seconds, 2)
         result.stats["class_vote"] = {**vote.summary(), "classification_seconds": seconds}
+        result.figures[FIGURE] = lambda p: vote_figure(vote, p)
     return vote
 
 

@@ -5,8 +5,9 @@ phase flips with the CTF in the metadata when the particles are not yet correcte
 Fourier-crops to ``--size``; runs the radial-profile detector; where the particles do not
 stand out clearly (or with ``--classes N``), 2D-classifies the stack and lets the classes vote
 (:mod:`cryosift.classify.vote`); writes ``inliers.star``,
-``outliers.star`` and ``scores.csv`` (plus ``inliers.cs``/``outliers.cs`` for ``.cs`` input)
-into OUTDIR and prints a summary.
+``outliers.star`` and ``scores.csv`` (plus ``inliers.cs``/``outliers.cs`` for ``.cs`` input,
+and ``class_vote.png``, the classes that voted, when they did) into OUTDIR and prints a
+summary.
 """
 
 from __future__ import annotations
@@ -159,6 +160,9 @@ def main(
         refine = class_refiner(0 if no_classes else classes, seed, device)
         result = clean_file(particles, cfg, outdir, angpix=angpix, datadir=datadir,
                             progress=start, refine=refine)  # fmt: skip
+    from cryosift.classify.vote import drop_stale_figure
+
+    drop_stale_figure(outdir, result.figures)
     n = len(result.table)
     console.print(summary_table(result, n, outdir))
     console.print(summary_line(result, n), highlight=False)

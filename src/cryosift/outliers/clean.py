@@ -74,7 +74,9 @@ class CleanConfig:
 
 @dataclass
 class CleanResult:
-    """Per-particle table (one row per input particle, input order) and run statistics."""
+    """Per-particle table (one row per input particle, input order) and run statistics;
+    ``figures``: pictures written with the outputs, a writer ``(path) -> None`` by file name
+    (the class vote's, :mod:`cryosift.classify.vote`)."""
 
     table: pd.DataFrame
     size: int
@@ -82,6 +84,7 @@ class CleanResult:
     seconds: float
     phase_flipped: bool
     stats: dict[str, Any] = field(default_factory=dict)
+    figures: dict[str, Callable[[Path], None]] = field(default_factory=dict)
 
     @property
     def inliers(self) -> np.ndarray:
@@ -452,7 +455,8 @@ def clean_images(
 
 def write_clean_outputs(outdir: Path, pset: ParticleSet, result: CleanResult) -> list[Path]:
     """Write ``inliers.star``, ``outliers.star``, ``scores.csv`` (and ``.cs`` subsets for a
-    cryoSPARC input) into ``outdir``, all or nothing. Returns the paths written."""
+    cryoSPARC input) and the ``result``'s figures into ``outdir``, all or nothing. Returns the
+    paths written."""
     outdir = Path(outdir)
     inl, outl = result.inliers, result.outliers
     writers = {
@@ -463,6 +467,7 @@ def write_clean_outputs(outdir: Path, pset: ParticleSet, result: CleanResult) ->
     if pset.cs_records is not None:
         writers[outdir / "inliers.cs"] = lambda p: write_cs_subset(p, pset, inl)
         writers[outdir / "outliers.cs"] = lambda p: write_cs_subset(p, pset, outl)
+    writers.update({outdir / name: write for name, write in result.figures.items()})
     write_all_or_nothing(writers)
     return list(writers)
 

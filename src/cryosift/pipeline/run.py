@@ -384,7 +384,7 @@ def _classify_stage(pset, result, cfg: RunConfig, device: str, timings: dict, ad
     if cfg.classes <= 0:
         return None
     from cryosift.classify.run import class_numbers, classify_run_particles
-    from cryosift.classify.vote import class_vote, combine
+    from cryosift.classify.vote import FIGURE, class_vote, combine, vote_figure
     from cryosift.picking.adapt import radial_doubt
 
     t0 = time.perf_counter()
@@ -397,6 +397,7 @@ def _classify_stage(pset, result, cfg: RunConfig, device: str, timings: dict, ad
     vote = class_vote(found.images, found.result, found.radius, cfg.seed, numbers)
     combine(result.table, vote, radial_doubt(adapted))
     result.stats["class_vote"] = vote.summary()
+    result.figures[FIGURE] = lambda p: vote_figure(vote, p)
     timings["class vote"] = vote.seconds
     return found
 
@@ -668,6 +669,9 @@ def run_pipeline(
         run = RunResult(summary, result.table, metrics, timings, facts)
         run.skipped = skips.records() if skips is not None else []
         write_clean_outputs(outdir, pset, result)
+        from cryosift.classify.vote import drop_stale_figure
+
+        drop_stale_figure(outdir, result.figures)
         _write_classes(run, found, pset, outdir, name_prefix)
         if metrics is not None:
             csv = outdir / "metrics.csv"

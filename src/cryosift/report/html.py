@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from cryosift import __version__
+from cryosift.classify.vote import FIGURE as VOTE_FIGURE
 from cryosift.classify.vote import vote_note
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.coords import read_coords
@@ -144,6 +145,16 @@ def _survey(outdir: Path, run) -> dict | None:
     }
 
 
+def _vote(outdir: Path, run) -> dict | None:
+    """The classes' vote on the cleaning (its picture and counts), when the run's classes
+    voted."""
+    png = outdir / VOTE_FIGURE
+    vote = (run.facts.get("clean") or {}).get("class_vote")
+    if not png.exists() or not vote:
+        return None
+    return {"png": _b64(png.read_bytes()), **vote}
+
+
 def _flatten(prefix: str, value, out: list) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
@@ -193,6 +204,7 @@ def build_context(outdir: Path, run, pset, cfg, inputs: dict, mics: pd.DataFrame
         "clean_notes": _clean_notes(run.facts.get("clean", {})),
         "classes": _classes(run),
         "survey": _survey(outdir, run),
+        "vote": _vote(outdir, run),
         "skipped": run.skipped,
         "verdicts": list(VERDICTS),
         "colours": figures.COLOURS,
