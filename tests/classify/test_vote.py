@@ -319,6 +319,32 @@ def test_a_radial_reject_whose_centre_stands_out_is_kept_in_a_particle_class():
     assert np.flatnonzero(without.verdict == "inlier").tolist() == [0, 1, 6]
 
 
+def test_a_radial_inlier_whose_centre_stands_out_is_not_removed_by_a_blob_or_empty_class():
+    """The rescue's mirror: radial inliers in a junk class (empty, a round blob) that fit no
+    particle class are removed only when their own z-score is under the first guess (z <
+    1.28), and the reason says both; a line or edge removes its members whatever their
+    z-score; without a z column the fit alone decides, as before."""
+    labels = np.repeat([0, 1], [8, 6])
+    fit_p = np.array([0.01] * 8 + [0.5] * 6)
+    z = np.array([3.0] * 8 + [2.5, 1.3, 1.29, 1.0, -0.5, np.nan])
+    junk = list(range(8, 14))
+    for kind in ("empty", "round blob", "line or edge"):
+        vote = ClassVote(labels, fit_p, np.array([True, False]), ["particle", kind], 0.0,
+                         np.array([1, 2]))  # fmt: skip
+        assert not vote.abstains
+        table = _table(np.full(14, "inlier"))
+        table["profile_z"] = z
+        combine(table, vote)
+        removed = np.flatnonzero(table.verdict != "inlier").tolist()
+        assert removed == (junk if kind == "line or edge" else [11, 12, 13]), kind
+        if kind != "line or edge":
+            assert "its radial z-score 1.00 < 1.28" in table.reason[11]
+            assert "z-score" not in table.reason[13]  # none to give
+        without = _table(np.full(14, "inlier"))
+        combine(without, vote)
+        assert np.flatnonzero(without.verdict != "inlier").tolist() == junk
+
+
 def test_no_template_fits_nothing():
     images, _ = constructed_stack(noise=1.0)
     assert (fit_pvalues(images[:5], np.zeros((0, N, N)), R) == 1).all()
