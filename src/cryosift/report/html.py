@@ -22,6 +22,7 @@ from cryosift.io.coords import read_coords
 from cryosift.io.micrographs import read_micrograph
 from cryosift.outliers.clean import clean_notes
 from cryosift.outliers.detector import VERDICTS
+from cryosift.outliers.radial import NOISE_Z
 from cryosift.report import figures
 
 #: Micrographs drawn with their picks, particles per gallery, images per mean.
@@ -152,7 +153,7 @@ def _vote(outdir: Path, run) -> dict | None:
     vote = (run.facts.get("clean") or {}).get("class_vote")
     if not png.exists() or not vote:
         return None
-    return {"png": _b64(png.read_bytes()), **vote}
+    return {"png": _b64(png.read_bytes()), "noise_z": f"{NOISE_Z:.2f}", **vote}
 
 
 def _flatten(prefix: str, value, out: list) -> None:
