@@ -133,12 +133,17 @@ class ClassVote:
         return bool(self.fits.mean() < MIN_FIT_SHARE) if len(self.fits) else True
 
     @property
+    def counts(self) -> np.ndarray:
+        """``(K,)`` images in each class."""
+        return np.bincount(self.labels, minlength=len(self.particle))
+
+    @property
     def in_particle_class(self) -> np.ndarray:
         return np.asarray(self.particle[self.labels])
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready record of the vote (what it changed: after :func:`combine`)."""
-        counts = np.bincount(self.labels, minlength=len(self.particle))
+        counts = self.counts
         return {
             "kept_by_class": self.changed[0],
             "removed_by_class": self.changed[1],
@@ -252,8 +257,7 @@ def drop_stale_figure(outdir: str | Path, figures: dict[str, Any]) -> None:
 def vote_titles(vote: ClassVote) -> list[str]:
     """Each class's title (``K``, class order): its number as users see it, its size and its
     kind on a second line (``3: 412`` over ``line or edge``)."""
-    counts = np.bincount(vote.labels, minlength=len(vote.particle))
-    return [f"{n}: {c}\n{k}" for n, c, k in zip(vote.numbers, counts, vote.kind, strict=True)]
+    return [f"{n}: {c}\n{k}" for n, c, k in zip(vote.numbers, vote.counts, vote.kind, strict=True)]
 
 
 def vote_figure(vote: ClassVote, path: str | Path | BinaryIO) -> None:
@@ -263,10 +267,9 @@ def vote_figure(vote: ClassVote, path: str | Path | BinaryIO) -> None:
     from cryosift.classify.run import gallery
 
     order = np.argsort(vote.numbers, kind="stable")
-    counts = np.bincount(vote.labels, minlength=len(vote.particle))
     titles = vote_titles(vote)
     gallery(path, vote.averages[order], [titles[k] for k in order], vote.particle[order],
-            counts[order])  # fmt: skip
+            vote.counts[order])  # fmt: skip
 
 
 def combine(table: pd.DataFrame, vote: ClassVote, radial_doubt: str | None = None) -> None:
@@ -414,9 +417,15 @@ def vote_on_particles(
     vote = vote_on_images(images, result.table, radius, classes, seed, device)
     if vote is not None:
         seconds = round(time.perf_counter() - t0 - vote.seconds, 2)
-        result.stats["class_vote"] = {**vote.summary(), "classification_seconds": seconds}
-        result.figures[FIGURE] = lambda p: vote_figure(vote, p)
+        record(result, vote, classification_seconds=seconds)
     return vote
+
+
+def record(result: CleanResult, vote: ClassVote, **extra: Any) -> None:
+    """The ``vote`` (after :func:`combine`) into the cleaning ``result``: its summary (and
+    ``extra`` facts) in the statistics, its picture (:data:`FIGURE`) among the figures."""
+    result.stats["class_vote"] = {**vote.summary(), **extra}
+    result.figures[FIGURE] = lambda p: vote_figure(vote, p)
 
 
 def vote_note(stats: dict[str, Any]) -> str | None:

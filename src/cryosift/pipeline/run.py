@@ -384,7 +384,7 @@ def _classify_stage(pset, result, cfg: RunConfig, device: str, timings: dict, ad
     if cfg.classes <= 0:
         return None
     from cryosift.classify.run import class_numbers, classify_run_particles
-    from cryosift.classify.vote import FIGURE, class_vote, combine, vote_figure
+    from cryosift.classify.vote import class_vote, combine, record
     from cryosift.picking.adapt import radial_doubt
 
     t0 = time.perf_counter()
@@ -396,8 +396,7 @@ def _classify_stage(pset, result, cfg: RunConfig, device: str, timings: dict, ad
     numbers = class_numbers(found.result, found.ranking)
     vote = class_vote(found.images, found.result, found.radius, cfg.seed, numbers)
     combine(result.table, vote, radial_doubt(adapted))
-    result.stats["class_vote"] = vote.summary()
-    result.figures[FIGURE] = lambda p: vote_figure(vote, p)
+    record(result, vote)
     timings["class vote"] = vote.seconds
     return found
 
