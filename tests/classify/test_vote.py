@@ -238,6 +238,41 @@ def test_an_abstaining_vote_keeps_what_the_loosened_radial_threshold_keeps():
     assert np.flatnonzero(bare.verdict == "inlier").tolist() == [0, 1, 2, 3, 9]
 
 
+def test_an_abstaining_vote_leaves_out_loosened_rejects_that_fit_like_noise():
+    """Where the radial inliers fit a particle class far more often than noise and its
+    rejects hardly more (fit ratio under NOISE_LIKE_FIT), the classes say the rejects are
+    unlike the inliers: with ``noise_like_out`` (``cryosift run``) the loosened threshold's
+    rejects stay out, counted and said; without it (``cryosift clean``), and with the rejects
+    fitting half as well as the inliers above noise, they are kept as before."""
+    labels = np.zeros(40, int)
+    verdicts = np.array(["inlier"] * 20 + ["noise"] * 20)
+    loose = np.r_[np.ones(20, bool), np.ones(10, bool), np.zeros(10, bool)]
+    inlier_fit = np.r_[np.full(9, 0.01), np.full(11, 0.5)]  # 45 % of the inliers fit
+    kept_of = {}
+    for n_fit in (2, 6):  # of 20 rejects: ratio (0.10 - 0.10) / 0.35 = 0, (0.30 - 0.10) / 0.35
+        reject_fit = np.r_[np.full(20 - n_fit, 0.5), np.full(n_fit, 0.01)]
+        vote = ClassVote(labels, np.r_[inlier_fit, reject_fit], np.array([True]), ["particle"],
+                         0.0, np.array([1]))  # fmt: skip
+        assert vote.abstains
+        table = _table(verdicts)
+        table["kept_if_loosened"] = loose
+        bare = table.copy()
+        combine(table, vote, noise_like_out=True)
+        kept_of[n_fit] = np.flatnonzero(table.verdict == "inlier")
+        summary = vote.summary()
+        assert summary["reject_fit_ratio"] == pytest.approx((n_fit / 20 - 0.1) / 0.35, abs=1e-4)
+        if n_fit == 2:
+            assert vote.loosened == 0 and vote.not_loosened == 10
+            assert "10 that the loosened threshold keeps left out" in vote_note(
+                {"class_vote": summary}
+            )
+        combine(bare, vote)  # cryosift clean: no survey to guard the reading, kept as before
+        assert (bare.verdict == "inlier").sum() == 30 + n_fit and vote.not_loosened == 0
+    # rejects 38, 39 fit a particle class and are rescued either way
+    assert kept_of[2].tolist() == [*range(20), 38, 39]
+    assert kept_of[6].tolist() == [*range(30), 34, 35, 36, 37, 38, 39]
+
+
 def test_an_abstaining_vote_keeps_every_image_when_the_radial_profiles_are_doubted():
     """With no vote to trust (the classes abstain, the picker's survey doubts the radial
     profiles), nothing is removed: the loosened threshold's images are kept as before, every

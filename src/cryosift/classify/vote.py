@@ -47,7 +47,13 @@ classes look like, and a kept image costs less than a lost particle (2D classifi
 junk; it cannot restore a particle). Nor do the classes then confirm what the radial
 threshold removes: where it loses particles but was not loosened because the signal looked
 strong (carbon and ice lend a faint field strong signal), the images the loosened decision
-keeps (``kept_if_loosened``, :class:`cryosift.outliers.radial.RadialDecision`) are kept.
+keeps (``kept_if_loosened``, :class:`cryosift.outliers.radial.RadialDecision`) are kept;
+in ``cryosift run``, not when the classes say that the radial rejects are unlike its inliers:
+their share that fits a particle class exceeds noise's by under :data:`NOISE_LIKE_FIT` of
+the inliers' excess (:func:`reject_fit_ratio`; such rejects were 2-5 % particles on a sparse
+field with ice). Only there, as that reading fails where the radial profiles follow ice
+(their rejects are then the particles): the picker's survey guards ``run`` against that
+(``benchmarks/clean_on_picks.md``).
 And when there is reason to doubt the radial profiles themselves (``cryosift run``: the
 picker's survey found that they call the candidates of its particle classes particles less
 often than not, :func:`cryosift.picking.adapt.radial_doubt`), an abstaining vote keeps every
@@ -92,6 +98,11 @@ MIN_FIT_SHARE = 0.5
 NULL_IMAGES = 2000
 #: Images whose power spectrum shapes the noise (evenly spaced).
 SPECTRUM_SAMPLE = 4096
+#: Radial rejects fit a particle class like noise when their share that fits exceeds noise's
+#: (:data:`NOISE_PASS`) by less than this fraction of the radial inliers' excess
+#: (:func:`reject_fit_ratio`): an abstaining vote then does not keep them by the loosened
+#: threshold.
+NOISE_LIKE_FIT = 0.1
 
 
 @dataclass
@@ -114,6 +125,10 @@ class ClassVote:
     loosened: int = 0
     #: radial rejects kept as the vote abstained and the radial profiles were doubted
     doubted: int = 0
+    #: radial rejects the loosened threshold keeps, left out as the rejects fit like noise
+    not_loosened: int = 0
+    #: :func:`reject_fit_ratio` of the radial verdicts (set by combine)
+    reject_fit_ratio: float | None = None
 
     @property
     def class_number(self) -> np.ndarray:
@@ -149,6 +164,10 @@ class ClassVote:
             "removed_by_class": self.changed[1],
             "kept_by_loosening": self.loosened,
             "kept_as_radial_profiles_doubted": self.doubted,
+            "loosened_but_fit_like_noise": self.not_loosened,
+            "reject_fit_ratio": (
+                None if self.reject_fit_ratio is None else round(self.reject_fit_ratio, 4)
+            ),
             "classes": len(self.particle),
             "particle_classes": int(self.particle.sum()),
             "share_in_particle_classes": round(float(self.in_particle_class.mean()), 4),
@@ -272,12 +291,33 @@ def vote_figure(vote: ClassVote, path: str | Path | BinaryIO) -> None:
             vote.counts[order])  # fmt: skip
 
 
-def combine(table: pd.DataFrame, vote: ClassVote, radial_doubt: str | None = None) -> None:
+def reject_fit_ratio(fits: np.ndarray, radial_kept: np.ndarray) -> float | None:
+    """How the radial rejects fit a particle class beside its inliers: (the rejects' share
+    that fits - :data:`NOISE_PASS`) / (the inliers' share - :data:`NOISE_PASS`), from
+    ``fits`` and ``radial_kept`` ``(B,)``. Were particles to fit at one rate and junk at
+    noise's, it would be the rejects' share of particles over the inliers'; fainter particles
+    fit less often, so it reads low. None when either group is empty or the inliers fit no
+    more often than noise (then the fit says nothing)."""
+    if radial_kept.all() or not radial_kept.any():
+        return None
+    excess = float(fits[radial_kept].mean()) - NOISE_PASS
+    if excess <= 0:
+        return None
+    return (float(fits[~radial_kept].mean()) - NOISE_PASS) / excess
+
+
+def combine(
+    table: pd.DataFrame,
+    vote: ClassVote,
+    radial_doubt: str | None = None,
+    noise_like_out: bool = False,
+) -> None:
     """Both votes into ``table`` (the radial detector's: ``verdict``, ``reason``; one row per
     image), by the rules of the module docstring: rescued images become inliers, removed
     ones ``noise``; the reasons of those say so. Nothing is removed when the vote abstains,
-    and the radial rejects its ``kept_if_loosened`` column marks are kept; all of them when
-    ``radial_doubt`` (why the radial profiles are doubted) is given.
+    and the radial rejects its ``kept_if_loosened`` column marks are kept (with
+    ``noise_like_out``, not when the rejects fit like noise, :data:`NOISE_LIKE_FIT`); all of
+    them when ``radial_doubt`` (why the radial profiles are doubted) is given.
     Adds ``class`` (as numbered), ``class_kind``, ``class_fit_p`` and ``decided_by``
     (``radial`` or ``class``)."""
     verdict = table["verdict"].to_numpy().astype(object)
@@ -292,7 +332,10 @@ def combine(table: pd.DataFrame, vote: ClassVote, radial_doubt: str | None = Non
     voting_junk = ~in_particle & ~np.isin(kinds, NO_VOTE)
     dropped = speaks & radial_kept & (no_particle | (voting_junk & ~fits & ~(z >= NOISE_Z)))
     if_loosened = _column(table, "kept_if_loosened", False).astype(bool)
-    loosened = vote.abstains & ~radial_kept & ~rescued & if_loosened
+    vote.reject_fit_ratio = ratio = reject_fit_ratio(fits, radial_kept)
+    like_noise = noise_like_out and ratio is not None and ratio < NOISE_LIKE_FIT
+    would_loosen = vote.abstains & ~radial_kept & ~rescued & if_loosened
+    loosened = would_loosen & (not like_noise)
     doubted = (vote.abstains and radial_doubt is not None) & ~radial_kept & ~rescued & ~loosened
     number = vote.class_number
     for i in np.flatnonzero(rescued):
@@ -332,6 +375,7 @@ def combine(table: pd.DataFrame, vote: ClassVote, radial_doubt: str | None = Non
     verdict[dropped] = "noise"
     vote.changed = (int(rescued.sum()), int(dropped.sum()))
     vote.loosened, vote.doubted = int(loosened.sum()), int(doubted.sum())
+    vote.not_loosened = int((would_loosen & ~loosened & ~doubted).sum())
     table["verdict"] = verdict.astype(str)
     table["reason"] = reason.astype(str)
     table["class"] = number
@@ -442,6 +486,13 @@ def vote_note(stats: dict[str, Any]) -> str | None:
             + (
                 f", and {v['kept_by_loosening']:,} that the radial threshold loosened keeps"
                 if v.get("kept_by_loosening")
+                else ""
+            )
+            + (
+                f"; {v['loosened_but_fit_like_noise']:,} that the loosened threshold keeps left "
+                "out, as the radial rejects fit a particle class like noise (fit ratio "
+                f"{v['reject_fit_ratio']:.2f} < {NOISE_LIKE_FIT})"
+                if v.get("loosened_but_fit_like_noise")
                 else ""
             )
             + (

@@ -380,7 +380,8 @@ def _classify_stage(pset, result, cfg: RunConfig, device: str, timings: dict, ad
     """2D classes of all particles (``cfg.classes``; None at 0 or with too few particles),
     and their vote on the cleaning ``result`` (:mod:`cryosift.classify.vote`), whose table
     and statistics it changes; ``adapted``, the picker's adaptation record, says whether the
-    survey doubts the radial profiles (:func:`cryosift.picking.adapt.radial_doubt`)."""
+    survey doubts the radial profiles (:func:`cryosift.picking.adapt.radial_doubt`); with
+    it, the vote may leave out loosened rejects that fit like noise."""
     if cfg.classes <= 0:
         return None
     from cryosift.classify.run import class_numbers, classify_run_particles
@@ -395,7 +396,7 @@ def _classify_stage(pset, result, cfg: RunConfig, device: str, timings: dict, ad
         return None
     numbers = class_numbers(found.result, found.ranking)
     vote = class_vote(found.images, found.result, found.radius, cfg.seed, numbers)
-    combine(result.table, vote, radial_doubt(adapted))
+    combine(result.table, vote, radial_doubt(adapted), noise_like_out=adapted is not None)
     record(result, vote)
     timings["class vote"] = vote.seconds
     return found
