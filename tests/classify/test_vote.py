@@ -240,16 +240,18 @@ def test_an_abstaining_vote_keeps_what_the_loosened_radial_threshold_keeps():
 
 def test_an_abstaining_vote_leaves_out_loosened_rejects_that_fit_like_noise():
     """Where the radial inliers fit a particle class far more often than noise and its
-    rejects hardly more (fit ratio under NOISE_LIKE_FIT), the classes say the rejects are
+    rejects as often as noise or hardly more (fit ratio in [0, NOISE_LIKE_FIT)), the classes
+    say the rejects are
     unlike the inliers: with ``noise_like_out`` (``cryosift run``) the loosened threshold's
-    rejects stay out, counted and said; without it (``cryosift clean``), and with the rejects
-    fitting half as well as the inliers above noise, they are kept as before."""
+    rejects stay out, counted and said; without it (``cryosift clean``), with the rejects
+    fitting half as well as the inliers above noise, or less often than noise, they are kept
+    as before."""
     labels = np.zeros(40, int)
     verdicts = np.array(["inlier"] * 20 + ["noise"] * 20)
     loose = np.r_[np.ones(20, bool), np.ones(10, bool), np.zeros(10, bool)]
     inlier_fit = np.r_[np.full(9, 0.01), np.full(11, 0.5)]  # 45 % of the inliers fit
     kept_of = {}
-    for n_fit in (2, 6):  # of 20 rejects: ratio (0.10 - 0.10) / 0.35 = 0, (0.30 - 0.10) / 0.35
+    for n_fit in (0, 2, 6):  # of 20 rejects: ratio -0.1 / 0.35 < 0 (not read), 0, 0.2 / 0.35
         reject_fit = np.r_[np.full(20 - n_fit, 0.5), np.full(n_fit, 0.01)]
         vote = ClassVote(labels, np.r_[inlier_fit, reject_fit], np.array([True]), ["particle"],
                          0.0, np.array([1]))  # fmt: skip
@@ -268,6 +270,7 @@ def test_an_abstaining_vote_leaves_out_loosened_rejects_that_fit_like_noise():
             )
         combine(bare, vote)  # cryosift clean: no survey to guard the reading, kept as before
         assert (bare.verdict == "inlier").sum() == 30 + n_fit and vote.not_loosened == 0
+    assert kept_of[0].tolist() == [*range(30)]  # fitting less than noise: the fit says nothing
     # rejects 38, 39 fit a particle class and are rescued either way
     assert kept_of[2].tolist() == [*range(20), 38, 39]
     assert kept_of[6].tolist() == [*range(30), 34, 35, 36, 37, 38, 39]

@@ -49,11 +49,12 @@ threshold removes: where it loses particles but was not loosened because the sig
 strong (carbon and ice lend a faint field strong signal), the images the loosened decision
 keeps (``kept_if_loosened``, :class:`cryosift.outliers.radial.RadialDecision`) are kept;
 in ``cryosift run``, not when the classes say that the radial rejects are unlike its inliers:
-their share that fits a particle class exceeds noise's by under :data:`NOISE_LIKE_FIT` of
-the inliers' excess (:func:`reject_fit_ratio`; such rejects were 2-5 % particles on a sparse
-field with ice). Only there, as that reading fails where the radial profiles follow ice
-(their rejects are then the particles): the picker's survey guards ``run`` against that
-(``benchmarks/clean_on_picks.md``).
+their share that fits a particle class reaches noise's but exceeds it by under
+:data:`NOISE_LIKE_FIT` of the inliers' excess (:func:`reject_fit_ratio`; such rejects were
+2-5 % particles on a sparse field with ice). Rejects that fit less often than noise are not
+read (the fit then fails for them, and on the faint fields where the radial profiles follow
+ice those rejects are the particles), and only ``run`` reads it, where the picker's survey
+can doubt the radial profiles (``benchmarks/clean_on_picks.md``).
 And when there is reason to doubt the radial profiles themselves (``cryosift run``: the
 picker's survey found that they call the candidates of its particle classes particles less
 often than not, :func:`cryosift.picking.adapt.radial_doubt`), an abstaining vote keeps every
@@ -98,10 +99,10 @@ MIN_FIT_SHARE = 0.5
 NULL_IMAGES = 2000
 #: Images whose power spectrum shapes the noise (evenly spaced).
 SPECTRUM_SAMPLE = 4096
-#: Radial rejects fit a particle class like noise when their share that fits exceeds noise's
-#: (:data:`NOISE_PASS`) by less than this fraction of the radial inliers' excess
-#: (:func:`reject_fit_ratio`): an abstaining vote then does not keep them by the loosened
-#: threshold.
+#: Radial rejects fit a particle class like noise when their share that fits reaches noise's
+#: (:data:`NOISE_PASS`) but exceeds it by less than this fraction of the radial inliers'
+#: excess (:func:`reject_fit_ratio` in [0, this)): an abstaining vote in ``cryosift run``
+#: then does not keep them by the loosened threshold.
 NOISE_LIKE_FIT = 0.1
 
 
@@ -333,7 +334,7 @@ def combine(
     dropped = speaks & radial_kept & (no_particle | (voting_junk & ~fits & ~(z >= NOISE_Z)))
     if_loosened = _column(table, "kept_if_loosened", False).astype(bool)
     vote.reject_fit_ratio = ratio = reject_fit_ratio(fits, radial_kept)
-    like_noise = noise_like_out and ratio is not None and ratio < NOISE_LIKE_FIT
+    like_noise = noise_like_out and ratio is not None and 0 <= ratio < NOISE_LIKE_FIT
     would_loosen = vote.abstains & ~radial_kept & ~rescued & if_loosened
     loosened = would_loosen & (not like_noise)
     doubted = (vote.abstains and radial_doubt is not None) & ~radial_kept & ~rescued & ~loosened
