@@ -158,6 +158,36 @@ def test_a_hump_smaller_than_one_class_does_not_cut():
     assert np.mean(score >= cut) == pytest.approx(0.02, abs=0.005)
 
 
+def test_a_hump_outside_the_particle_classes_is_not_the_particles():
+    """Two clear humps, the upper 10 % of the candidates, classes that cannot judge the
+    ranking: where the hump's candidates sit in particle classes more often than the rest
+    (particles of a sparse field) the cut falls between the humps; where less often (ice
+    crystals scoring high), every candidate is kept and the record says why. Without the
+    classes' membership the humps cut as before."""
+    rng = np.random.default_rng(8)
+    score = np.r_[rng.normal(0, 1, 900), rng.normal(6, 1, 100)]
+    hump = np.arange(1000) >= 900
+    pi = rng.permutation(np.r_[np.ones(400), np.zeros(600)])
+    outcomes = {}
+    for label, in_particle in (
+        ("particles", np.where(hump, rng.random(1000) < 0.8, rng.random(1000) < 0.3)),
+        ("crystals", np.where(hump, rng.random(1000) < 0.3, rng.random(1000) < 0.6)),
+        ("unknown", None),
+    ):
+        info: dict = {}
+        cut, threshold = default_cut(score, pi, info, in_particle=in_particle)
+        outcomes[label] = (np.mean(score >= cut), threshold, info)
+    assert outcomes["particles"][1] is None and outcomes["particles"][0] == pytest.approx(
+        0.1, abs=0.02
+    )
+    assert "two humps" in outcomes["particles"][2]["default"]
+    assert outcomes["crystals"][1] == 0.0 and "two humps" not in outcomes["crystals"][2]["default"]
+    info = outcomes["crystals"][2]
+    assert info["hump_in_particle_classes"] < info["in_particle_classes"]
+    assert "not the particles" in info["hump_not_particles"]
+    assert "two humps" in outcomes["unknown"][2]["default"]
+
+
 def test_default_cut_keeps_the_median_of_the_classifications_proposals():
     """Classifications that put the particles at different shares: the cut keeps the
     median share; the other classifications are asked for only when a cut is made."""

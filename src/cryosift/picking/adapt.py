@@ -45,10 +45,13 @@ ranking of candidates (:mod:`cryosift.picking.rank`) and where to cut it:
    humps, at the cut with the best expected F1 when each candidate is a particle with its
    probability of the upper hump. Such humps also overrule a cut of the classes that would
    keep far more candidates than the upper hump holds (:data:`HUMP_OVERRULES`): there the
-   classes took background for particles. Without such humps the single boxes get a second
-   say before every candidate is kept: each candidate a particle with its probability of
-   the upper of two Gaussians fitted to the detector's radial scores
-   (:func:`radial_probability`), a cut worth making by the same test is made.
+   classes took background for particles. A hump whose candidates sit in the particle
+   classes no more often than the candidates overall is not the particles but a rare strong
+   feature (ice crystals, :func:`hump_in_particle_classes`), and neither cuts nor overrules.
+   Without such humps the single boxes get a second say before every candidate is kept:
+   each candidate a particle with its probability of the upper of two Gaussians fitted to
+   the detector's radial scores (:func:`radial_probability`), a cut worth making by the
+   same test is made.
 
 The survey micrographs' picks come from the embeddings already computed, so adapting costs
 the boxes, the detector, the classifications and the fits (seconds, whatever the number of
@@ -354,6 +357,8 @@ def default_cut(
         upper_hump=round(upper, 3),
     )
     humps = separation >= CLEAR_SEPARATION and min_hump <= upper <= MINORITY
+    if humps and not hump_in_particle_classes(combined >= hump_cut, in_particle, info):
+        humps = False
     if worth and not (humps and keep > HUMP_OVERRULES * upper):
         keeps = [keep, *(proposed_keep(combined, p)[0] for p in more_pis())]
         keep = float(np.median(keeps))
@@ -390,6 +395,27 @@ def default_cut(
             return float(np.quantile(combined, 1 - share)), None
     info["default"] = "every candidate: weak ranking"
     return float(np.quantile(combined, 1 - keep)), 0.0
+
+
+def hump_in_particle_classes(hump: np.ndarray, in_particle: np.ndarray | None, info: dict) -> bool:
+    """Whether the candidates of the scores' upper ``hump`` ``(N,)`` sit in the classes'
+    particle classes (``in_particle`` ``(N,)``) more often than the candidates overall (True
+    without classes to ask). Particles of a sparse field do (0.50-0.78 against 0.24-0.45);
+    a rare strong feature that scores high, ice crystals, does not (0.53 against 0.60;
+    ``benchmarks/picking_carry.md``). ``info`` records both shares."""
+    if in_particle is None or not np.any(hump):
+        return True
+    in_particle = np.asarray(in_particle, bool)
+    share, overall = float(in_particle[hump].mean()), float(in_particle.mean())
+    info.update(hump_in_particle_classes=round(share, 4), in_particle_classes=round(overall, 4))
+    if share > overall:
+        return True
+    info["hump_not_particles"] = (
+        f"the upper hump of the scores ({hump.mean():.0%} of the candidates) sits in particle "
+        f"classes less often ({share:.0%}) than the candidates overall ({overall:.0%}): a rare "
+        "strong feature, not the particles"
+    )
+    return False
 
 
 def radial_doubt(info: dict | None) -> str | None:
