@@ -241,11 +241,10 @@ def test_an_abstaining_vote_keeps_what_the_loosened_radial_threshold_keeps():
 def test_an_abstaining_vote_leaves_out_loosened_rejects_that_fit_like_noise():
     """Where the radial inliers fit a particle class far more often than noise and its
     rejects as often as noise or hardly more (fit ratio in [0, NOISE_LIKE_FIT)), the classes
-    say the rejects are
-    unlike the inliers: with ``noise_like_out`` (``cryosift run``) the loosened threshold's
-    rejects stay out, counted and said; without it (``cryosift clean``), with the rejects
-    fitting half as well as the inliers above noise, or less often than noise, they are kept
-    as before."""
+    say the rejects are unlike the inliers: with ``noise_like_out`` (``cryosift run``) the
+    loosened threshold's rejects stay out, counted and said; without it (``cryosift clean``),
+    with the rejects fitting half as well as the inliers above noise, or less often than
+    noise, they are kept as before."""
     labels = np.zeros(40, int)
     verdicts = np.array(["inlier"] * 20 + ["noise"] * 20)
     loose = np.r_[np.ones(20, bool), np.ones(10, bool), np.zeros(10, bool)]

@@ -356,9 +356,11 @@ def default_cut(
         score_separation=round(separation, 3),
         upper_hump=round(upper, 3),
     )
-    humps = separation >= CLEAR_SEPARATION and min_hump <= upper <= MINORITY
-    if humps and not hump_in_particle_classes(combined >= hump_cut, in_particle, info):
-        humps = False
+    humps = (
+        separation >= CLEAR_SEPARATION
+        and min_hump <= upper <= MINORITY
+        and hump_in_particle_classes(combined >= hump_cut, in_particle, info)
+    )
     if worth and not (humps and keep > HUMP_OVERRULES * upper):
         keeps = [keep, *(proposed_keep(combined, p)[0] for p in more_pis())]
         keep = float(np.median(keeps))
