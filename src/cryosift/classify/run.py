@@ -232,34 +232,12 @@ def gallery(
     """A PNG (to a path or a binary file) of the class ``averages`` ``(K, n, n)`` in order,
     each with its title, framed green when ``good``; a class of no image (``counts`` 0) is
     drawn as the word "empty", not as a blank average."""
-    import matplotlib
+    from cryosift.classify.gallery import draw_grid, min_max
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cols = min(10, len(averages))
-    rows = -(-len(averages) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.25), squeeze=False)
-    for ax in axes.ravel():
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.axis("off")
-    for i, (img, title, g, n) in enumerate(zip(averages, titles, good, counts, strict=True)):
-        ax = axes.ravel()[i]
-        ax.axis("on")
-        if n > 0:
-            ax.imshow(img, cmap="gray")
-        else:
-            ax.set_xlim(0, 1)
-            ax.set_ylim(0, 1)
-            ax.text(0.5, 0.5, "empty", ha="center", va="center", fontsize=8, color="#777777")
-        ax.set_title(title, fontsize=7)
-        for s in ax.spines.values():
-            s.set_edgecolor("#2ca02c" if g else "#d62728")
-            s.set_linewidth(2)
-    fig.tight_layout()
+    colours = ["#2ca02c" if g else "#d62728" for g in good]
+    fig = draw_grid(averages, 10, [min_max(a) for a in averages], 1.1, titles, colours,
+                    np.asarray(counts) == 0)  # fmt: skip
     fig.savefig(path, format="png", dpi=80)
-    plt.close(fig)
 
 
 def classify_file(

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.collections import EllipseCollection
 
+from cryosift.classify.gallery import draw_grid
 from cryosift.outliers.detector import VERDICTS
 
 COLOURS = {
@@ -73,16 +74,7 @@ def micrograph_overlay(image: np.ndarray, picks: pd.DataFrame, radius: float, ti
 
 def gallery(images: np.ndarray, columns: int = 12) -> bytes:
     """Particle images ``(n, d, d)`` in a grid, each scaled to its own grey range."""
-    n = len(images)
-    rows = max(1, int(np.ceil(n / columns)))
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * 0.7, rows * 0.7), squeeze=False)
-    for k, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if k < n:
-            lo, hi = display_range(images[k])
-            ax.imshow(images[k], cmap="gray", vmin=lo, vmax=hi)
-    fig.subplots_adjust(wspace=0.04, hspace=0.04)
-    return png(fig)
+    return png(draw_grid(images, columns, [display_range(im) for im in images], 0.7))
 
 
 def mean_images(means: dict[str, np.ndarray], counts: dict[str, int]) -> bytes:
