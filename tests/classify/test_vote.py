@@ -314,6 +314,39 @@ def test_an_abstaining_vote_keeps_every_image_when_the_radial_profiles_are_doubt
         assert verdicts_of[0] == verdicts_of[1]
 
 
+def test_trusted_picks_keep_their_radial_rejects_unless_their_class_is_junk_too():
+    """Where the picks were cut between two clear humps of the picker's scores, a radial
+    reject is kept whether the vote speaks or abstains, with a reason, ``decided_by``
+    ``picker`` and a count; a reject in a junk class it does not fit stays out, a radial
+    inlier in such a class is still removed, and without the trust nothing changes."""
+    labels = np.repeat([0, 1], [8, 4])  # class 2 (label 1) is empty: junk
+    verdicts = np.array(["inlier"] * 5 + ["noise", "partial", "noise"] + ["noise"] * 2
+                        + ["inlier"] * 2)  # fmt: skip
+    trust = "the picks are the upper of two clear humps"
+    for speaks in (True, False):
+        fit_p = np.r_[np.full(6, 0.01), np.full(6, 0.5)] if speaks else np.full(12, 0.5)
+        kept = {}
+        for why in (None, trust):
+            vote = ClassVote(labels, fit_p, np.array([True, False]), ["particle", "empty"], 0.0,
+                             np.array([1, 2]))  # fmt: skip
+            assert vote.abstains != speaks
+            table = _table(verdicts)
+            combine(table, vote, picks_trusted=why)
+            kept[why] = np.flatnonzero(table.verdict == "inlier").tolist()
+            picker = np.flatnonzero(table.decided_by == "picker")
+            assert vote.trusted == len(picker) == vote.summary()["kept_as_picks_trusted"]
+            assert table.reason[picker].str.startswith(f"kept as {trust}; alone it was").all()
+            if why is not None:
+                note = vote_note({"class_vote": vote.summary()})
+                assert f"{len(picker)} radial reject(s) kept, as the picks are the upper" in note
+        if speaks:
+            # 5 rescued by its fit either way; 6, 7 kept only by the trust; 8, 9 (the empty
+            # class, no fit) stay out; 10, 11 (radial inliers there) removed by their class
+            assert kept[None] == [*range(6)] and kept[trust] == [*range(8)]
+        else:  # nothing removed; every radial reject kept by the trust
+            assert kept[None] == [0, 1, 2, 3, 4, 10, 11] and kept[trust] == [*range(12)]
+
+
 def test_off_centre_class_removes_only_members_that_fit_no_particle_class():
     """Radial inliers in a class of off-centre structure (weak particles beside a neighbour)
     are removed only when they fit no particle class, and the reason names the class's kind;

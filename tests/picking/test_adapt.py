@@ -14,6 +14,7 @@ from cryosift.picking.adapt import (
     default_cut,
     job_from_state,
     learn_ranker,
+    picks_trusted,
     prepare_picking,
     radial_doubt,
     radial_probability,
@@ -186,6 +187,9 @@ def test_a_hump_outside_the_particle_classes_is_not_the_particles():
     assert info["hump_in_particle_classes"] < info["in_particle_classes"]
     assert "not the particles" in info["hump_not_particles"]
     assert "two humps" in outcomes["unknown"][2]["default"]
+    # the cleaner trusts picks cut between the humps, and no others
+    assert "two clear humps" in picks_trusted(outcomes["particles"][2])
+    assert picks_trusted(info) is None and picks_trusted(None) is None
 
 
 def test_default_cut_keeps_the_median_of_the_classifications_proposals():

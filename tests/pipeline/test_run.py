@@ -71,7 +71,7 @@ def test_run_writes_every_output(reference_run, run_sim):
     assert len(classified) == len(scores) and classified.rlnClassNumber.min() == 1
     # the classes voted on the cleaning: each particle's class as written, which vote decided
     assert (scores["class"].to_numpy() == classified.rlnClassNumber.to_numpy()).all()
-    assert set(scores.decided_by) <= {"radial", "class"}
+    assert set(scores.decided_by) <= {"radial", "class", "picker"}
     by_class = scores[scores.decided_by == "class"]
     assert by_class.reason.str.contains("by its class").all()
     vote = json.loads((out / "run.json").read_text())["facts"]["clean"]["class_vote"]

@@ -60,6 +60,10 @@ picker's survey found that they call the candidates of its particle classes part
 often than not, :func:`cryosift.picking.adapt.radial_doubt`), an abstaining vote keeps every
 image: with neither vote to trust, nothing is removed (the profiles follow ice there, and
 what they remove is as often a particle as not: ``benchmarks/clean_on_picks.md``).
+And where the picker's default cut fell between two clear humps of its scores (``cryosift
+run`` on a sparse field, :func:`cryosift.picking.adapt.picks_trusted`), the picks are
+already told from the rest: a radial reject is kept unless its class is junk too (there the
+radial verdicts removed particles more often than junk, ``benchmarks/clean_on_picks.md``).
 
 Images are ``(B, n, n)`` centred on pixel ``n // 2``, the classification's own
 (:func:`cryosift.classify.run.prepare`).
@@ -126,6 +130,8 @@ class ClassVote:
     loosened: int = 0
     #: radial rejects kept as the vote abstained and the radial profiles were doubted
     doubted: int = 0
+    #: radial rejects kept as the picks were trusted (``picks_trusted`` of :func:`combine`)
+    trusted: int = 0
     #: radial rejects the loosened threshold keeps, left out as the rejects fit like noise
     not_loosened: int = 0
     #: :func:`reject_fit_ratio` of the radial verdicts (set by combine)
@@ -165,6 +171,7 @@ class ClassVote:
             "removed_by_class": self.changed[1],
             "kept_by_loosening": self.loosened,
             "kept_as_radial_profiles_doubted": self.doubted,
+            "kept_as_picks_trusted": self.trusted,
             "loosened_but_fit_like_noise": self.not_loosened,
             "reject_fit_ratio": (
                 None if self.reject_fit_ratio is None else round(self.reject_fit_ratio, 4)
@@ -312,15 +319,18 @@ def combine(
     vote: ClassVote,
     radial_doubt: str | None = None,
     noise_like_out: bool = False,
+    picks_trusted: str | None = None,
 ) -> None:
     """Both votes into ``table`` (the radial detector's: ``verdict``, ``reason``; one row per
     image), by the rules of the module docstring: rescued images become inliers, removed
     ones ``noise``; the reasons of those say so. Nothing is removed when the vote abstains,
     and the radial rejects its ``kept_if_loosened`` column marks are kept (with
     ``noise_like_out``, not when the rejects fit like noise, :data:`NOISE_LIKE_FIT`); all of
-    them when ``radial_doubt`` (why the radial profiles are doubted) is given.
+    them when ``radial_doubt`` (why the radial profiles are doubted) is given. With
+    ``picks_trusted`` (why), whether the vote speaks or not, the radial rejects are kept
+    unless their class is junk by the rules that remove radial inliers.
     Adds ``class`` (as numbered), ``class_kind``, ``class_fit_p`` and ``decided_by``
-    (``radial`` or ``class``)."""
+    (``radial``, ``class``, or ``picker`` where ``picks_trusted`` kept a radial reject)."""
     verdict = table["verdict"].to_numpy().astype(object)
     reason = table["reason"].to_numpy().astype(object)
     radial_kept = verdict == "inlier"
@@ -331,13 +341,16 @@ def combine(
     rescued = ~radial_kept & in_particle & (fits | (z >= NOISE_Z))
     no_particle = np.isin(kinds, NO_PARTICLE)
     voting_junk = ~in_particle & ~np.isin(kinds, NO_VOTE)
-    dropped = speaks & radial_kept & (no_particle | (voting_junk & ~fits & ~(z >= NOISE_Z)))
+    class_junk = speaks & (no_particle | (voting_junk & ~fits & ~(z >= NOISE_Z)))
+    dropped = radial_kept & class_junk
     if_loosened = _column(table, "kept_if_loosened", False).astype(bool)
     vote.reject_fit_ratio = ratio = reject_fit_ratio(fits, radial_kept)
     like_noise = noise_like_out and ratio is not None and 0 <= ratio < NOISE_LIKE_FIT
     would_loosen = vote.abstains & ~radial_kept & ~rescued & if_loosened
     loosened = would_loosen & (not like_noise)
     doubted = (vote.abstains and radial_doubt is not None) & ~radial_kept & ~rescued & ~loosened
+    trusted = (picks_trusted is not None) & ~radial_kept & ~rescued & ~loosened & ~doubted
+    trusted &= ~class_junk
     number = vote.class_number
     for i in np.flatnonzero(rescued):
         why = (
@@ -372,17 +385,21 @@ def combine(
             f"kept as the class vote abstained and {radial_doubt}; alone it was {verdict[i]}: "
             f"{reason[i]}"
         )
-    verdict[rescued | loosened | doubted] = "inlier"
+    for i in np.flatnonzero(trusted):
+        reason[i] = f"kept as {picks_trusted}; alone it was {verdict[i]}: {reason[i]}"
+    verdict[rescued | loosened | doubted | trusted] = "inlier"
     verdict[dropped] = "noise"
     vote.changed = (int(rescued.sum()), int(dropped.sum()))
     vote.loosened, vote.doubted = int(loosened.sum()), int(doubted.sum())
-    vote.not_loosened = int((would_loosen & ~loosened & ~doubted).sum())
+    vote.trusted = int(trusted.sum())
+    vote.not_loosened = int((would_loosen & ~loosened & ~doubted & ~trusted).sum())
     table["verdict"] = verdict.astype(str)
     table["reason"] = reason.astype(str)
     table["class"] = number
     table["class_kind"] = kinds.astype(str)
     table["class_fit_p"] = np.round(vote.fit_p, 4)
-    table["decided_by"] = np.where(rescued | dropped | loosened | doubted, "class", "radial")
+    by_class = rescued | dropped | loosened | doubted
+    table["decided_by"] = np.where(by_class, "class", np.where(trusted, "picker", "radial"))
 
 
 def _column(table: pd.DataFrame, name: str, missing: float | bool) -> np.ndarray:
@@ -502,9 +519,21 @@ def vote_note(stats: dict[str, Any]) -> str | None:
                 if v.get("kept_as_radial_profiles_doubted")
                 else ""
             )
+            + _trusted_note(v)
         )
     return (
         f"class vote: {v['particle_classes']} of {v['classes']} classes show the particle; "
         f"{v['kept_by_class']:,} image(s) kept and {v['removed_by_class']:,} removed by their "
-        "class against their radial profile"
+        "class against their radial profile" + _trusted_note(v)
+    )
+
+
+def _trusted_note(v: dict[str, Any]) -> str:
+    """The vote note's clause on the radial rejects kept as the picks were trusted."""
+    n = v.get("kept_as_picks_trusted")
+    return (
+        f"; {n:,} radial reject(s) kept, as the picks are the upper of two clear humps of the "
+        "picker's scores"
+        if n
+        else ""
     )

@@ -375,6 +375,7 @@ def default_cut(
             f"probability 0.5 between the two humps of the survey's scores (a sparse field: "
             f"keeps {kept:.0%} of the survey)"
         )
+        info["humps_cut"] = True
         return hump_cut, None
     if radial is not None:
         share, worth, best, every = proposed_keep(combined, radial)
@@ -431,6 +432,21 @@ def radial_doubt(info: dict | None) -> str | None:
     return (
         f"the picker's survey doubts the radial profiles (they call its particle classes' "
         f"candidates particles with mean probability {agrees:.2f}, under {RADIAL_AGREES:.2f})"
+    )
+
+
+def picks_trusted(info: dict | None) -> str | None:
+    """Why the picks need no single box's radial profile to judge them, from the adaptation
+    record ``info``: the default threshold fell between two clear humps of the survey's
+    scores whose upper one sits in the particle classes (:func:`default_cut`), so the
+    ranking already told the particles from the rest; on such sparse fields the radial
+    verdicts removed particles more often than junk (``benchmarks/clean_on_picks.md``).
+    None otherwise (or without a record)."""
+    if not (info or {}).get("humps_cut"):
+        return None
+    return (
+        "the picks are the upper of two clear humps of the picker's scores (a sparse field), "
+        "which a radial profile alone does not overrule"
     )
 
 

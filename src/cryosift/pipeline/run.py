@@ -381,12 +381,15 @@ def _classify_stage(pset, result, cfg: RunConfig, device: str, timings: dict, ad
     and their vote on the cleaning ``result`` (:mod:`cryosift.classify.vote`), whose table
     and statistics it changes; ``adapted``, the picker's adaptation record, says whether the
     survey doubts the radial profiles (:func:`cryosift.picking.adapt.radial_doubt`); with
-    it, the vote may leave out loosened rejects that fit like noise."""
+    it, the vote may leave out loosened rejects that fit like noise, and, when the picks were
+    cut between two humps at the defaults (no ``--threshold``, ``--area-fraction`` or
+    ``--strict-threshold``), keeps the radial rejects
+    (:func:`cryosift.picking.adapt.picks_trusted`)."""
     if cfg.classes <= 0:
         return None
     from cryosift.classify.run import class_numbers, classify_run_particles
     from cryosift.classify.vote import class_vote, combine, record
-    from cryosift.picking.adapt import radial_doubt
+    from cryosift.picking.adapt import picks_trusted, radial_doubt
 
     t0 = time.perf_counter()
     found = classify_run_particles(pset, cfg.diameter / 2 / cfg.box, cfg.classes, cfg.seed,
@@ -396,7 +399,9 @@ def _classify_stage(pset, result, cfg: RunConfig, device: str, timings: dict, ad
         return None
     numbers = class_numbers(found.result, found.ranking)
     vote = class_vote(found.images, found.result, found.radius, cfg.seed, numbers)
-    combine(result.table, vote, radial_doubt(adapted), noise_like_out=adapted is not None)
+    default = cfg.threshold is None and cfg.area_fraction is None and not cfg.strict_clean
+    trusted = picks_trusted(adapted) if default else None
+    combine(result.table, vote, radial_doubt(adapted), adapted is not None, trusted)
     record(result, vote)
     timings["class vote"] = vote.seconds
     return found
