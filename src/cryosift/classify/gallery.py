@@ -83,7 +83,7 @@ def draw_grid(
     fig = Figure(figsize=(width, width * grid.shape[0] / grid.shape[1]))
     ax = fig.add_axes((0, 0, 1, 1))
     cmap = matplotlib.colormaps["gray"].with_extremes(bad="white")
-    ax.imshow(grid, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    ax.imshow(grid, cmap=cmap, vmin=0, vmax=1)  # antialiased where the grid is shrunk
     ax.axis("off")
     for i, (x, y) in enumerate(corners):
         if titles is not None:
