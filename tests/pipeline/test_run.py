@@ -76,6 +76,11 @@ def test_run_writes_every_output(reference_run, run_sim):
     assert by_class.reason.str.contains("by its class").all()
     vote = json.loads((out / "run.json").read_text())["facts"]["clean"]["class_vote"]
     assert vote["kept_by_class"] + vote["removed_by_class"] == len(by_class)
+    # a radial reject kept as the picks were trusted says so, and is counted as such
+    by_picker = scores[scores.decided_by == "picker"]
+    assert by_picker.reason.str.startswith("kept as the picks are the upper").all()
+    assert vote["kept_as_picks_trusted"] == len(by_picker)
+    assert (by_picker.verdict == "inlier").all()
     assert (out / "class_vote.png").is_file()  # the classes that voted, framed by kind
     assert 'id="class-vote"' in (out / "report.html").read_text()
     # every particle keeps its micrograph and coordinates in scores.csv
