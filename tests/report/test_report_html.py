@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import re
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
+from cryosift.report import figures
 from cryosift.report.figures import COLOURS, micrograph_overlay, thumbnail
 from cryosift.report.html import overlay_picks, typed_inputs
 
@@ -42,10 +45,6 @@ def _has_colour(rgb: np.ndarray, hex_colour: str, tol: int = 40) -> bool:
 def test_overlay_draws_a_circle_of_each_verdicts_colour_where_its_pick_is():
     """Each pick is a ring of its verdict's colour around the pick, not a filled disc; an
     overlay of no pick decodes too."""
-    import io
-
-    from PIL import Image
-
     image = np.zeros((1200, 1200))  # drawn as a thumbnail of a third of its size
     image[::2] = 1.0  # stripes: a grey image with a grey range
     picks = pd.DataFrame({"x": [300.0, 900.0], "y": [300.0, 900.0],
@@ -92,10 +91,6 @@ def test_report_title_of_a_run_is_not_a_list(reference_run):
 
 def test_an_empty_class_is_drawn_as_the_word_empty_not_a_black_square():
     """The middle class has no image: its (all-zero) average would be a black square."""
-    from io import BytesIO
-
-    from PIL import Image
-
     from cryosift.classify.run import gallery
 
     rng = np.random.default_rng(0)
@@ -104,10 +99,26 @@ def test_an_empty_class_is_drawn_as_the_word_empty_not_a_black_square():
     good = np.array([True, False, True])
 
     def dark_share(counts):
-        buf = BytesIO()
+        buf = io.BytesIO()
         gallery(buf, averages, ["1", "2", "3"], good, np.array(counts))
-        grey = np.asarray(Image.open(BytesIO(buf.getvalue())).convert("L"), float)
+        grey = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"), float)
         return (grey < 40).mean()
 
     drawn, empty = dark_share([5, 5, 5]), dark_share([5, 0, 5])
     assert empty < 0.6 * drawn
+
+
+def test_stacked_histogram_counts_each_verdict_once_on_shared_bins():
+    rng = np.random.default_rng(0)
+    groups = [rng.normal(size=300), rng.normal(1, 1, size=50), np.array([np.nan, 0.5, np.inf])]
+    tops, edges = figures.stacked_counts(groups, 40)
+    assert tops.shape == (4, 40) and len(edges) == 41
+    for i, g in enumerate(groups):  # each band is that group's own histogram, NaN/inf left out
+        g = g[np.isfinite(g)]
+        assert np.array_equal(tops[i + 1] - tops[i], np.histogram(g, edges)[0])
+    assert tops[-1].sum() == 300 + 50 + 1
+    assert edges[0] == min(g[np.isfinite(g)].min() for g in groups)
+    png = figures.histogram_by_verdict(
+        pd.DataFrame({"verdict": ["inlier"] * 3 + ["noise"] * 2, "s": [0.0, 1, 2, np.nan, 3]}),
+        "s", "score")  # fmt: skip
+    assert Image.open(io.BytesIO(png)).size[0] > 100
