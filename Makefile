@@ -52,9 +52,11 @@ docs: install
 
 # pytest exits 5 when it collects no test: make treats that, like any failure, as an error.
 # The tests run in one worker per core (pytest-xdist), each test file in one worker so that its
-# module fixtures are made once; tests/conftest.py shares the cores' threads among the workers.
+# module fixtures are made once, the slowest files first (tests/conftest.py's SLOW_FILES, kept
+# in that order by --no-loadscope-reorder); tests/conftest.py shares the cores' threads among
+# the workers, and the whole runs that several files read are made once for all of them.
 test: install lint typecheck docs system-deps
-	$(PY) -m pytest -q -n auto --dist loadfile --durations=20
+	$(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=20
 
 bench: install
 	$(PY) benchmarks/outlier_throughput.py

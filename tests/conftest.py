@@ -19,6 +19,65 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+TESTS = Path(__file__).resolve().parent
+
+#: The slowest test files, slowest first (``pytest --durations=0``, 2 workers,
+#: 2026-12-05: 250 s down to 25 s each). ``make test`` keeps this order
+#: (``--no-loadscope-reorder``): each worker takes a long file while the other does, and the
+#: quick files fill in at the end, so neither waits long for the other to finish.
+SLOW_FILES = (
+    "cli/test_pick_cli.py",
+    "pipeline/test_run.py",
+    "cli/test_clean_cli.py",
+    "pipeline/test_faults.py",
+    "extract/test_extract_cli.py",
+    "test_docs.py",
+    "cli/test_relion_external.py",
+    "picking/test_picker.py",
+    "pipeline/test_watch.py",
+    "pipeline/test_distributed.py",
+    "picking/test_adapt.py",
+    "simulate/test_particle_stacks.py",
+    "cli/test_main.py",
+    "cli/test_relion_real.py",
+    "picking/test_rank.py",
+    "classify/test_classify.py",
+    "cli/test_classify_cli.py",
+    "pipeline/test_names.py",
+    "outliers/test_radial.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files of :data:`SLOW_FILES` first, in its order; each file's tests, and the other
+    files, keep their order."""
+    rank = {name: i for i, name in enumerate(SLOW_FILES)}
+
+    def key(item: pytest.Item) -> int:
+        path = Path(str(item.fspath)).resolve()
+        name = path.relative_to(TESTS).as_posix() if path.is_relative_to(TESTS) else ""
+        return rank.get(name, len(rank))
+
+    items.sort(key=key)
+
+
+def shared_once(tmp_path_factory, name: str, make) -> Path:
+    """The folder ``name`` that ``make(folder)`` fills, made once per test session: under
+    pytest-xdist the workers share one (a file lock lets the first make it and the others
+    wait), so a session fixture that runs a whole command does not run it in every worker."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the session's folder, above each worker's own
+    out, done = root / f"shared_{name}", root / f"shared_{name}.done"
+    with FileLock(str(root / f"shared_{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            make(out)
+            done.touch()
+    return out
 
 
 #: Broken particle inputs of ``shared/data/bad_inputs`` and words their one-line error holds.
@@ -168,10 +227,12 @@ def run_sim(tmp_path_factory) -> Path:
     from cryosift.simulate.micrographs import MicrographSimConfig, write_simulated_micrographs
     from cryosift.simulate.volume import phantom_volume
 
-    out = tmp_path_factory.mktemp("run_sim")
     cfg = MicrographSimConfig(n_micrographs=5, shape=(512, 512), particles=20, pairs=2, seed=3)
-    write_simulated_micrographs(phantom_volume(64), cfg, out)
-    return out
+
+    def make(out: Path) -> None:
+        write_simulated_micrographs(phantom_volume(64), cfg, out)
+
+    return shared_once(tmp_path_factory, "run_sim", make)
 
 
 def run_args(sim: Path, out: Path, *extra: str) -> list[str]:
@@ -190,11 +251,14 @@ def run_args(sim: Path, out: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="session")
 def reference_run(run_sim, tmp_path_factory) -> Path:
-    """``cryosift run --truth`` on :func:`run_sim` in this process's way: one job, serial."""
-    out = tmp_path_factory.mktemp("reference") / "run"
-    res = run_cli(*run_args(run_sim, out, "--jobs", "1"))
-    assert res.returncode == 0, res.stderr
-    return out
+    """``cryosift run --truth`` on :func:`run_sim` in this process's way: one job, serial.
+    Made once for all workers (:func:`shared_once`): tests read it, and copy it to change it."""
+
+    def make(folder: Path) -> None:
+        res = run_cli(*run_args(run_sim, folder / "run", "--jobs", "1"))
+        assert res.returncode == 0, res.stderr
+
+    return shared_once(tmp_path_factory, "reference", make) / "run"
 
 
 #: Files whose content must not depend on where or how the work ran.
