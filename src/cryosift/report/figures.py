@@ -130,8 +130,8 @@ def picks_per_micrograph(counts: np.ndarray) -> bytes:
     fig, ax = plt.subplots(figsize=(5, 2.6))
     counts = np.asarray(counts)
     top = int(counts.max()) if len(counts) else 1
-    tops, edges = stacked_counts([counts.astype(float)], min(30, max(1, top + 1)))
-    ax.stairs(tops[1], edges, fill=True, color="#555555")
+    heights, edges = np.histogram(counts, bins=min(30, max(1, top + 1)))
+    ax.stairs(heights, edges, fill=True, color="#555555")
     ax.set_xlabel("picks per micrograph")
     ax.set_ylabel("micrographs")
     return png(fig)
