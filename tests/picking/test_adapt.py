@@ -210,6 +210,22 @@ def test_default_cut_keeps_the_median_of_the_classifications_proposals():
     assert threshold == 0.0 and not asked and "proposed_keep_shares" not in info
 
 
+def test_classifications_that_place_no_cut_do_not_move_it():
+    """Of five classifications, two see no cut worth making (their best cut keeps every
+    candidate): the cut keeps the median share of the three that place one, not of all
+    five (which would be the loosest of the three); the record keeps all five proposals."""
+    rng = np.random.default_rng(5)
+    score = np.sort(rng.normal(size=1000))[::-1]
+    shares = [0.20, 0.30, 0.25]
+    pis = [(np.arange(1000) < 1000 * f).astype(float) for f in shares]
+    flat = np.full(1000, 0.5)  # no ranking: the best cut keeps everything
+    info: dict = {}
+    cut, threshold = default_cut(score, pis[0], info, lambda: [flat, pis[1], flat, pis[2]])
+    assert threshold is None and info["keep_share"] == pytest.approx(0.25, abs=0.005)
+    assert np.mean(score >= cut) == pytest.approx(0.25, abs=0.005)
+    assert info["proposed_keep_shares"] == pytest.approx([0.20, 1.0, 0.30, 1.0, 0.25], abs=0.005)
+
+
 def test_radial_second_opinion_cuts_only_where_the_classes_cannot_judge():
     """Classes that cannot judge the ranking (pi unrelated to it), crowded (no clear hump),
     and single boxes whose radial scores form two groups that follow the ranking: the cut

@@ -114,7 +114,7 @@ HUMP_OVERRULES = 3.0
 #: Fewer survey candidates than this are too few to classify and judge: keep them all.
 MIN_CANDIDATES = 100
 #: Classifications of the survey (seeds) whose best cuts are pooled when a cut is made: the
-#: default keeps their median share of the candidates (odd: the median is one of them).
+#: default keeps the median share of the candidates of those that place a cut.
 CUT_CLASSIFICATIONS = 5
 #: The radial profiles' opinion sets the cut only when it takes the candidates of the survey's
 #: particle classes for particles at least this often on average: where it does not, it follows
@@ -336,7 +336,8 @@ def default_cut(
     (probability 0.5 at the cut) or 0.0 (every candidate kept). When the best expected cut
     with the classes' ``pi`` ``(N,)`` is worth making (:func:`proposed_keep`), the shares
     kept by the best cuts with ``pi`` and with each of ``more_pis()`` (other
-    classifications' ``pi``; called only then) are pooled and the median kept; unless the
+    classifications' ``pi``; called only then) are pooled and the median kept, of those
+    that place a cut (a best cut keeping :data:`KEEP_ALL` or more places none); unless the
     scores form two clear humps (:func:`mixture_cut`), the upper one a minority (but at least
     ``min_hump`` of the candidates: the survey classification's one class in K), and that
     cut would keep more than :data:`HUMP_OVERRULES` times the upper hump's share: the cut
@@ -363,7 +364,7 @@ def default_cut(
     )
     if worth and not (humps and keep > HUMP_OVERRULES * upper):
         keeps = [keep, *(proposed_keep(combined, p)[0] for p in more_pis())]
-        keep = float(np.median(keeps))
+        keep = float(np.median([k for k in keeps if k < KEEP_ALL]))
         info.update(keep_share=round(keep, 4), proposed_keep_shares=[round(k, 4) for k in keeps])
         info["default"] = (
             f"probability 0.5 at the best expected cut (keeps {keep:.0%} of the survey)"
