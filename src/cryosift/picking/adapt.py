@@ -342,11 +342,10 @@ def default_cut(
     ``min_hump`` of the candidates: the survey classification's one class in K), and that
     cut would keep more than :data:`HUMP_OVERRULES` times the upper hump's share: the cut
     then falls between the humps, as it does when no cut is worth making; else every
-    candidate is kept (probability 0.5 then at the best cut), unless ``radial`` ``(N,)``
-    (:func:`radial_probability`) standing for the truth proposes a cut worth making: the
-    single boxes' second opinion, asked only where the classes could not judge, and heeded
-    only when it gives the candidates ``in_particle`` ``(N,)`` (bool: in the classes'
-    particle classes) a mean probability of at least :data:`RADIAL_AGREES`. ``info``
+    candidate is kept (probability 0.5 then at the best cut), unless the single boxes'
+    ``radial`` ``(N,)`` probabilities (:func:`radial_probability`) propose a cut: their
+    second opinion (:func:`radial_cut`, with ``in_particle`` ``(N,)``, bool: in the
+    classes' particle classes), asked only where the classes could not judge. ``info``
     records it."""
     keep, worth, best, every = proposed_keep(combined, pi)
     hump_cut, separation, upper = mixture_cut(combined)
@@ -378,27 +377,39 @@ def default_cut(
         )
         info["humps_cut"] = True
         return hump_cut, None
-    if radial is not None:
-        share, worth, best, every = proposed_keep(combined, radial)
-        info.update(radial_keep_share=round(share, 4), radial_expected_gain=round(best - every, 4))
-        agrees = _radial_agreement(radial, in_particle)
-        if agrees is not None:
-            info["radial_on_particle_classes"] = round(agrees, 4)
-        if worth and agrees is not None and agrees < RADIAL_AGREES:
-            info["default"] = (
-                f"every candidate: the radial profiles call the particle classes' candidates "
-                f"particles with mean probability {agrees:.2f} (under {RADIAL_AGREES:.2f})"
-            )
-            return float(np.quantile(combined, 1 - keep)), 0.0
-        if worth:
-            info["keep_share"] = round(share, 4)
-            info["default"] = (
-                f"probability 0.5 at the radial profiles' best expected cut (the classes could "
-                f"not judge the ranking; keeps {share:.0%} of the survey)"
-            )
-            return float(np.quantile(combined, 1 - share)), None
-    info["default"] = "every candidate: weak ranking"
+    share, why = (None, None) if radial is None else radial_cut(combined, radial, in_particle, info)
+    info["default"] = why or "every candidate: weak ranking"
+    if share is not None:
+        return float(np.quantile(combined, 1 - share)), None
     return float(np.quantile(combined, 1 - keep)), 0.0
+
+
+def radial_cut(
+    combined: np.ndarray, radial: np.ndarray, in_particle: np.ndarray | None, info: dict
+) -> tuple[float | None, str | None]:
+    """The single boxes' second opinion on the cut (:func:`default_cut`): the share of the
+    survey's ``combined`` scores ``(N,)`` that the best expected cut keeps with ``radial``
+    ``(N,)`` (:func:`radial_probability`) standing for the truth, when that cut is worth
+    making and the radial profiles give the candidates ``in_particle`` ``(N,)`` a mean
+    probability of at least :data:`RADIAL_AGREES` (else None), and what the default then is
+    (None when the profiles propose no cut worth making). ``info`` records the opinion."""
+    share, worth, best, every = proposed_keep(combined, radial)
+    info.update(radial_keep_share=round(share, 4), radial_expected_gain=round(best - every, 4))
+    agrees = _radial_agreement(radial, in_particle)
+    if agrees is not None:
+        info["radial_on_particle_classes"] = round(agrees, 4)
+    if not worth:
+        return None, None
+    if agrees is not None and agrees < RADIAL_AGREES:
+        return None, (
+            f"every candidate: the radial profiles call the particle classes' candidates "
+            f"particles with mean probability {agrees:.2f} (under {RADIAL_AGREES:.2f})"
+        )
+    info["keep_share"] = round(share, 4)
+    return share, (
+        f"probability 0.5 at the radial profiles' best expected cut (the classes could "
+        f"not judge the ranking; keeps {share:.0%} of the survey)"
+    )
 
 
 def hump_in_particle_classes(hump: np.ndarray, in_particle: np.ndarray | None, info: dict) -> bool:
