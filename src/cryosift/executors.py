@@ -27,6 +27,23 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def default_jobs() -> int:
+    """``--jobs``'s default: a process per core, at most four."""
+    return min(4, os.cpu_count() or 1)
+
+
+def jobs_for(heavy: int, jobs: int | None) -> int:
+    """Processes for per-micrograph tasks of which ``heavy`` must be picked (the others
+    only extract or read back what the survey found): ``jobs`` when the user chose it; left
+    at its default (None), :func:`default_jobs`, or this one process when no more than that
+    many must be picked. A spawned worker first imports torch and the picker, seconds on a
+    CPU, which one micrograph's picking does not repay."""
+    if jobs is not None:
+        return jobs
+    n = default_jobs()
+    return n if heavy > n else 1
+
+
 def run_serial(fn: Callable, tasks: Sequence) -> Iterator[tuple[int, Any]]:
     """Each task in turn, in this process."""
     for i, task in enumerate(tasks):

@@ -150,3 +150,11 @@ def test_coordinates_outside_the_micrograph():
     with pytest.raises(InputError) as err:
         check_inside(picks, (4096, 4096), path)
     assert "2 picks outside" in err.value.message and "coords_outside.star" in err.value.message
+
+
+def test_every_format_name_has_its_reader():
+    """``--format``'s names (kept light in :mod:`cryosift.io.formats` for ``--help``) are
+    exactly the readers', in the same order."""
+    from cryosift.io import coords
+
+    assert tuple(coords.READERS) == coords.FORMATS

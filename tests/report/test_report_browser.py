@@ -7,7 +7,7 @@ import shutil
 import pandas as pd
 import pytest
 
-from cryosift.outliers.detector import VERDICTS
+from cryosift.outliers.rules import VERDICTS
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 

@@ -241,7 +241,7 @@ def gallery(
 
 
 def classify_file(
-    path: str | Path,
+    path: str | Path | ParticleSet,
     outdir: str | Path,
     settings: ClassifySettings,
     *,
@@ -252,13 +252,17 @@ def classify_file(
     device: str = "cpu",
     project: str | Path | None = None,
 ) -> tuple[ClassifyResult, ClassRanking, dict[str, Any]]:
-    """``cryosift classify`` on one particles file; returns the result, ranking and facts.
-    The particle size: ``diameter_A``, or ``diameter_px`` in px of the file's images."""
+    """``cryosift classify`` on one particles file (or its :class:`ParticleSet`, already
+    read: it is closed here); returns the result, ranking and facts. The particle size:
+    ``diameter_A``, or ``diameter_px`` in px of the file's images."""
     from cryosift.io.particles import read_particles
     from cryosift.io.paths import folder_prefix
 
     t0 = time.perf_counter()
-    pset = read_particles(path, datadir=datadir, angpix=angpix)
+    if isinstance(path, ParticleSet):
+        pset = path
+    else:
+        pset = read_particles(path, datadir=datadir, angpix=angpix)
     try:
         images, crop_angpix = prepare(pset)
         d = images.shape[-1]

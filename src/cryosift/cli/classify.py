@@ -43,9 +43,7 @@ def main(
     """Reference-free 2D classification (class averages, good and bad classes).
 
     The particle diameter (default: 60% of the box) sets the mask."""
-    from cryosift.classify.align import ClassifySettings
-    from cryosift.classify.run import DEFAULT_RADIUS, SIZE, classify_file
-    from cryosift.device import pick_device
+    from cryosift.io.particles import read_particles
 
     one_size(diameter_A, diameter_px)
     if classes < 1:
@@ -53,6 +51,12 @@ def main(
     if iterations < 1 or angles < 4 or shift < 0:
         raise typer.BadParameter("--iterations >= 1, --angles >= 4, --shift-px >= 0")
     started = time.perf_counter()
+    # the particles are read (and a broken file refused) before torch is imported
+    pset = read_particles(particles, datadir=datadir, angpix=angpix)
+    from cryosift.classify.align import ClassifySettings
+    from cryosift.classify.run import DEFAULT_RADIUS, SIZE, classify_file
+    from cryosift.device import pick_device
+
     settings = ClassifySettings(
         classes=classes,
         iterations=iterations,
@@ -62,7 +66,7 @@ def main(
         seed=seed,
     )
     result, _, facts = classify_file(
-        particles,
+        pset,
         outdir,
         settings,
         diameter_A=diameter_A,

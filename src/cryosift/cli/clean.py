@@ -29,9 +29,7 @@ from cryosift.cli.common import (
     one_size,
     progress_bar,
 )
-from cryosift.outliers.clean import CleanConfig, clean_file
-from cryosift.outliers.detector import VERDICTS
-from cryosift.outliers.rules import DEFAULT_PRESET, POLARITIES, PRESETS
+from cryosift.outliers.rules import DEFAULT_PRESET, POLARITIES, PRESETS, VERDICTS
 
 
 def summary_table(result, n_total: int, outdir: Path) -> Table:
@@ -134,6 +132,8 @@ def main(
     device: str = DEVICE,
 ) -> None:
     """Remove noise, partial and multiple-particle images (radial-profile outlier removal)."""
+    from cryosift.outliers.clean import CleanConfig, clean_file
+
     one_size(diameter_A, diameter_px)
     check_choice("--rules", rules, PRESETS)
     if polarity is not None:

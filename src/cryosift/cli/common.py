@@ -94,7 +94,20 @@ def check_choice(flag: str, value: str, choices) -> None:
         raise typer.BadParameter(f"{flag} must be one of {', '.join(choices)} (got {value!r})")
 
 
-def check_pick_options(threshold: float | None, area_fraction: float | None, jobs: int) -> None:
+#: ``--jobs`` of ``pick`` and ``run``: None lets :func:`cryosift.executors.jobs_for` choose.
+JOBS = typer.Option(
+    None,
+    "--jobs",
+    "-j",
+    help="Micrographs processed in parallel [default: a process per core, at most 4; one "
+    "process when no more micrographs than that are left to pick]",
+    show_default=False,
+)
+
+
+def check_pick_options(
+    threshold: float | None, area_fraction: float | None, jobs: int | None
+) -> None:
     """The picking options ``pick`` and ``run`` share: a score threshold in [0, 1], an area
     fraction in (0, 1), not both, and at least one job."""
     if threshold is not None and not 0 <= threshold <= 1:
@@ -103,7 +116,7 @@ def check_pick_options(threshold: float | None, area_fraction: float | None, job
         raise typer.BadParameter("--area-fraction must lie in (0, 1)")
     if area_fraction is not None and threshold is not None:
         raise typer.BadParameter("give --threshold or --area-fraction, not both")
-    if jobs < 1:
+    if jobs is not None and jobs < 1:
         raise typer.BadParameter("--jobs must be at least 1")
 
 

@@ -33,14 +33,7 @@ from cryosift.cli.common import (
     skip_log,
 )
 from cryosift.errors import InputError
-from cryosift.extract.run import (
-    ExtractSettings,
-    fitting_a_box,
-    plan_extraction,
-    run_extraction,
-    spec_label,
-)
-from cryosift.io.coords import FORMATS
+from cryosift.io.formats import COORDINATE_FORMATS as FORMATS
 
 #: RELION's default background circle: 75% of the box diameter (its radius in whole px).
 RELION_BG_FRACTION = 0.375
@@ -110,6 +103,8 @@ def _named(summary, mask, what: str, count_col: str | None = None) -> str | None
 
 def _check_phase_flip(plan: list, angpix: float | None, ctf: Path | None, micrographs) -> None:
     """Phase flipping needs every micrograph's defocus and a pixel size."""
+    from cryosift.extract.run import spec_label
+
     if not all(j.ctf for j in plan):
         raise InputError(
             ctf or spec_label(micrographs), "--phase-flip needs defoci: give --ctf STAR"
@@ -133,6 +128,8 @@ def _background_radius(
     if diameter_A is None:
         return int(RELION_BG_FRACTION * out)
     if not angpix:
+        from cryosift.extract.run import spec_label
+
         raise InputError(spec_label(micrographs), "--diameter-A needs a pixel size: give --angpix")
     return diameter_A / 2 / angpix * out / box
 
@@ -199,6 +196,8 @@ def main(
 
     A micrograph that cannot be used is skipped and named (its picks left out), and the
     rest are extracted; --strict stops at it instead."""
+    from cryosift.extract.run import ExtractSettings, fitting_a_box, plan_extraction, run_extraction
+
     if scale is not None and coords_angpix is not None:
         raise typer.BadParameter("give --scale or --coords-angpix, not both")
     if fmt is not None:

@@ -11,11 +11,9 @@ list and ``pick_summary.csv``. Reruns skip micrographs already picked with the s
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
-import numpy as np
 import typer
 from rich.table import Table
 
@@ -24,6 +22,7 @@ from cryosift.cli.common import (
     DEVICE,
     DIAMETER_A,
     DIAMETER_PX,
+    JOBS,
     MICROGRAPHS,
     OUTDIR,
     STRICT,
@@ -39,8 +38,6 @@ from cryosift.cli.common import (
 )
 from cryosift.device import pick_device
 from cryosift.errors import InputError
-from cryosift.io.coords import read_coords
-from cryosift.io.micrographs import resolve_key
 
 # torch and the picker are imported by main: --help answers at once.
 
@@ -51,7 +48,7 @@ def summary_table(summary, outdir: Path, cluster: int) -> Table:
     table.add_column("value", justify="right")
     table.add_row("micrographs", f"{len(summary):,}")
     table.add_row("picks", f"{int(summary.picks.sum()):,}")
-    table.add_row("picks per micrograph (median)", f"{float(np.median(summary.picks)):.0f}")
+    table.add_row("picks per micrograph (median)", f"{float(summary.picks.median()):.0f}")
     table.add_row("micrographs with zero picks", f"{int((summary.picks == 0).sum()):,}")
     below = summary.below_threshold.sum()
     if below > 0:
@@ -92,6 +89,9 @@ def adapt_line(state: dict) -> str:
 def _example(path: Path, mics) -> tuple[Path, object]:
     """The micrograph (among ``mics``) that the annotated picks at ``path`` belong to, and
     the picks: the paper's way to choose the particle cluster."""
+    from cryosift.io.coords import read_coords
+    from cryosift.io.micrographs import resolve_key
+
     picks = read_coords(path)
     if not len(picks):
         raise InputError(path, "holds zero picks: cannot choose the cluster")
@@ -132,9 +132,7 @@ def main(
         None, "--edge-px", help="Drop picks closer than this to the edge (default: radius)"
     ),
     device: str = DEVICE,
-    jobs: int = typer.Option(
-        min(4, os.cpu_count() or 1), "--jobs", "-j", help="Micrographs picked in parallel"
-    ),
+    jobs: int | None = JOBS,
     adapt: bool = typer.Option(
         True,
         "--adapt/--no-adapt",

@@ -9,7 +9,6 @@ local process pool (``--jobs``) or on a Dask cluster (``--dask-scheduler``). A r
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 import time
@@ -24,6 +23,7 @@ from cryosift.cli.common import (
     DEVICE,
     DIAMETER_A,
     DIAMETER_PX,
+    JOBS,
     MICROGRAPHS,
     OUTDIR,
     PROJECT_DIR,
@@ -42,8 +42,7 @@ from cryosift.cli.common import (
 )
 from cryosift.device import pick_device
 from cryosift.errors import InputError, SkipLog
-from cryosift.outliers.detector import VERDICTS
-from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS
+from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS, VERDICTS
 
 if TYPE_CHECKING:
     from cryosift.pipeline.run import RunConfig, RunResult
@@ -219,9 +218,7 @@ def main(
     rules: str = typer.Option(
         DEFAULT_PRESET, "--rules", help=f"Outlier rules: {', '.join(PRESETS)}"
     ),
-    jobs: int = typer.Option(
-        min(4, os.cpu_count() or 1), "--jobs", "-j", help="Micrographs processed in parallel"
-    ),
+    jobs: int | None = JOBS,
     dask_scheduler: str = typer.Option(
         None, "--dask-scheduler", help="Run per-micrograph work on this Dask cluster (tcp://H:P)"
     ),

@@ -1,6 +1,14 @@
 """Reading and writing the files of cryo-EM: MRC stacks, STAR tables, cryoSPARC ``.cs``."""
 
-from cryosift.io.mrc import MrcStack, open_stack, write_stack
-from cryosift.io.particles import CtfParams, ParticleSet, read_particles
+from cryosift._lazy import lazy_exports
 
-__all__ = ["CtfParams", "MrcStack", "ParticleSet", "open_stack", "read_particles", "write_stack"]
+_EXPORTS = {
+    "MrcStack": "mrc",
+    "open_stack": "mrc",
+    "write_stack": "mrc",
+    "CtfParams": "particles",
+    "ParticleSet": "particles",
+    "read_particles": "particles",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

@@ -29,6 +29,7 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from cryosift.errors import InputError
+from cryosift.io.formats import COORDINATE_FORMATS
 from cryosift.io.star import read_star_blocks, write_star
 
 COLUMNS = ("micrograph", "x", "y", "score", "diameter")
@@ -269,7 +270,7 @@ READERS = {
     "cryoppp": read_cryoppp,
     "cs": read_cs_picks,
 }
-FORMATS = tuple(READERS)
+FORMATS = COORDINATE_FORMATS
 
 
 def guess_format(path: Path) -> str:

@@ -1,16 +1,16 @@
 """Radial-profile outlier removal: detector, presets and the vectorised DBSCAN."""
 
-from cryosift.outliers.dbscan import dbscan_batch
-from cryosift.outliers.detector import Detection, DetectorParams, detect
-from cryosift.outliers.rules import DEFAULT_PRESET, PRESETS, Rules, get_rules
+from cryosift._lazy import lazy_exports
 
-__all__ = [
-    "DEFAULT_PRESET",
-    "PRESETS",
-    "Detection",
-    "DetectorParams",
-    "Rules",
-    "dbscan_batch",
-    "detect",
-    "get_rules",
-]
+_EXPORTS = {
+    "DEFAULT_PRESET": "rules",
+    "PRESETS": "rules",
+    "Rules": "rules",
+    "get_rules": "rules",
+    "Detection": "detector",
+    "DetectorParams": "detector",
+    "detect": "detector",
+    "dbscan_batch": "dbscan",
+}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

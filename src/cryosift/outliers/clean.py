@@ -15,7 +15,7 @@ import pandas as pd
 from cryosift.errors import InputError
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.particles import ParticleSet, write_cs_subset, write_particles_star
-from cryosift.outliers.detector import VERDICTS, Correlator, DetectorParams, detect
+from cryosift.outliers.detector import Correlator, DetectorParams, detect
 from cryosift.outliers.profile import ProfileStats, estimate_radius, image_moments
 from cryosift.outliers.radial import (
     SMOOTH_RADII,
@@ -28,7 +28,7 @@ from cryosift.outliers.radial import (
     separability,
     window_size,
 )
-from cryosift.outliers.rules import DEFAULT_PRESET, POLARITIES, Rules, get_rules
+from cryosift.outliers.rules import DEFAULT_PRESET, POLARITIES, VERDICTS, Rules, get_rules
 from cryosift.preprocess.particles import prepared_rows
 
 #: Memory the image buffers of one chunk may take, bytes.

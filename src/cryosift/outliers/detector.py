@@ -25,7 +25,6 @@ from cryosift.outliers.dbscan import dbscan_batch
 from cryosift.outliers.rules import Rules
 from cryosift.outliers.template import gaussian_template, template_size
 
-VERDICTS = ("inlier", "noise", "partial", "multiple")
 BORDER_NAMES = ("top", "bottom", "left", "right")
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+#: The verdicts, in the order tables and figures show them.
+VERDICTS = ("inlier", "noise", "partial", "multiple")
+
 
 @dataclass(frozen=True)
 class Rules:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from cryosift.errors import InputError, SkipLog, skipped_writer
-from cryosift.executors import run_tasks
+from cryosift.executors import jobs_for, run_tasks
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.coords import read_coords, write_relion
 from cryosift.io.micrographs import read_micrograph, unskipped
@@ -325,7 +325,7 @@ def run_picking(
     on_progress: Callable[[int], None] | None = None,
     angpix: float | None = None,
     device: str = "cpu",
-    jobs: int = 1,
+    jobs: int | None = 1,
     adapt: bool = True,
     example: tuple | None = None,
     skips: SkipLog | None = None,
@@ -389,7 +389,7 @@ def run_picking(
             on_progress(1)
 
     on_error = None if skips is None else failed
-    for i, (df, seconds) in run_tasks(pick_task, todo, jobs, None, on_error):
+    for i, (df, seconds) in run_tasks(pick_task, todo, jobs_for(len(todo), jobs), None, on_error):
         write(todo[i].key, df, seconds)
     done = mics[mics.key.isin(rows)]
     if not len(done):

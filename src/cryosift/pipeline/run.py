@@ -35,7 +35,7 @@ import pandas as pd
 
 from cryosift import __version__
 from cryosift.errors import InputError, SkipLog, skipped_writer
-from cryosift.executors import run_tasks
+from cryosift.executors import jobs_for, run_tasks
 from cryosift.extract.run import ExtractSettings, MicrographJob, particle_rows
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.coords import read_coords, write_relion
@@ -472,7 +472,7 @@ def _survey(
 def _pick_and_extract(
     tasks: list[MicrographTask],
     outdir: Path,
-    jobs: int,
+    jobs: int | None,
     scheduler: str | None,
     progress: Progress,
     stop: Callable[[], bool],
@@ -502,6 +502,7 @@ def _pick_and_extract(
         advance(1)
 
     on_error = None if skips is None else failed
+    jobs = jobs_for(sum(t.given is None for t in todo), jobs)
     for i, res in run_tasks(process_micrograph, todo, jobs, scheduler, on_error):
         records[res.key] = {**write_micrograph(outdir, todo[i], res), "status": "picked"}
         advance(1)
@@ -604,7 +605,7 @@ def run_pipeline(
     ctf: dict[str, dict] | None = None,
     truth: dict[str, pd.DataFrame] | None = None,
     given: dict[str, pd.DataFrame] | None = None,
-    jobs: int = 1,
+    jobs: int | None = 1,
     scheduler: str | None = None,
     device: str = "cpu",
     overwrite: bool = False,
@@ -691,6 +692,11 @@ def run_pipeline(
             timings["report"] = time.perf_counter() - t0
     finally:
         pset.close()
-    context = {"inputs": inputs or {}, "jobs": jobs, "dask_scheduler": scheduler, "device": device}
+    context = {
+        "inputs": inputs or {},
+        "jobs": "auto" if jobs is None else jobs,
+        "dask_scheduler": scheduler,
+        "device": device,
+    }
     _write_run_json(outdir, run, result, cfg, context)
     return run

@@ -1,5 +1,7 @@
 """Image preprocessing: Fourier cropping, CTF phase flipping."""
 
-from cryosift.preprocess.fourier import fourier_crop, phase_flip_and_crop
+from cryosift._lazy import lazy_exports
 
-__all__ = ["fourier_crop", "phase_flip_and_crop"]
+_EXPORTS = {name: "fourier" for name in ("fourier_crop", "phase_flip_and_crop")}
+__getattr__ = lazy_exports(__name__, _EXPORTS)
+__all__ = sorted(_EXPORTS)

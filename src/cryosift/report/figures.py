@@ -18,7 +18,7 @@ import pandas as pd
 from matplotlib.collections import EllipseCollection
 
 from cryosift.classify.gallery import draw_grid
-from cryosift.outliers.detector import VERDICTS
+from cryosift.outliers.rules import VERDICTS
 
 COLOURS = {
     "inlier": "#2ca02c",

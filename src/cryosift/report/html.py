@@ -21,8 +21,8 @@ from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.coords import read_coords
 from cryosift.io.micrographs import read_micrograph
 from cryosift.outliers.clean import clean_notes
-from cryosift.outliers.detector import VERDICTS
 from cryosift.outliers.radial import NOISE_Z
+from cryosift.outliers.rules import VERDICTS
 from cryosift.report import figures
 
 #: Micrographs drawn with their picks, particles per gallery, images per mean.
