@@ -9,13 +9,17 @@ from collections.abc import Callable
 from typing import Any
 
 
-def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
-    """A module ``__getattr__`` (PEP 562) for ``package`` that imports
-    ``package.exports[name]`` the first time ``name`` is asked for and returns its ``name``."""
+def lazy_exports(
+    package: str, exports: dict[str, tuple[str, ...]]
+) -> tuple[Callable[[str], Any], list[str]]:
+    """The ``__getattr__`` (PEP 562) and ``__all__`` of ``package`` whose public names are
+    ``exports`` (submodule -> names): a name's submodule is imported the first time the
+    name is asked for."""
+    where = {name: module for module, names in exports.items() for name in names}
 
     def __getattr__(name: str) -> Any:
-        if name not in exports:
+        if name not in where:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        return getattr(importlib.import_module(f"{package}.{exports[name]}"), name)
+        return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
 
-    return __getattr__
+    return __getattr__, sorted(where)

@@ -2,6 +2,6 @@
 
 from cryosift._lazy import lazy_exports
 
-_EXPORTS = {name: "boxes" for name in ("background_mask", "crop_boxes", "normalise_background")}
-__getattr__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__getattr__, __all__ = lazy_exports(
+    __name__, {"boxes": ("background_mask", "crop_boxes", "normalise_background")}
+)

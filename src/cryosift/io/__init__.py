@@ -2,13 +2,10 @@
 
 from cryosift._lazy import lazy_exports
 
-_EXPORTS = {
-    "MrcStack": "mrc",
-    "open_stack": "mrc",
-    "write_stack": "mrc",
-    "CtfParams": "particles",
-    "ParticleSet": "particles",
-    "read_particles": "particles",
-}
-__getattr__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "mrc": ("MrcStack", "open_stack", "write_stack"),
+        "particles": ("CtfParams", "ParticleSet", "read_particles"),
+    },
+)

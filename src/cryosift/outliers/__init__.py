@@ -2,15 +2,11 @@
 
 from cryosift._lazy import lazy_exports
 
-_EXPORTS = {
-    "DEFAULT_PRESET": "rules",
-    "PRESETS": "rules",
-    "Rules": "rules",
-    "get_rules": "rules",
-    "Detection": "detector",
-    "DetectorParams": "detector",
-    "detect": "detector",
-    "dbscan_batch": "dbscan",
-}
-__getattr__ = lazy_exports(__name__, _EXPORTS)
-__all__ = sorted(_EXPORTS)
+__getattr__, __all__ = lazy_exports(
+    __name__,
+    {
+        "rules": ("DEFAULT_PRESET", "PRESETS", "Rules", "get_rules"),
+        "detector": ("Detection", "DetectorParams", "detect"),
+        "dbscan": ("dbscan_batch",),
+    },
+)
