@@ -10,7 +10,6 @@ which ``cryosift clean`` reads directly. Reruns skip micrographs already done.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from cryosift.cli.common import (
     skip_log,
 )
 from cryosift.errors import InputError
+from cryosift.executors import default_jobs
 from cryosift.io.formats import COORDINATE_FORMATS as FORMATS
 
 #: RELION's default background circle: 75% of the box diameter (its radius in whole px).
@@ -187,7 +187,7 @@ def main(
     cs: float = typer.Option(2.7, "--cs", help="Spherical aberration (mm), when not stated"),
     amplitude_contrast: float = typer.Option(0.1, "--amplitude-contrast", help="When not stated"),
     jobs: int = typer.Option(
-        min(4, os.cpu_count() or 1), "--jobs", "-j", help="Micrographs processed in parallel"
+        default_jobs(), "--jobs", "-j", help="Micrographs processed in parallel"
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo micrographs already done"),
     strict: bool = STRICT,
