@@ -10,23 +10,27 @@ the Cryo-EMMAE paper's nearest-pick IoU > 0.6 rule; ``-o OUTDIR`` also writes
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
 import typer
 from rich.table import Table
 
 from cryosift.cli.common import DIAMETER_A, DIAMETER_PX, console, guarded, one_size
 from cryosift.errors import InputError
-from cryosift.evaluate.picks import best_threshold, evaluate_picks, pr_curve
-from cryosift.extract.run import read_all_picks
-from cryosift.io.atomic import write_all_or_nothing
-from cryosift.io.micrographs import micrograph_key, resolve_key
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 app = typer.Typer(help="Measure picks or cleaning against ground truth.", no_args_is_help=True)
 
 
 def by_micrograph(spec: Path, fmt: str | None, keys: list[str] | None = None) -> dict:
     """``{micrograph key: picks}``; with ``keys``, names carrying a suffix map to their key."""
+    import pandas as pd
+
+    from cryosift.extract.run import read_all_picks
+    from cryosift.io.micrographs import micrograph_key, resolve_key
+
     picks = read_all_picks(spec, fmt)
     out: dict[str, list[pd.DataFrame]] = {}
     known = set(keys or ())
@@ -87,6 +91,9 @@ def picks(
 ) -> None:
     """Precision, recall and F1 of picks against ground-truth coordinates (matched within
     half a particle diameter)."""
+    from cryosift.evaluate.picks import best_threshold, evaluate_picks, pr_curve
+    from cryosift.io.atomic import write_all_or_nothing
+
     one_size(diameter_A, diameter_px)
     if diameter_px is None:
         if diameter_A is None or not angpix:

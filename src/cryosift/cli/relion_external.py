@@ -30,13 +30,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import typer
 
 from cryosift.errors import InputError, SkipLog
-from cryosift.io.star import write_star
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from cryosift.pipeline.run import RunConfig
 
 SUCCESS, FAILURE, ABORTED = (
@@ -158,6 +158,10 @@ def relion_version(args: dict, project: Path) -> tuple[int, str]:
 def write_output_nodes(outdir: Path, nodes: list[tuple[str, str]], version: int) -> None:
     """``RELION_OUTPUT_NODES.star``: ``data_output_nodes`` with node names, RELION 3.1's
     integer types and RELION 4/5's type labels (of ``version``; 4's for 3.1)."""
+    import pandas as pd
+
+    from cryosift.io.star import write_star
+
     labels = NODE_TYPES[max(version, 4)]
     table = pd.DataFrame(
         {

@@ -29,17 +29,7 @@ from cryosift.cli.common import (
     progress_bar,
 )
 from cryosift.errors import InputError
-from cryosift.simulate.micrographs import MicrographSimConfig, write_simulated_micrographs
-from cryosift.simulate.noise import NOISE_COLOURS
-from cryosift.simulate.particles import (
-    PROTOCOLS,
-    SHIFT_MODELS,
-    ParticleSimConfig,
-    ParticleSimulator,
-    protocol_config,
-    write_simulated_particles,
-)
-from cryosift.simulate.volume import load_volume, pad_and_scale, phantom_size, phantom_volume
+from cryosift.simulate.choices import NOISE_COLOURS, PROTOCOLS, SHIFT_MODELS
 
 app = typer.Typer(
     help="Simulate labelled particle stacks or micrographs with ground truth.",
@@ -65,6 +55,8 @@ def _range(text: str, what: str) -> tuple[float, float]:
 
 def _volume(volume: Path | None, angpix: float | None, size: int) -> tuple:
     """The volume to project and its voxel size in Å."""
+    from cryosift.simulate.volume import load_volume, phantom_volume
+
     if volume is None:
         return phantom_volume(size), angpix or PHANTOM_ANGPIX
     vol, header_angpix = load_volume(volume)
@@ -101,6 +93,14 @@ def particles(
     seed: int = SEED,
 ) -> None:
     """Simulate a labelled particle stack with inliers and outliers."""
+    from cryosift.simulate.particles import (
+        ParticleSimConfig,
+        ParticleSimulator,
+        protocol_config,
+        write_simulated_particles,
+    )
+    from cryosift.simulate.volume import pad_and_scale
+
     vol, vol_angpix = _volume(volume, angpix, 64)
     if protocol is not None:
         check_choice("--protocol", protocol, PROTOCOLS)
@@ -178,6 +178,9 @@ def micrographs(
     """Simulate micrographs with ground-truth particle coordinates.
 
     --diameter-A or --diameter-px sizes the built-in phantom (default about 44 px)."""
+    from cryosift.simulate.micrographs import MicrographSimConfig, write_simulated_micrographs
+    from cryosift.simulate.volume import phantom_size
+
     if bits not in (0, 8, 16):
         raise typer.BadParameter(f"--bits takes 0, 8 or 16, not {bits}")
     one_size(diameter_A, particle_px)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import fft as sfft
 
-NOISE_COLOURS = ("white", "coloured")
+from cryosift.simulate.choices import NOISE_COLOURS
 
 
 def noise_psd(n: int, colour: str) -> np.ndarray:

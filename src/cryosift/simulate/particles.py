@@ -29,6 +29,7 @@ from cryosift.errors import InputError
 from cryosift.io.particles import CtfParams
 from cryosift.io.star import optics_table
 from cryosift.preprocess.fourier import phase_flip_and_crop
+from cryosift.simulate.choices import PROTOCOLS
 from cryosift.simulate.dataset import OUTLIER_TYPES, TYPES, write_labelled_stack
 from cryosift.simulate.noise import gaussian_noise
 from cryosift.simulate.projection import (
@@ -65,9 +66,6 @@ class ParticleSimConfig:
     shift_model: str = "radial"  # or "per-axis" (the published code's integer rolls)
     seed: int = 0
     chunk: int = 256
-
-
-PROTOCOLS = ("kapnulin2024",)
 
 
 def protocol_config(name: str, box: int, **overrides) -> ParticleSimConfig:
@@ -166,9 +164,6 @@ def make_plan(cfg: ParticleSimConfig, box: int) -> Plan:
             phase_shift=np.zeros(n),
         )
     return Plan(labels, rotations, rotations2, amplitude, amplitude2, shift, multi2, ctf)
-
-
-SHIFT_MODELS = ("radial", "per-axis")
 
 
 class ParticleSimulator:
