@@ -21,7 +21,8 @@ is above. Sets marked held out were not looked at while the vote's rule was chos
 
     python benchmarks/clean_on_picks.py [--only NAME ...]
 
-Writes ``benchmarks/results/clean_on_picks.{csv,txt}``.
+Writes ``benchmarks/results/clean_on_picks.{csv,txt}``; with ``--only``, into
+``benchmarks/_work/partial/`` instead (the stored table holds every set).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from cryosift.io.particles import read_particles
 from cryosift.outliers.clean import clean_particles
 from cryosift.pipeline.run import RunConfig, clean_config
 from picking_carry import CRYOSIFT, DATASETS, WORK, prepare, slug
-from picking_empiar10017 import RESULTS
+from picking_empiar10017 import RESULTS, results_dir
 
 #: The sets run by default: the shared micrographs, a binned and two noisier copies, four
 #: simulated fields (sparse, faint, crowded) and issue 31's hard sets (faint with carbon and
@@ -218,13 +219,15 @@ def main() -> None:
     args = parser.parse_args()
     t0 = time.perf_counter()
     df = pd.DataFrame([measure(n) for n in (args.only or DEFAULT_SETS)])
-    print(write_tables(df, f"{time.perf_counter() - t0:.0f} s"))
+    out = results_dir(bool(args.only))
+    print(write_tables(df, f"{time.perf_counter() - t0:.0f} s", out))
+    print(f"tables in {out}")
 
 
-def write_tables(df: pd.DataFrame, footer: str) -> str:
-    """``clean_on_picks.{csv,txt}`` from the rows ``df`` (the text ends with ``footer``);
-    returns the text."""
-    df.to_csv(RESULTS / "clean_on_picks.csv", index=False)
+def write_tables(df: pd.DataFrame, footer: str, out: Path = RESULTS) -> str:
+    """``clean_on_picks.{csv,txt}`` in ``out`` from the rows ``df`` (the text ends with
+    ``footer``); returns the text."""
+    df.to_csv(out / "clean_on_picks.csv", index=False)
     text = df.rename(columns={"default_F1": "radial_F1", "default_P": "radial_P",
                               "default_R": "radial_R", "default_kept": "radial_kept"})[
         ["set", "held_out", "particles", "picks_F1", "strict_F1", "radial_F1", "voted_F1",
@@ -232,7 +235,7 @@ def write_tables(df: pd.DataFrame, footer: str) -> str:
          "radial_kept", "voted_kept", "decided_by_class", "signal_z", "classes_s", "vote_s"]
     ].to_string(index=False, float_format="{:.3f}".format)  # fmt: skip
     text += "\n\n" + targets(df) + f"\n{footer}"
-    (RESULTS / "clean_on_picks.txt").write_text(text + "\n")
+    (out / "clean_on_picks.txt").write_text(text + "\n")
     return text
 
 

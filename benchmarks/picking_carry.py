@@ -47,7 +47,8 @@ default keeps and why; and the truth's best cut of the every-candidate picks, wh
 loss to the threshold from one to the candidates and their ranking), ``picking_carry.png``
 (an overlay per set: labelled particles, cryosift's and RELION's picks; the labels are
 incomplete) and, for the hardest set, a larger overlay and its survey classes
-(``picking_carry_hardest.png``, ``..._hardest_classes.png``).
+(``picking_carry_hardest.png``, ``..._hardest_classes.png``). With ``--only``, all of these go
+to ``benchmarks/_work/partial/`` instead: the stored table holds every set.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ from cryosift.evaluate.picks import evaluate_picks, pr_curve
 from cryosift.io.coords import read_coords
 from cryosift.io.mrc import write_micrograph
 from cryosift.simulate.micrographs import as_integers
-from picking_empiar10017 import DATA, DIAMETER, RESULTS, load
+from picking_empiar10017 import DATA, DIAMETER, RESULTS, load, results_dir
 from real_outliers import Variant, micrograph
 
 WORK = RESULTS.parent / "_work" / "carry"
@@ -560,18 +561,19 @@ def overlays(views: list[dict], path: Path, span: float = 10.0, cols: int = 4) -
     plt.close(fig)
 
 
-def write_tables(table: pd.DataFrame) -> pd.DataFrame:
-    """``picking_carry.{csv,txt}`` from the rows ``table``; returns the F1 side by side."""
+def write_tables(table: pd.DataFrame, out: Path = RESULTS) -> pd.DataFrame:
+    """``picking_carry.{csv,txt}`` in ``out`` from the rows ``table``; returns the F1 side by
+    side."""
     wide = table.pivot_table(index="set", columns="picker", values="F1", sort=False)
     if "RELION LoG" in wide:
         wide["cryosift - RELION"] = wide["cryosift"] - wide["RELION LoG"]
     if "best_cut_F1" in table:
         every = table[table.picker == "cryosift, every candidate"].set_index("set")
         wide["truth's best cut"] = every["best_cut_F1"]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    table.round(4).to_csv(RESULTS / "picking_carry.csv", index=False)
+    out.mkdir(parents=True, exist_ok=True)
+    table.round(4).to_csv(out / "picking_carry.csv", index=False)
     text = table.round(3).to_string(index=False) + "\n\n" + wide.round(3).to_string() + "\n"
-    (RESULTS / "picking_carry.txt").write_text(text)
+    (out / "picking_carry.txt").write_text(text)
     return wide
 
 
@@ -589,14 +591,15 @@ def main() -> None:
         rows += found
         views.append(view)
         print(pd.DataFrame(found).round(3).to_string(index=False), flush=True)
-    wide = write_tables(pd.DataFrame(rows))
-    overlays(views, RESULTS / "picking_carry.png")
+    out = results_dir(bool(args.only))
+    wide = write_tables(pd.DataFrame(rows), out)
+    overlays(views, out / "picking_carry.png")
     for v in views:
         if v["name"] == HARDEST:  # drawn large, with what the picker took for a particle
-            overlays([v], RESULTS / "picking_carry_hardest.png", span=24, cols=1)
+            overlays([v], out / "picking_carry_hardest.png", span=24, cols=1)
             if v["classes"].exists():
-                shutil.copyfile(v["classes"], RESULTS / "picking_carry_hardest_classes.png")
-    print("\n" + wide.round(3).to_string())
+                shutil.copyfile(v["classes"], out / "picking_carry_hardest_classes.png")
+    print("\n" + wide.round(3).to_string() + f"\n\ntables and overlays in {out}")
 
 
 if __name__ == "__main__":

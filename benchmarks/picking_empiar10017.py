@@ -38,6 +38,17 @@ from cryosift.preprocess.micrograph import plan_resize, preprocess, resize
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "empiar10017"
 RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def results_dir(partial: bool) -> Path:
+    """Where a run writes its tables: :data:`RESULTS`, the stored record, for a whole run;
+    ``_work/partial`` (not committed) for a run of some sets (``--only``), so that it does
+    not replace the stored table of every set with a table of a few."""
+    out = RESULTS.parent / "_work" / "partial" if partial else RESULTS
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 DIAMETER = 108.0  # px at 4096
 
 
