@@ -40,3 +40,32 @@ def test_frames_take_their_colours():
     red = (rgb[..., 0] > 170) & (rgb[..., 1] < 90) & (rgb[..., 2] < 90)
     assert green[:, :half].sum() > 50 and green[:, half:].sum() == 0
     assert red[:, half:].sum() > 50 and red[:, :half].sum() == 0
+
+
+def _amber(fig) -> np.ndarray:
+    """The figure's pixels ``(H, W)`` of the circle's colour (on black, antialiased), 80 dpi."""
+    buf = BytesIO()
+    fig.savefig(buf, format="png", dpi=80)
+    rgb = np.asarray(Image.open(buf).convert("RGB"), int)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    return (r - b > 80) & (r >= g) & (g - b > 40)
+
+
+def test_the_diameter_circle_is_drawn_to_scale_on_shown_images_only():
+    """The dashed circle is ``circle`` px of the images across, centred on each shown image
+    (not on an empty class), and absent unless asked for."""
+    images = np.zeros((2, 24, 24))
+    ranges = [min_max(im) for im in images]
+    empty = np.array([False, True])
+    assert not _amber(draw_grid(images, 2, ranges, empty=empty)).any()
+    amber = _amber(draw_grid(images, 2, ranges, empty=empty, circle=12))
+    grid, corners = mosaic(images, 2, ranges)
+    scale = amber.shape[1] / grid.shape[1]  # figure px per image px
+    half = amber.shape[1] // 2
+    assert amber[:, :half].sum() > 20 and amber[:, half:].sum() == 0
+    rows, cols = np.nonzero(amber[:, :half])
+    assert abs((cols.max() - cols.min()) - 12 * scale) <= 3
+    assert abs((rows.max() - rows.min()) - 12 * scale) <= 3
+    centre = (corners[0] + 12) * scale  # pixel n // 2 of the first image, (x, y)
+    assert abs((cols.max() + cols.min()) / 2 - centre[0]) <= 3
+    assert abs((rows.max() + rows.min()) / 2 - centre[1]) <= 3

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 #: Gap between images and the height of a title's band, in images' sides.
 GAP = 0.1
 TITLE_BAND = 0.3
+#: The particle-diameter circle's colour: visible on black and on white.
+CIRCLE_COLOUR = "#ffbf00"
 
 
 def min_max(image: np.ndarray) -> tuple[float, float]:
@@ -64,15 +66,18 @@ def draw_grid(
     titles: Sequence[str] | None = None,
     frames: Sequence[str] | None = None,
     empty: np.ndarray | None = None,
+    circle: float | None = None,
 ) -> Figure:
     """A matplotlib figure (no pyplot state: nothing to close) of the images ``(K, n, n)``
     (:func:`mosaic`), ``cell_inches`` wide each; with ``titles`` above them, ``frames`` (a
-    colour per image) around them and the word "empty" where ``empty`` ``(K,)`` is True
-    (nothing drawn there)."""
+    colour per image) around them, the word "empty" where ``empty`` ``(K,)`` is True
+    (nothing drawn there) and, with ``circle``, a dashed circle that many px across about
+    each shown image's centre pixel ``n // 2``: the particle diameter the work assumed (the
+    user's, or a default), beside what the images show."""
     import matplotlib
     from matplotlib.collections import PatchCollection
     from matplotlib.figure import Figure
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Circle, Rectangle
 
     n = images.shape[-1]
     band = TITLE_BAND if titles is not None else 0.0
@@ -91,6 +96,11 @@ def draw_grid(
         if empty is not None and empty[i]:
             ax.text(x + n / 2, y + n / 2, "empty", fontsize=8, ha="center", va="center",
                     color="#777777")  # fmt: skip
+    if circle is not None:
+        shown_at = corners if empty is None else corners[~np.asarray(empty, bool)]
+        rings = [Circle((x + n // 2, y + n // 2), circle / 2) for x, y in shown_at]
+        ax.add_collection(PatchCollection(rings, facecolor="none", edgecolor=CIRCLE_COLOUR,
+                                          linewidth=0.8, linestyle=(0, (3, 2))))  # fmt: skip
     if frames is not None:
         boxes = [Rectangle((x - 0.5, y - 0.5), n, n) for x, y in corners]
         ax.add_collection(PatchCollection(boxes, facecolor="none", edgecolor=list(frames),

@@ -152,9 +152,11 @@ def write_outputs(
     angpix: float,
     facts: dict[str, Any],
     prefix: str = "",
+    radius: float | None = None,
 ) -> list[Path]:
     """The files of the module docstring, classes renumbered largest first. ``prefix`` is
-    OUTDIR seen from the RELION project directory (names inside STAR files)."""
+    OUTDIR seen from the RELION project directory (names inside STAR files); ``radius``, the
+    particle's (px of the averages), is drawn on ``classes.png``."""
     order = largest_first(result, ranking)
     new_number = class_numbers(result, ranking)
     names = [f"{i:06d}@{prefix}classes.mrcs" for i in range(1, len(order) + 1)]
@@ -178,7 +180,8 @@ def write_outputs(
         outdir / "particles.star": lambda p: write_star(blocks, p),
         outdir / "classify.json": lambda p: p.write_text(json.dumps(facts, indent=2, default=str)),
         outdir / "classes.png": lambda p: gallery(p, averages, numbered(result.counts[order]),
-                                                  ranking.good[order], result.counts[order]),
+                                                  ranking.good[order], result.counts[order],
+                                                  None if radius is None else 2 * radius),
     }  # fmt: skip
     write_all_or_nothing(writers)
     return list(writers)
@@ -228,15 +231,17 @@ def gallery(
     titles: list[str],
     good: np.ndarray,
     counts: np.ndarray,
+    diameter: float | None = None,
 ) -> None:
     """A PNG (to a path or a binary file) of the class ``averages`` ``(K, n, n)`` in order,
     each with its title, framed green when ``good``; a class of no image (``counts`` 0) is
-    drawn as the word "empty", not as a blank average."""
+    drawn as the word "empty", not as a blank average. With ``diameter`` (px of the
+    averages), the particle's size as given is drawn on each as a dashed circle."""
     from cryosift.classify.gallery import draw_grid, min_max
 
     colours = ["#2ca02c" if g else "#d62728" for g in good]
     fig = draw_grid(averages, 10, [min_max(a) for a in averages], 1.1, titles, colours,
-                    np.asarray(counts) == 0)  # fmt: skip
+                    np.asarray(counts) == 0, diameter)  # fmt: skip
     fig.savefig(path, format="png", dpi=80)
 
 
@@ -293,7 +298,7 @@ def classify_file(
         outdir = Path(outdir)
         outdir.mkdir(parents=True, exist_ok=True)
         prefix = folder_prefix(outdir, project) if project is not None else ""
-        write_outputs(outdir, pset, result, ranking, crop_angpix, facts, prefix)
+        write_outputs(outdir, pset, result, ranking, crop_angpix, facts, prefix, run.radius)
     finally:
         pset.close()
     return result, ranking, facts
@@ -375,9 +380,9 @@ def write_run_classes(
         counts = np.bincount(result.labels[mask], minlength=k)[order]
         buf = io.BytesIO()
         gallery(buf, subset_averages(found.images, result, mask)[order], numbered(counts),
-                ranking.good[order], counts)  # fmt: skip
+                ranking.good[order], counts, 2 * found.radius)  # fmt: skip
         pngs[name] = buf.getvalue()
     facts["seconds"] = round(found.seconds, 2)
     outdir.mkdir(parents=True, exist_ok=True)
-    write_outputs(outdir, pset, result, ranking, found.angpix, facts, prefix)
+    write_outputs(outdir, pset, result, ranking, found.angpix, facts, prefix, found.radius)
     return {"facts": facts, "galleries": pngs}

@@ -140,11 +140,13 @@ def held_out_matches(classes: SurveyClasses, boxes: np.ndarray, group: np.ndarra
 def survey_classes_figure(classes: SurveyClasses, path) -> None:
     """A PNG (to a path or a binary file) of the survey's class averages, largest first, each
     titled with its share of the candidates and its verdict and framed green (particle) or
-    red (junk): what the picker took for a particle."""
+    red (junk), with the particle diameter given as a dashed circle: what the picker took for
+    a particle, and at what size."""
     from cryosift.classify.run import gallery
 
     j = classes.judgement
     order = np.argsort(-j.counts, kind="stable")
     total = max(int(j.counts.sum()), 1)
     titles = [f"{j.counts[k] / total:.0%} {j.verdict[k]}" for k in order]
-    gallery(path, classes.averages[order], titles, j.particle[order], j.counts[order])
+    diameter = classes.averages.shape[-1] / BOX_DIAMETERS
+    gallery(path, classes.averages[order], titles, j.particle[order], j.counts[order], diameter)
