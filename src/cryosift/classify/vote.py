@@ -124,6 +124,8 @@ class ClassVote:
     seconds: float
     numbers: np.ndarray
     averages: np.ndarray = field(default_factory=lambda: np.zeros((0, 1, 1)))
+    #: the particle radius the classes were judged with (px of the averages)
+    radius: float | None = None
     #: images kept and removed by the class against their radial profile (set by combine)
     changed: tuple[int, int] = (0, 0)
     #: radial rejects kept by the loosened threshold as the vote abstained (set by combine)
@@ -266,7 +268,14 @@ def class_vote(
         numbers = np.arange(1, len(particle) + 1)
     seconds = time.perf_counter() - t0
     return ClassVote(
-        result.labels, fit_p, particle, kind, seconds, np.asarray(numbers), result.averages
+        result.labels,
+        fit_p,
+        particle,
+        kind,
+        seconds,
+        np.asarray(numbers),
+        result.averages,
+        radius=radius,
     )
 
 
@@ -290,13 +299,15 @@ def vote_titles(vote: ClassVote) -> list[str]:
 def vote_figure(vote: ClassVote, path: str | Path | BinaryIO) -> None:
     """A PNG (to a path or a binary file) of the class averages that voted, in the order of
     their numbers, each titled by :func:`vote_titles` and framed green (shows the particle:
-    its members that fit it are kept) or red (junk, or too small to vote)."""
+    its members that fit it are kept) or red (junk, or too small to vote), the particle's
+    diameter as a dashed circle."""
     from cryosift.classify.run import gallery
 
     order = np.argsort(vote.numbers, kind="stable")
     titles = vote_titles(vote)
+    diameter = None if vote.radius is None else 2 * vote.radius
     gallery(path, vote.averages[order], [titles[k] for k in order], vote.particle[order],
-            vote.counts[order])  # fmt: skip
+            vote.counts[order], diameter)  # fmt: skip
 
 
 def reject_fit_ratio(fits: np.ndarray, radial_kept: np.ndarray) -> float | None:
