@@ -19,6 +19,7 @@ from cryosift.picking.adapt import (
     radial_doubt,
     radial_probability,
     ranker_json,
+    survey_steps,
 )
 from cryosift.picking.blobs import NAMES, blob_features
 from cryosift.picking.model import load_model
@@ -350,11 +351,16 @@ def simulated(tmp_path_factory):
 def test_adaptation_picks_well_and_is_deterministic_per_seed(simulated):
     """The survey's cluster and ranker, learned without annotation, pick the simulated
     micrographs well at the default threshold; the same seed gives the same ranker and
-    picks, the picks of the surveyed micrographs equal what picking them again gives."""
+    picks, the picks of the surveyed micrographs equal what picking them again gives. Its
+    progress: a step per micrograph surveyed and one at the end, as announced."""
     mics, d, paths = simulated
     model = load_model()
     keyed = {m.name: p for m, p in zip(mics, paths, strict=True)}
-    job, picks, state, classes = prepare_picking(model, keyed, PickJob(diameter=d, cluster=-1))
+    steps: list[int] = []
+    job, picks, state, classes = prepare_picking(
+        model, keyed, PickJob(diameter=d, cluster=-1), on_progress=steps.append
+    )
+    assert len(steps) == sum(steps) == survey_steps(len(keyed)) == len(keyed) + 1
     assert job.ranker is not None and state["ranker"] is not None
     info = state["adapt"]
     assert info["micrographs"] == 2 and info["positives"] >= 20 and info["negatives"] >= 20

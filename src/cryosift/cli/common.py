@@ -141,6 +141,17 @@ def progress_bar() -> Progress:
     )
 
 
+def task_maker(bar: Progress) -> Callable[[str, int], Callable[[int], None]]:
+    """Tasks of ``bar`` made on demand, as the pipeline's stages ask for them: a stage's
+    name and total -> the function that advances it."""
+
+    def make(name: str, total: int) -> Callable[[int], None]:
+        task = bar.add_task(name, total=total, rate="")
+        return lambda n: bar.advance(task, n)
+
+    return make
+
+
 #: Options shared by the commands that read micrographs and need the particle size.
 MICROGRAPHS = typer.Argument(
     ...,

@@ -34,6 +34,7 @@ from cryosift.cli.common import (
     print_skipped,
     progress_bar,
     skip_log,
+    task_maker,
     watch_rounds,
 )
 from cryosift.device import pick_device
@@ -206,6 +207,7 @@ def main(
                 adapt=adapt,
                 example=example,
                 skips=skips,
+                progress=task_maker(bar),
             )
         line = f"diameter {diameter:.1f} px" + (f" ({mic_angpix:.3f} Å/px)" if mic_angpix else "")
         return summary, state, skips, line

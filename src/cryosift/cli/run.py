@@ -38,6 +38,7 @@ from cryosift.cli.common import (
     print_skipped,
     progress_bar,
     skip_log,
+    task_maker,
     watch_rounds,
 )
 from cryosift.device import pick_device
@@ -140,17 +141,12 @@ def _run_with_progress(
     from cryosift.pipeline.run import Aborted, run_pipeline
 
     with progress_bar() as bar:
-
-        def progress(name: str, total: int):
-            task = bar.add_task(name, total=total, rate="")
-            return lambda n: bar.advance(task, n)
-
         try:
             return run_pipeline(
                 mics,
                 cfg,
                 outdir,
-                progress=progress,
+                progress=task_maker(bar),
                 should_stop=lambda: interrupt.requested,
                 **kwargs,
             )

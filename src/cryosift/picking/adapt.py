@@ -540,9 +540,11 @@ def survey_micrographs(
     diameter: float,
     angpix: float | None = None,
     skips: SkipLog | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> dict[str, tuple[np.ndarray, Embedded]]:
-    """The first :data:`SURVEY` micrographs of ``paths`` (``{key: path}``) read and embedded;
-    with ``skips``, one that cannot be read is left out through it and the next taken."""
+    """The first :data:`SURVEY` micrographs of ``paths`` (``{key: path}``) read and embedded
+    (``on_progress(1)`` after each); with ``skips``, one that cannot be read is left out
+    through it and the next taken."""
     from cryosift.io.micrographs import read_micrograph
     from cryosift.picking.run import embed_image
 
@@ -558,6 +560,8 @@ def survey_micrographs(
             skips.skip(exc, path)
             continue
         out[key] = (image, embed_image(model, image, diameter))
+        if on_progress:
+            on_progress(1)
     if not out:
         raise (skips or SkipLog()).none_left()
     return out
@@ -582,6 +586,7 @@ def prepare_picking(
     learn: bool = True,
     example: tuple | None = None,
     skips: SkipLog | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> tuple[PickJob, dict, dict, SurveyClasses | None]:
     """Survey the first micrographs of ``paths`` (``{key: path}``): choose the particle
     cluster (from ``example``, an annotated micrograph and its picks, when given) and, when
@@ -589,10 +594,13 @@ def prepare_picking(
     with, the surveyed micrographs' candidates by key (scored as the rest will be), the state
     to record (``cluster``, ``cluster_choice``, ``ranker``, ``threshold``, ``adapt``) and
     the survey's classes (None without adaptation). A surveyed micrograph that cannot be
-    read is left out through ``skips`` (raised without it) and the next one surveyed."""
+    read is left out through ``skips`` (raised without it) and the next one surveyed.
+    ``on_progress(1)`` follows each micrograph embedded and the end: at most
+    :func:`survey_steps` steps."""
     from cryosift.picking.run import active_ranker, choose_cluster, cluster_from_survey
 
-    survey = survey_micrographs(model, paths, job.diameter, angpix, skips)
+    done = on_progress or (lambda n: None)
+    survey = survey_micrographs(model, paths, job.diameter, angpix, skips, done)
     if example is not None:
         cluster, how = choose_cluster(model, list(paths.values()), job.diameter, example)
     else:
@@ -606,10 +614,18 @@ def prepare_picking(
         state["ranker"] = ranker_json(adapted.ranker)
         state["threshold"] = adapted.threshold
         state["adapt"] = {**adapted.info, "seconds": round(time.perf_counter() - t0, 3)}
+        done(1)
         return job_from_state(job, state), adapted.picks, state, adapted.classes
     ranker = active_ranker(model, job)
     picks = {k: candidates_of(model, e, job, ranker).picks for k, (_, e) in survey.items()}
+    done(1)
     return job, picks, state, None
+
+
+def survey_steps(micrographs: int) -> int:
+    """The steps :func:`prepare_picking` reports on ``micrographs`` micrographs: one per
+    micrograph surveyed (at most :data:`SURVEY`), one for the choice and adaptation."""
+    return min(SURVEY, micrographs) + 1
 
 
 def job_from_state(job: PickJob, state: dict) -> PickJob:

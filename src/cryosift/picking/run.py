@@ -292,10 +292,12 @@ def _prepare_or_resume(
     adapt: bool,
     example: tuple | None,
     skips: SkipLog | None = None,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
 ) -> tuple[PickJob, dict, dict]:
     """The job to pick with, the surveyed micrographs' candidates by key and the state (see
-    :func:`cryosift.picking.adapt.prepare_picking`), or those a resumed run recorded."""
-    from cryosift.picking.adapt import job_from_state, prepare_picking
+    :func:`cryosift.picking.adapt.prepare_picking`, its steps reported through ``progress``
+    as "survey"), or those a resumed run recorded."""
+    from cryosift.picking.adapt import job_from_state, prepare_picking, survey_steps
 
     path = outdir / STATE_FILE
     if resume and path.exists():
@@ -306,7 +308,10 @@ def _prepare_or_resume(
             pass
     paths = dict(zip(mics.key, mics.path, strict=True))
     picker = cached_model(model, device)
-    job, picks, state, classes = prepare_picking(picker, paths, job, angpix, adapt, example, skips)
+    advance = progress("survey", survey_steps(len(paths))) if progress else None
+    job, picks, state, classes = prepare_picking(
+        picker, paths, job, angpix, adapt, example, skips, advance
+    )
     writers = {path: lambda p: p.write_text(json.dumps(state, indent=2))}
     if classes is not None:
         from cryosift.picking.classes import survey_classes_figure
@@ -329,10 +334,12 @@ def run_picking(
     adapt: bool = True,
     example: tuple | None = None,
     skips: SkipLog | None = None,
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
     """Pick every micrograph of ``mics`` (``key``, ``path``, ``name``) into ``outdir`` with
     the model in folder ``model`` (None: shipped), ``jobs`` micrographs at a time: first the
-    survey (particle cluster, and the ranker learned on it when ``adapt``), then the rest.
+    survey (particle cluster, and the ranker learned on it when ``adapt``; its steps through
+    ``progress``, a task's name and total -> its advance), then the rest.
     Returns the per-micrograph summary (``micrograph``, ``picks``, ``below_threshold``: the
     candidates the threshold left out, ``candidates``: all peaks found, ``seconds``,
     ``status``: picked or resumed) and the state (cluster, ranker). With ``skips``, a
@@ -351,7 +358,7 @@ def run_picking(
     )
     t0 = time.perf_counter()
     job, surveyed, state = _prepare_or_resume(
-        mics, model, job, outdir, resume, device, angpix, adapt, example, skips
+        mics, model, job, outdir, resume, device, angpix, adapt, example, skips, progress
     )
     survey_seconds = (time.perf_counter() - t0) / max(1, len(surveyed))
     rows: dict[str, dict] = {}

@@ -167,20 +167,26 @@ def _read_done(outdir: Path, key: str) -> dict | None:
 
 
 def _prepare(
-    mics: pd.DataFrame, cfg: RunConfig, device: str, given: dict | None, skips: SkipLog | None
+    mics: pd.DataFrame,
+    cfg: RunConfig,
+    device: str,
+    given: dict | None,
+    skips: SkipLog | None,
+    progress: Progress = _no_progress,
 ) -> tuple[dict, dict[str, pd.DataFrame], SurveyClasses | None]:
     """The run's state (particle cluster, ranker adapted on the survey), the surveyed
     micrographs' candidates by key and the survey's classes
-    (:func:`cryosift.picking.adapt.prepare_picking`)."""
+    (:func:`cryosift.picking.adapt.prepare_picking`, its steps reported as "survey")."""
     if given is not None:
         how = {"mode": "given coordinates, no picking"}
         return {"cluster": -1, "cluster_choice": how, "ranker": None, "adapt": None}, {}, None
-    from cryosift.picking.adapt import prepare_picking
+    from cryosift.picking.adapt import prepare_picking, survey_steps
 
     model = cached_model(cfg.model, device)
     paths = dict(zip(mics.key, mics.path, strict=True))
+    advance = progress("survey", survey_steps(len(paths)))
     _, surveyed, state, classes = prepare_picking(
-        model, paths, pick_job(cfg), cfg.angpix, cfg.adapt, skips=skips
+        model, paths, pick_job(cfg), cfg.angpix, cfg.adapt, skips=skips, on_progress=advance
     )
     return state, surveyed, classes
 
@@ -448,6 +454,7 @@ def _survey(
     device: str,
     given: dict | None,
     skips: SkipLog | None = None,
+    progress: Progress = _no_progress,
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
     """The run's state (particle cluster, adapted ranker), from a previous run with the same
     ``settings`` or from a new survey (written to :data:`STATE_FILE`), and the surveyed
@@ -457,7 +464,7 @@ def _survey(
         _clear(outdir)
     if state is not None:
         return state, {}
-    state, surveyed, classes = _prepare(mics, cfg, device, given, skips)
+    state, surveyed, classes = _prepare(mics, cfg, device, given, skips, progress)
     state = {"settings": settings, **state}
     writers = {outdir / STATE_FILE: lambda p: p.write_text(json.dumps(state, indent=2))}
     if classes is not None:
@@ -637,7 +644,9 @@ def run_pipeline(
     if given is not None:
         settings["given_picks"] = {k: len(v) for k, v in sorted(given.items())}
     t0 = time.perf_counter()
-    state, surveyed = _survey(mics, cfg, outdir, settings, overwrite, device, given, skips)
+    state, surveyed = _survey(
+        mics, cfg, outdir, settings, overwrite, device, given, skips, progress
+    )
     timings["survey (cluster, adaptation)"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -662,7 +671,9 @@ def run_pipeline(
     try:
         result = _clean(pset, particles, cfg, progress)
         timings["clean"] = time.perf_counter() - t0
+        finish = progress("2D classes" + (", report" if report else ""), 1 + int(report))
         found = _classify_stage(pset, result, cfg, device, timings, state.get("adapt"))
+        finish(1)
         metrics = None
         if truth is not None:
             picks = {
@@ -690,6 +701,7 @@ def run_pipeline(
             t0 = time.perf_counter()
             write_report(outdir, run, pset, cfg, inputs or {}, done)
             timings["report"] = time.perf_counter() - t0
+            finish(1)
     finally:
         pset.close()
     context = {
