@@ -7,7 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from cryosift.classify.align import Aligner, ClassifySettings, classify, rotate_shift
+from cryosift.classify.align import (
+    Aligner,
+    ClassifySettings,
+    classify,
+    classify_steps,
+    rotate_shift,
+)
 
 N = 64
 
@@ -108,9 +114,11 @@ def test_two_shapes_in_any_rotation_are_separated_and_averaged():
         assert (labels == major).mean() >= 0.95, name
         assert _best_correlation(res.averages[major], shape) > 0.9, name
     assert sorted(res.counts.tolist()) == sorted(np.bincount(res.labels, minlength=2).tolist())
-    again = classify(images, settings)
+    steps: list[int] = []
+    again = classify(images, settings, on_progress=steps.append)
     np.testing.assert_array_equal(again.labels, res.labels)
     np.testing.assert_array_equal(again.psi, res.psi)
+    assert len(steps) == sum(steps) == classify_steps(settings) == 6  # 5 iterations, the last
 
 
 def test_classify_command_writes_what_relion_reads(tmp_path):

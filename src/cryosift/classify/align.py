@@ -22,6 +22,7 @@ noise model does not weigh the frequencies (the low-pass does some of that).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -268,9 +269,21 @@ def _averages(
     return sums, counts
 
 
-def classify(images: np.ndarray, settings: ClassifySettings, device: str = "cpu") -> ClassifyResult:
+def classify_steps(settings: ClassifySettings) -> int:
+    """The steps :func:`classify` reports: one per iteration, one for the last assignment."""
+    return max(1, settings.iterations) + 1
+
+
+def classify(
+    images: np.ndarray,
+    settings: ClassifySettings,
+    device: str = "cpu",
+    on_progress: Callable[[int], None] | None = None,
+) -> ClassifyResult:
     """Classify ``(B, n, n)`` images (particles bright or dark alike, centred on pixel
-    ``n // 2``) into ``settings.classes`` classes; deterministic for a seed on one device."""
+    ``n // 2``) into ``settings.classes`` classes; deterministic for a seed on one device.
+    ``on_progress(1)`` follows each of the :func:`classify_steps`."""
+    done = on_progress or (lambda n: None)
     torch.manual_seed(settings.seed)
     dev = torch.device(device)
     x = torch.as_tensor(np.asarray(images, dtype=np.float32), device=dev)
@@ -289,8 +302,10 @@ def classify(images: np.ndarray, settings: ClassifySettings, device: str = "cpu"
             worst = torch.argsort(scores)[: len(empty)]
             sums[empty], counts[empty] = x[worst], 1.0
         refs = normalise(lowpass(sums / counts[:, None, None], settings.lowpass), aligner.mask)
+        done(1)
     labels, psi, shifts, scores = _assign(spectra, refs, aligner)
     sums, counts = _averages(x, labels, psi, shifts, k, aligner)
+    done(1)
     averages = sums / counts.clamp_min(1)[:, None, None]
     c, s = torch.cos(psi), torch.sin(psi)
     # image = rotate_psi(shift_s(average)) = shift_{R s}(rotate_psi(average)); y points down

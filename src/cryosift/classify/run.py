@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -256,10 +257,12 @@ def classify_file(
     datadir: str | Path | None = None,
     device: str = "cpu",
     project: str | Path | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> tuple[ClassifyResult, ClassRanking, dict[str, Any]]:
     """``cryosift classify`` on one particles file (or its :class:`ParticleSet`, already
     read: it is closed here); returns the result, ranking and facts. The particle size:
-    ``diameter_A``, or ``diameter_px`` in px of the file's images."""
+    ``diameter_A``, or ``diameter_px`` in px of the file's images. The classification's
+    steps go to ``on_progress`` (:func:`cryosift.classify.align.classify`)."""
     from cryosift.io.particles import read_particles
     from cryosift.io.paths import folder_prefix
 
@@ -283,7 +286,7 @@ def classify_file(
         if not 2 <= radius < d / 2:
             raise InputError(pset.source, f"particle radius {radius:.1f} px does not fit {d} px")
         run = ClassifySettings(**{**asdict(settings), "radius": float(radius)})
-        result = classify(images, run, device)
+        result = classify(images, run, device, on_progress)
         ranking = rank_classes(images, result, crop_angpix)
         good_share = float(result.counts[ranking.good].sum() / max(len(images), 1))
         facts = {

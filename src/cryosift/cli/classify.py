@@ -19,6 +19,7 @@ from cryosift.cli.common import (
     console,
     guarded,
     one_size,
+    progress_bar,
 )
 
 
@@ -53,7 +54,7 @@ def main(
     started = time.perf_counter()
     # the particles are read (and a broken file refused) before torch is imported
     pset = read_particles(particles, datadir=datadir, angpix=angpix)
-    from cryosift.classify.align import ClassifySettings
+    from cryosift.classify.align import ClassifySettings, classify_steps
     from cryosift.classify.run import DEFAULT_RADIUS, SIZE, classify_file
     from cryosift.device import pick_device
 
@@ -65,17 +66,20 @@ def main(
         radius=DEFAULT_RADIUS * SIZE,
         seed=seed,
     )
-    result, _, facts = classify_file(
-        pset,
-        outdir,
-        settings,
-        diameter_A=diameter_A,
-        diameter_px=diameter_px,
-        angpix=angpix,
-        datadir=datadir,
-        device=pick_device(device),
-        project=project_dir or Path.cwd(),
-    )
+    with progress_bar() as bar:
+        task = bar.add_task("classifying", total=classify_steps(settings), rate="")
+        result, _, facts = classify_file(
+            pset,
+            outdir,
+            settings,
+            diameter_A=diameter_A,
+            diameter_px=diameter_px,
+            angpix=angpix,
+            datadir=datadir,
+            device=pick_device(device),
+            project=project_dir or Path.cwd(),
+            on_progress=lambda n: bar.advance(task, n),
+        )
     table = Table(title=f"cryosift classify -> {outdir}")
     for col in ("", "count"):
         table.add_column(col, justify="right" if col else "left")
