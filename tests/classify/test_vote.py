@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from cryosift.classify.align import ClassifySettings, classify
+from cryosift.classify.align import ClassifySettings, classify, classify_steps
 from cryosift.classify.judge import OFF_CENTRE
 from cryosift.classify.vote import (
     NOISE_PASS,
@@ -25,6 +25,7 @@ from cryosift.classify.vote import (
     particle_classes,
     vote_figure,
     vote_note,
+    vote_on_images,
     vote_titles,
     wanted,
 )
@@ -167,6 +168,25 @@ def test_vote_on_radial_verdicts_improves_them(classified):
     after = table.verdict.to_numpy() == "inlier"
     assert after[is_particle].mean() >= max(before[is_particle].mean(), 0.95)
     assert (~after[~is_particle]).mean() >= (~before[~is_particle]).mean() - 0.05
+
+
+def test_vote_on_images_is_the_vote_on_its_classification_and_shows_its_steps(classified):
+    """``cryosift clean``'s path (classify, then vote) gives the verdicts of the vote on the
+    same classification, and its classification's steps reach a "class vote" task."""
+    images, _, result = classified
+    expected = clean_images(images, R)
+    combine(expected, class_vote(images, result, R, seed=0))
+    tasks: dict[str, list] = {}
+
+    def progress(name: str, total: int):
+        tasks[name] = [total]
+        return tasks[name].append
+
+    table = clean_images(images, R)
+    vote_on_images(images, table, R, classes=12, seed=0, progress=progress)
+    pd.testing.assert_frame_equal(table, expected)
+    total, *steps = tasks["class vote"]
+    assert total == classify_steps(ClassifySettings()) and sum(steps) == total
 
 
 def test_deterministic_per_seed_and_noise_seed_matters(classified):

@@ -72,6 +72,7 @@ Images are ``(B, n, n)`` centred on pixel ``n // 2``, the classification's own
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -446,18 +447,22 @@ def vote_on_images(
     classes: int = CLEAN_CLASSES,
     seed: int = 0,
     device: str = "cpu",
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
 ) -> ClassVote | None:
     """Classify ``images`` ``(B, n, n)`` (particle ``radius`` px) into ``classes`` classes
     (fewer when there are fewer than 10 images a class) and let the classes vote on the
     radial detector's ``table`` (:func:`combine`); None (nothing changed) when there are too
-    few images for two classes."""
-    from cryosift.classify.align import ClassifySettings, classify
+    few images for two classes. The classification's steps go to a "class vote" task of
+    ``progress`` (a task's name and total -> its advance)."""
+    from cryosift.classify.align import ClassifySettings, classify, classify_steps
     from cryosift.classify.run import class_count
 
     k = class_count(len(images), classes)
     if k < 2:
         return None
-    classified = classify(images, ClassifySettings(classes=k, radius=radius, seed=seed), device)
+    settings = ClassifySettings(classes=k, radius=radius, seed=seed)
+    advance = progress("class vote", classify_steps(settings)) if progress else None
+    classified = classify(images, settings, device, advance)
     vote = class_vote(images, classified, radius, seed)
     combine(table, vote)
     return vote
@@ -478,6 +483,7 @@ def vote_on_particles(
     classes: int = CLEAN_CLASSES,
     seed: int = 0,
     device: str = "cpu",
+    progress: Callable[[str, int], Callable[[int], None]] | None = None,
 ) -> ClassVote | None:
     """:func:`vote_on_images` for the particle set ``pset`` (prepared as
     :func:`cryosift.classify.run.prepare` does) on the cleaning ``result``
@@ -487,7 +493,7 @@ def vote_on_particles(
     t0 = time.perf_counter()
     images, _ = prepare(pset)
     radius = result.radius * images.shape[-1] / result.size
-    vote = vote_on_images(images, result.table, radius, classes, seed, device)
+    vote = vote_on_images(images, result.table, radius, classes, seed, device, progress)
     if vote is not None:
         seconds = round(time.perf_counter() - t0 - vote.seconds, 2)
         record(result, vote, classification_seconds=seconds)

@@ -28,6 +28,7 @@ from cryosift.cli.common import (
     guarded,
     one_size,
     progress_bar,
+    task_maker,
 )
 from cryosift.outliers.rules import DEFAULT_PRESET, POLARITIES, PRESETS, VERDICTS
 
@@ -58,9 +59,10 @@ def summary_line(result, n_total: int) -> str:
     )
 
 
-def class_refiner(classes: int | None, seed: int, device: str):
+def class_refiner(classes: int | None, seed: int, device: str, progress=None):
     """The ``refine`` of :func:`cryosift.outliers.clean.clean_file`: the class vote when
-    :func:`cryosift.classify.vote.wanted` says so for the stack's separability."""
+    :func:`cryosift.classify.vote.wanted` says so for the stack's separability, its
+    classification's steps shown through ``progress`` (:func:`task_maker`)."""
 
     def refine(pset, result) -> None:
         from cryosift.classify.vote import CLEAN_CLASSES, vote_on_particles, wanted
@@ -68,7 +70,8 @@ def class_refiner(classes: int | None, seed: int, device: str):
 
         level = result.stats.get("separability", {}).get("level")
         if wanted(level, classes):
-            vote_on_particles(pset, result, classes or CLEAN_CLASSES, seed, pick_device(device))
+            vote_on_particles(pset, result, classes or CLEAN_CLASSES, seed, pick_device(device),
+                              progress)  # fmt: skip
 
     return refine
 
@@ -152,14 +155,11 @@ def main(
         loosen=not strict_threshold,
     )
     with progress_bar() as bar:
-
-        def start(total: int):
-            task = bar.add_task("cleaning", total=total, rate="")
-            return lambda n: bar.advance(task, n)
-
-        refine = class_refiner(0 if no_classes else classes, seed, device)
+        tasks = task_maker(bar)
+        refine = class_refiner(0 if no_classes else classes, seed, device, tasks)
         result = clean_file(particles, cfg, outdir, angpix=angpix, datadir=datadir,
-                            progress=start, refine=refine)  # fmt: skip
+                            progress=lambda total: tasks("cleaning", total),
+                            refine=refine)  # fmt: skip
     from cryosift.classify.vote import drop_stale_figure
 
     drop_stale_figure(outdir, result.figures)
