@@ -18,6 +18,8 @@ if _WORKERS > 1:
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from cryosift.progress import Progress  # noqa: E402
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TESTS = Path(__file__).resolve().parent
 
@@ -171,6 +173,18 @@ def assert_cli_rejects(res: subprocess.CompletedProcess, name: str, words: str, 
     assert len(lines) == 1 and name in lines[0] and words in lines[0], res.stderr
     assert "Traceback" not in res.stderr
     assert not out.exists() or not any(out.iterdir())
+
+
+def recorded_progress() -> tuple[dict[str, list[int]], Progress]:
+    """A :data:`cryosift.progress.Progress` that records each task as ``[total, *steps]``
+    under its name, and the record."""
+    tasks: dict[str, list[int]] = {}
+
+    def progress(name: str, total: int):
+        tasks[name] = [total]
+        return tasks[name].append
+
+    return tasks, progress
 
 
 def disc_blob(d: int, centre: tuple[float, float], radius: float) -> np.ndarray:

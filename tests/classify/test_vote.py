@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
+from conftest import recorded_progress
 from cryosift.classify.align import ClassifySettings, classify, classify_steps
 from cryosift.classify.judge import OFF_CENTRE
 from cryosift.classify.vote import (
@@ -176,12 +177,7 @@ def test_vote_on_images_is_the_vote_on_its_classification_and_shows_its_steps(cl
     images, _, result = classified
     expected = clean_images(images, R)
     combine(expected, class_vote(images, result, R, seed=0))
-    tasks: dict[str, list] = {}
-
-    def progress(name: str, total: int):
-        tasks[name] = [total]
-        return tasks[name].append
-
+    tasks, progress = recorded_progress()
     table = clean_images(images, R)
     vote_on_images(images, table, R, classes=12, seed=0, progress=progress)
     pd.testing.assert_frame_equal(table, expected)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from conftest import simulated_picking_micrographs
+from conftest import recorded_progress, simulated_picking_micrographs
 from cryosift.evaluate.picks import evaluate_picks
 from cryosift.picking.adapt import (
     default_cut,
@@ -356,11 +356,12 @@ def test_adaptation_picks_well_and_is_deterministic_per_seed(simulated):
     mics, d, paths = simulated
     model = load_model()
     keyed = {m.name: p for m, p in zip(mics, paths, strict=True)}
-    steps: list[int] = []
+    tasks, progress = recorded_progress()
     job, picks, state, classes = prepare_picking(
-        model, keyed, PickJob(diameter=d, cluster=-1), on_progress=steps.append
+        model, keyed, PickJob(diameter=d, cluster=-1), progress=progress
     )
-    assert len(steps) == sum(steps) == survey_steps(len(keyed)) == len(keyed) + 1
+    total, *steps = tasks["survey"]
+    assert len(steps) == sum(steps) == total == survey_steps(len(keyed)) == len(keyed) + 1
     assert job.ranker is not None and state["ranker"] is not None
     info = state["adapt"]
     assert info["micrographs"] == 2 and info["positives"] >= 20 and info["negatives"] >= 20

@@ -72,7 +72,6 @@ Images are ``(B, n, n)`` centred on pixel ``n // 2``, the classification's own
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -82,6 +81,7 @@ import pandas as pd
 
 from cryosift.classify.judge import JUNK_KINDS, judge_classes, template_match
 from cryosift.outliers.radial import LOOSE_NOISE_PASS, NOISE_Z
+from cryosift.progress import Progress, no_progress
 
 if TYPE_CHECKING:
     from cryosift.classify.align import ClassifyResult
@@ -447,13 +447,13 @@ def vote_on_images(
     classes: int = CLEAN_CLASSES,
     seed: int = 0,
     device: str = "cpu",
-    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    progress: Progress = no_progress,
 ) -> ClassVote | None:
     """Classify ``images`` ``(B, n, n)`` (particle ``radius`` px) into ``classes`` classes
     (fewer when there are fewer than 10 images a class) and let the classes vote on the
     radial detector's ``table`` (:func:`combine`); None (nothing changed) when there are too
     few images for two classes. The classification's steps go to a "class vote" task of
-    ``progress`` (a task's name and total -> its advance)."""
+    ``progress``."""
     from cryosift.classify.align import ClassifySettings, classify, classify_steps
     from cryosift.classify.run import class_count
 
@@ -461,7 +461,7 @@ def vote_on_images(
     if k < 2:
         return None
     settings = ClassifySettings(classes=k, radius=radius, seed=seed)
-    advance = progress("class vote", classify_steps(settings)) if progress else None
+    advance = progress("class vote", classify_steps(settings))
     classified = classify(images, settings, device, advance)
     vote = class_vote(images, classified, radius, seed)
     combine(table, vote)
@@ -483,7 +483,7 @@ def vote_on_particles(
     classes: int = CLEAN_CLASSES,
     seed: int = 0,
     device: str = "cpu",
-    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    progress: Progress = no_progress,
 ) -> ClassVote | None:
     """:func:`vote_on_images` for the particle set ``pset`` (prepared as
     :func:`cryosift.classify.run.prepare` does) on the cleaning ``result``

@@ -19,6 +19,8 @@ from rich.progress import (
 )
 
 from cryosift.errors import InputError, SkipLog
+from cryosift.progress import Advance
+from cryosift.progress import Progress as TaskProgress
 
 console = Console(stderr=True)
 
@@ -141,11 +143,11 @@ def progress_bar() -> Progress:
     )
 
 
-def task_maker(bar: Progress) -> Callable[[str, int], Callable[[int], None]]:
-    """Tasks of ``bar`` made on demand, as the pipeline's stages ask for them: a stage's
-    name and total -> the function that advances it."""
+def task_maker(bar: Progress) -> TaskProgress:
+    """Tasks of ``bar`` made on demand, as the stages of the work ask for them (a
+    :data:`cryosift.progress.Progress`)."""
 
-    def make(name: str, total: int) -> Callable[[int], None]:
+    def make(name: str, total: int) -> Advance:
         task = bar.add_task(name, total=total, rate="")
         return lambda n: bar.advance(task, n)
 

@@ -86,6 +86,7 @@ from cryosift.picking.rank import (
     fit_ranker,
 )
 from cryosift.picking.run import CHOOSE_FROM, Candidates, Embedded, PickJob, candidates_of
+from cryosift.progress import Progress, no_progress
 
 #: Micrographs looked at in full before picking (those the cluster choice looks at).
 SURVEY = CHOOSE_FROM
@@ -586,7 +587,7 @@ def prepare_picking(
     learn: bool = True,
     example: tuple | None = None,
     skips: SkipLog | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    progress: Progress = no_progress,
 ) -> tuple[PickJob, dict, dict, SurveyClasses | None]:
     """Survey the first micrographs of ``paths`` (``{key: path}``): choose the particle
     cluster (from ``example``, an annotated micrograph and its picks, when given) and, when
@@ -595,11 +596,11 @@ def prepare_picking(
     to record (``cluster``, ``cluster_choice``, ``ranker``, ``threshold``, ``adapt``) and
     the survey's classes (None without adaptation). A surveyed micrograph that cannot be
     read is left out through ``skips`` (raised without it) and the next one surveyed.
-    ``on_progress(1)`` follows each micrograph embedded and the end: at most
-    :func:`survey_steps` steps."""
+    Its steps go to a "survey" task of ``progress``: each micrograph embedded and the end,
+    at most :func:`survey_steps`."""
     from cryosift.picking.run import active_ranker, choose_cluster, cluster_from_survey
 
-    done = on_progress or (lambda n: None)
+    done = progress("survey", survey_steps(len(paths)))
     survey = survey_micrographs(model, paths, job.diameter, angpix, skips, done)
     if example is not None:
         cluster, how = choose_cluster(model, list(paths.values()), job.diameter, example)

@@ -44,6 +44,7 @@ from cryosift.picking.pick import (
 from cryosift.picking.rank import Ranker, candidate_features
 from cryosift.picking.recentre import place_picks
 from cryosift.preprocess.micrograph import Resize, preprocess_stages
+from cryosift.progress import Progress, no_progress
 
 SETTINGS_FILE = "pick_settings.json"
 #: The particle cluster and the ranker learned on the survey, for a resumed run.
@@ -292,12 +293,12 @@ def _prepare_or_resume(
     adapt: bool,
     example: tuple | None,
     skips: SkipLog | None = None,
-    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    progress: Progress = no_progress,
 ) -> tuple[PickJob, dict, dict]:
     """The job to pick with, the surveyed micrographs' candidates by key and the state (see
-    :func:`cryosift.picking.adapt.prepare_picking`, its steps reported through ``progress``
-    as "survey"), or those a resumed run recorded."""
-    from cryosift.picking.adapt import job_from_state, prepare_picking, survey_steps
+    :func:`cryosift.picking.adapt.prepare_picking`, its steps reported through ``progress``),
+    or those a resumed run recorded."""
+    from cryosift.picking.adapt import job_from_state, prepare_picking
 
     path = outdir / STATE_FILE
     if resume and path.exists():
@@ -308,9 +309,8 @@ def _prepare_or_resume(
             pass
     paths = dict(zip(mics.key, mics.path, strict=True))
     picker = cached_model(model, device)
-    advance = progress("survey", survey_steps(len(paths))) if progress else None
     job, picks, state, classes = prepare_picking(
-        picker, paths, job, angpix, adapt, example, skips, advance
+        picker, paths, job, angpix, adapt, example, skips, progress
     )
     writers = {path: lambda p: p.write_text(json.dumps(state, indent=2))}
     if classes is not None:
@@ -334,12 +334,12 @@ def run_picking(
     adapt: bool = True,
     example: tuple | None = None,
     skips: SkipLog | None = None,
-    progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    progress: Progress = no_progress,
 ) -> tuple[pd.DataFrame, dict]:
     """Pick every micrograph of ``mics`` (``key``, ``path``, ``name``) into ``outdir`` with
     the model in folder ``model`` (None: shipped), ``jobs`` micrographs at a time: first the
     survey (particle cluster, and the ranker learned on it when ``adapt``; its steps through
-    ``progress``, a task's name and total -> its advance), then the rest.
+    ``progress``), then the rest.
     Returns the per-micrograph summary (``micrograph``, ``picks``, ``below_threshold``: the
     candidates the threshold left out, ``candidates``: all peaks found, ``seconds``,
     ``status``: picked or resumed) and the state (cluster, ranker). With ``skips``, a

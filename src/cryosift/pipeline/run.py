@@ -47,13 +47,12 @@ from cryosift.outliers.clean import CleanConfig, clean_particles, write_clean_ou
 from cryosift.picking.model import cached_model
 from cryosift.picking.run import PickJob, write_autopick_list
 from cryosift.pipeline.tasks import MicrographResult, MicrographTask, process_micrograph
+from cryosift.progress import Progress, no_progress
 
 if TYPE_CHECKING:
     from cryosift.picking.classes import SurveyClasses
 
 STATE_FILE = "run_state.json"
-#: A callback that opens a stage of ``total`` steps and returns the function advancing it.
-Progress = Callable[[str, int], Callable[[int], None]]
 
 
 class Aborted(Exception):
@@ -104,10 +103,6 @@ class RunResult:
     skipped: list = field(default_factory=list)
     #: PNG bytes of the 2D class averages of the inliers and of the removed particles.
     class_galleries: dict = field(default_factory=dict)
-
-
-def _no_progress(name: str, total: int) -> Callable[[int], None]:
-    return lambda n: None
 
 
 # --------------------------------------------------------------------------- state
@@ -172,7 +167,7 @@ def _prepare(
     device: str,
     given: dict | None,
     skips: SkipLog | None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> tuple[dict, dict[str, pd.DataFrame], SurveyClasses | None]:
     """The run's state (particle cluster, ranker adapted on the survey), the surveyed
     micrographs' candidates by key and the survey's classes
@@ -180,13 +175,12 @@ def _prepare(
     if given is not None:
         how = {"mode": "given coordinates, no picking"}
         return {"cluster": -1, "cluster_choice": how, "ranker": None, "adapt": None}, {}, None
-    from cryosift.picking.adapt import prepare_picking, survey_steps
+    from cryosift.picking.adapt import prepare_picking
 
     model = cached_model(cfg.model, device)
     paths = dict(zip(mics.key, mics.path, strict=True))
-    advance = progress("survey", survey_steps(len(paths)))
     _, surveyed, state, classes = prepare_picking(
-        model, paths, pick_job(cfg), cfg.angpix, cfg.adapt, skips=skips, on_progress=advance
+        model, paths, pick_job(cfg), cfg.angpix, cfg.adapt, skips=skips, progress=progress
     )
     return state, surveyed, classes
 
@@ -454,7 +448,7 @@ def _survey(
     device: str,
     given: dict | None,
     skips: SkipLog | None = None,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> tuple[dict, dict[str, pd.DataFrame]]:
     """The run's state (particle cluster, adapted ranker), from a previous run with the same
     ``settings`` or from a new survey (written to :data:`STATE_FILE`), and the surveyed
@@ -631,7 +625,7 @@ def run_pipeline(
     finished micrographs for a rerun. With ``skips`` (:class:`cryosift.errors.SkipLog`), a
     micrograph that cannot be used is left out and named, and the run goes on without it
     (a rerun tries it again); without, its error ends the run."""
-    progress = progress or _no_progress
+    progress = progress or no_progress
     outdir = Path(outdir)
     outdir.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(outdir)
