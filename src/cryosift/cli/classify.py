@@ -20,6 +20,7 @@ from cryosift.cli.common import (
     guarded,
     one_size,
     progress_bar,
+    task_maker,
 )
 
 
@@ -67,7 +68,6 @@ def main(
         seed=seed,
     )
     with progress_bar() as bar:
-        task = bar.add_task("classifying", total=classify_steps(settings), rate="")
         result, _, facts = classify_file(
             pset,
             outdir,
@@ -78,7 +78,7 @@ def main(
             datadir=datadir,
             device=pick_device(device),
             project=project_dir or Path.cwd(),
-            on_progress=lambda n: bar.advance(task, n),
+            on_progress=task_maker(bar)("classifying", classify_steps(settings)),
         )
     table = Table(title=f"cryosift classify -> {outdir}")
     for col in ("", "count"):

@@ -30,6 +30,7 @@ from cryosift.cli.common import (
     print_skipped,
     progress_bar,
     skip_log,
+    task_maker,
 )
 from cryosift.errors import InputError
 from cryosift.executors import default_jobs
@@ -243,14 +244,13 @@ def main(
         amplitude_contrast=float(optics.get("rlnAmplitudeContrast", amplitude_contrast)),
     )
     with progress_bar() as bar:
-        task = bar.add_task("extracting", total=len(plan), rate="")
         summary = run_extraction(
             plan,
             settings,
             outdir,
             n_jobs=jobs,
             overwrite=overwrite,
-            on_progress=lambda n: bar.advance(task, n),
+            on_progress=task_maker(bar)("extracting", len(plan)),
             project=project_dir or Path.cwd(),
             skips=skips,
         )

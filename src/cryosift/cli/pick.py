@@ -193,21 +193,21 @@ def main(
             "angpix": mic_angpix,
         }
         with progress_bar() as bar:
-            task = bar.add_task("picking", total=len(mics), rate="")
+            tasks = task_maker(bar)
             summary, state = run_picking(
                 mics,
                 folder,
                 job,
                 outdir,
                 settings,
-                on_progress=lambda n: bar.advance(task, n),
+                on_progress=tasks("picking", len(mics)),
                 angpix=angpix,
                 device=dev,
                 jobs=jobs,
                 adapt=adapt,
                 example=example,
                 skips=skips,
-                progress=task_maker(bar),
+                progress=tasks,
             )
         line = f"diameter {diameter:.1f} px" + (f" ({mic_angpix:.3f} Å/px)" if mic_angpix else "")
         return summary, state, skips, line

@@ -27,6 +27,7 @@ from cryosift.cli.common import (
     guarded,
     one_size,
     progress_bar,
+    task_maker,
 )
 from cryosift.errors import InputError
 from cryosift.simulate.choices import NOISE_COLOURS, PROTOCOLS, SHIFT_MODELS
@@ -218,10 +219,8 @@ def micrographs(
         seed=seed,
     )
     with progress_bar() as bar:
-        task = bar.add_task("micrographs", total=n, rate="")
-        paths = write_simulated_micrographs(
-            vol, cfg, outdir, on_progress=lambda k: bar.advance(task, k)
-        )
+        advance = task_maker(bar)("micrographs", n)
+        paths = write_simulated_micrographs(vol, cfg, outdir, on_progress=advance)
     console.print(
         f"wrote {len(paths)} micrographs, coordinates and micrographs_ctf.star into {outdir}",
         highlight=False,
