@@ -40,6 +40,11 @@ PER_CLASS = 40
 ITERATIONS = 4
 
 
+def particle_radius(side: int) -> float:
+    """The particle radius (px) in a class box of ``side`` px (:data:`BOX_DIAMETERS`)."""
+    return side / (2 * BOX_DIAMETERS)
+
+
 @dataclass
 class SurveyClasses:
     """The survey's classification: class ``averages`` ``(K, n, n)``, each candidate's class
@@ -95,7 +100,7 @@ def classify_survey(boxes: np.ndarray, seed: int = 0, device: str = "cpu") -> Su
 
     t0 = time.perf_counter()
     n = boxes.shape[-1]
-    radius = n / (2 * BOX_DIAMETERS)
+    radius = particle_radius(n)
     k = int(min(CLASSES, max(2, len(boxes) // PER_CLASS)))
     settings = ClassifySettings(classes=k, iterations=ITERATIONS, radius=radius, seed=seed)
     result = classify(boxes, settings, device)
@@ -109,7 +114,7 @@ def template_match(templates: np.ndarray, boxes: np.ndarray, batch: int = 1024) 
     cuts them (the particle radius a quarter of their side)."""
     from cryosift.classify.judge import template_match as match
 
-    return match(templates, boxes, boxes.shape[-1] / (2 * BOX_DIAMETERS), batch)
+    return match(templates, boxes, particle_radius(boxes.shape[-1]), batch)
 
 
 def held_out_matches(classes: SurveyClasses, boxes: np.ndarray, group: np.ndarray) -> np.ndarray:
@@ -127,7 +132,7 @@ def held_out_matches(classes: SurveyClasses, boxes: np.ndarray, group: np.ndarra
     if len(groups) < 2 or classes.result is None:
         return template_match(classes.templates, boxes)
     n = boxes.shape[-1]
-    aligner = Aligner(n, ClassifySettings(radius=n / (2 * BOX_DIAMETERS)), torch.device("cpu"))
+    aligner = Aligner(n, ClassifySettings(radius=particle_radius(n)), torch.device("cpu"))
     x = normalise(torch.as_tensor(np.asarray(boxes, np.float32)), aligner.mask).numpy()
     out = np.zeros(len(boxes))
     for g in groups:
@@ -148,5 +153,5 @@ def survey_classes_figure(classes: SurveyClasses, path) -> None:
     order = np.argsort(-j.counts, kind="stable")
     total = max(int(j.counts.sum()), 1)
     titles = [f"{j.counts[k] / total:.0%} {j.verdict[k]}" for k in order]
-    diameter = classes.averages.shape[-1] / BOX_DIAMETERS
+    diameter = 2 * particle_radius(classes.averages.shape[-1])
     gallery(path, classes.averages[order], titles, j.particle[order], j.counts[order], diameter)
