@@ -66,6 +66,7 @@ bench: install
 	$(PY) benchmarks/picking_peers.py
 	$(PY) benchmarks/picking_carry.py
 	$(PY) benchmarks/classify_2d.py
+	$(PY) benchmarks/classify_scale.py
 	$(PY) benchmarks/clean_on_picks.py
 	$(PY) benchmarks/pipeline_throughput.py
 

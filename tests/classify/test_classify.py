@@ -3,6 +3,8 @@ shapes separated whatever their rotation, deterministic per seed, RELION's files
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -236,3 +238,33 @@ def test_relion_30_input_keeps_origins_in_px(tmp_path):
     parts = next(iter(blocks.values()))
     assert {"rlnOriginX", "rlnOriginY"} <= set(parts) and "rlnOriginXAngst" not in parts
     assert parts.rlnOriginX.abs().max() <= 8 and parts.rlnOriginX.abs().max() > 0
+
+
+def test_particles_beyond_the_sample_join_its_classes_turned_into_its_frame(tmp_path, monkeypatch):
+    """``cryosift classify`` beyond its limit classifies an evenly spaced sample and lets the
+    others join: they land in their shape's class, and their angles and origins turn them
+    into its average's frame as well as the sample's own do."""
+    from cryosift.classify import run
+    from cryosift.io.mrc import write_stack
+
+    images, truth = _stack(150, seed=4)
+    write_stack(tmp_path / "parts.mrcs", images, 2.0)
+    monkeypatch.setattr(run, "MAX_CLASSIFIED", 100)
+    settings = ClassifySettings(classes=2, iterations=5, radius=18, seed=1)
+    res, _, facts = run.classify_file(tmp_path / "parts.mrcs", tmp_path / "out", settings)
+    assert facts["classified"] == 100 and facts["particles"] == len(images) == len(res.labels)
+    for name in SHAPES:
+        labels = res.labels[truth == name]
+        assert (labels == np.bincount(labels).argmax()).mean() >= 0.95, name
+
+    def fit(result) -> np.ndarray:  # each image, turned back, against its class average
+        back = run.aligned(images, result, np.arange(len(images)))
+        pairs = zip(back, result.averages[result.labels], strict=True)
+        return np.array([np.corrcoef(b.ravel(), a.ravel())[0, 1] for b, a in pairs])
+
+    joined = ~np.isin(np.arange(len(images)), run.sample_rows(len(images), 100))
+    rng = np.random.default_rng(0)
+    wrong = dataclasses.replace(res, psi=rng.uniform(0, 360, len(images)))
+    # the sample's own images are a part of their averages, so fit them a little better
+    assert fit(res)[joined].mean() >= fit(res)[~joined].mean() - 0.05
+    assert fit(res)[joined].mean() >= fit(wrong)[joined].mean() + 0.1

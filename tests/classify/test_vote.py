@@ -15,14 +15,16 @@ from PIL import Image
 from scipy import ndimage
 
 from conftest import recorded_progress
-from cryosift.classify.align import ClassifySettings, classify, classify_steps
+from cryosift.classify.align import ClassifySettings, assign, classify, classify_steps
 from cryosift.classify.judge import OFF_CENTRE
+from cryosift.classify.run import classify_run_particles, sample_rows
 from cryosift.classify.vote import (
     NOISE_PASS,
     ClassVote,
     class_vote,
     combine,
     fit_pvalues,
+    join_rest,
     particle_classes,
     vote_figure,
     vote_note,
@@ -30,6 +32,8 @@ from cryosift.classify.vote import (
     vote_titles,
     wanted,
 )
+from cryosift.io.mrc import write_stack
+from cryosift.io.particles import read_particles
 from cryosift.outliers.clean import clean_images
 from cryosift.simulate.toy import blob_particle
 
@@ -440,3 +444,92 @@ def test_when_clean_classifies():
     assert wanted("moderate", None) and wanted("LOW", None) and wanted("none", None)
     assert not wanted("good", None)
     assert wanted("good", 8) and not wanted("LOW", 0)
+
+
+def test_assigning_to_fixed_averages_is_the_classification_in_any_rotation(classified):
+    """Images given to their classification's own averages land in their own classes; turned
+    by 90 degrees, they land in a class of the same kind, and those of a lone particle that
+    stay in their class are found turned by 90 degrees more (to the 5-degree step, in
+    noise)."""
+    images, kinds, result = classified
+    settings = ClassifySettings(classes=12, radius=R, seed=0)
+    same = assign(images, result.averages, settings)
+    assert (same.labels == result.labels).mean() >= 0.95
+    assert np.array_equal(same.averages, result.averages) and same.counts.sum() == len(images)
+    turned = assign(np.rot90(images, 1, axes=(1, 2)).copy(), result.averages, settings)
+    particle, _ = particle_classes(result.averages, result.counts, R)
+    assert (particle[turned.labels] == particle[same.labels]).mean() >= 0.95
+    stay = (turned.labels == same.labels) & (kinds == "particle")  # one particle, no neighbour
+    turn = (turned.psi[stay] - same.psi[stay] + 180) % 360 - 180
+    assert stay.sum() > 0.5 * (kinds == "particle").sum()
+    # np.rot90 turns counter-clockwise as displayed, as psi does
+    assert abs(np.median(turn) - 90) <= 5 and np.mean(np.abs(turn - 90) <= 15) >= 0.8
+
+
+def test_a_classified_sample_joined_by_the_rest_votes_as_the_whole_does(tmp_path):
+    """``cryosift run`` beyond its classification's limit: half the stack classified, the
+    other half joins its classes and is fitted; every image gets a class and a fit, the
+    sample's own are kept, and the vote's verdicts are as good as with every image
+    classified; deterministic."""
+    images, kinds = constructed_stack()
+    write_stack(tmp_path / "stack.mrcs", images, 2.0)
+    pset = read_particles(tmp_path / "stack.mrcs")
+    whole = classify_run_particles(pset, R / N, 12, seed=0)
+    part = classify_run_particles(pset, R / N, 12, seed=0, limit=len(images) // 2)
+    assert whole is not None and part is not None
+    assert not whole.sampled and part.sampled and len(part.rows) == len(images) // 2
+    verdicts = {}
+    for name, found in (("whole", whole), ("sample", part)):
+        result, vote = found.result, class_vote(found.images, found.result, found.radius, seed=0)
+        if found.sampled:
+            tasks, progress = recorded_progress()
+            joined = (pset, found.rows, found.images, found.sample)
+            result, vote = join_rest(*joined, vote, seed=0, progress=progress)
+            again = join_rest(*joined, class_vote(found.images, found.result, R), seed=0)[1]
+            assert np.array_equal(again.fit_p, vote.fit_p)
+            assert np.array_equal(result.labels[found.rows], found.sample.labels)
+            total, *steps = tasks["joining the classes"]
+            assert total == sum(steps) == 1
+        assert len(result.labels) == len(vote.fit_p) == len(images)
+        assert result.counts.sum() == len(images)
+        table = clean_images(images, R)
+        combine(table, vote)
+        verdicts[name] = table.verdict.to_numpy() == "inlier"
+    particle = np.isin(kinds, ["particle", "crowded"])
+    for kept in verdicts.values():
+        assert kept[particle].mean() >= 0.95 and (~kept[~particle]).mean() >= 0.8
+    assert (verdicts["whole"] == verdicts["sample"]).mean() >= 0.95
+
+
+def test_a_sample_is_spread_over_the_whole_set():
+    """The classified sample: every row when there are few, else evenly spaced rows."""
+    assert np.array_equal(sample_rows(7, 10), np.arange(7))
+    rows = sample_rows(1_000_000, 50_000)
+    assert len(rows) == 50_000 and rows[0] == 0 and rows[-1] == 999_999
+    assert np.ptp(np.diff(rows)) <= 1
+
+
+def test_clean_votes_with_a_sample_beyond_its_limit(tmp_path, monkeypatch):
+    """``cryosift clean``'s vote over a particle file classifies an evenly spaced sample
+    once the file holds more than :data:`cryosift.classify.run.MAX_CLASSIFIED` particles;
+    every particle still gets its class and fit, and the verdicts stay good."""
+    from cryosift.classify import run
+    from cryosift.classify.vote import vote_on_particles
+    from cryosift.outliers.clean import CleanConfig, clean_particles
+
+    images, kinds = constructed_stack()
+    write_stack(tmp_path / "stack.mrcs", images, 2.0)
+    pset = read_particles(tmp_path / "stack.mrcs")
+    cfg = CleanConfig(radius_px=R, size=N)
+    kept = {}
+    for limit in (len(images), len(images) // 3):
+        monkeypatch.setattr(run, "MAX_CLASSIFIED", limit)
+        result = clean_particles(pset, cfg)
+        vote = vote_on_particles(pset, result, classes=12, seed=0)
+        assert vote is not None and len(vote.labels) == len(vote.fit_p) == len(images)
+        kept[limit] = result.table.verdict.to_numpy() == "inlier"
+        assert result.stats["class_vote"]["classes"] == 12
+    particle = np.isin(kinds, ["particle", "crowded"])
+    for k in kept.values():
+        assert k[particle].mean() >= 0.95 and (~k[~particle]).mean() >= 0.8
+    assert (kept[len(images)] == kept[len(images) // 3]).mean() >= 0.95

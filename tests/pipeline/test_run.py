@@ -299,3 +299,36 @@ def test_an_interrupt_that_was_swallowed_still_stops_the_run(run_sim, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _run_with_progress(mics, cfg, tmp_path / "run", interrupt, report=False)
     assert not (tmp_path / "run" / "run.json").exists()
+
+
+def test_the_classes_of_a_sample_reach_every_particle(reference_run, monkeypatch, tmp_path):
+    """Beyond its classification limit the run classifies a sample and the other particles
+    join it: every particle is written with a class, angle and origin, and its verdict's
+    class number is the one the classes' files give it (classes numbered by all members)."""
+    import numpy as np
+
+    from cryosift.classify import run as classify_run
+    from cryosift.pipeline import run as pipeline
+
+    params = json.loads((reference_run / "run.json").read_text())["parameters"]
+    cfg = pipeline.RunConfig(**params)
+    pset = read_particles(reference_run / "particles.star")
+    limit = len(pset) // 2
+    monkeypatch.setattr(classify_run, "MAX_CLASSIFIED", limit)
+    result = pipeline.clean_particles(pset, pipeline.clean_config(cfg))
+    found = pipeline._classify_stage(pset, result, cfg, "cpu", {}, None)
+    assert found is not None and len(found.rows) == limit < found.total == len(pset)
+    assert len(found.result.labels) == len(pset) == found.result.counts.sum()
+    run = pipeline.RunResult(pd.DataFrame(), result.table, None)
+    pipeline._write_classes(run, found, pset, tmp_path, "")
+    assert run.facts["classes"]["classified"] == limit
+    from cryosift.report import html
+
+    section = html.render({"classes": html._classes(run)}, "classes.html.j2")  # so says the report
+    assert f"sample of {limit:,} of the {len(pset):,} particles" in " ".join(section.split())
+    parts = read_star_blocks(tmp_path / "classes" / "particles.star")["particles"]
+    assert len(parts) == len(pset) and parts.rlnAnglePsi.notna().all()
+    np.testing.assert_array_equal(parts.rlnClassNumber.to_numpy(), result.table["class"])
+    model = read_star_blocks(tmp_path / "classes" / "model.star")["model_classes"]
+    assert model.rlnCryosiftClassSize.is_monotonic_decreasing
+    assert model.rlnCryosiftClassSize.sum() == len(pset)

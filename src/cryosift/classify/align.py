@@ -307,6 +307,19 @@ def classify(
     sums, counts = _averages(x, labels, psi, shifts, k, aligner)
     done(1)
     averages = sums / counts.clamp_min(1)[:, None, None]
+    return _result(averages, labels, psi, shifts, scores, counts)
+
+
+def _result(
+    averages: torch.Tensor,
+    labels: torch.Tensor,
+    psi: torch.Tensor,
+    shifts: torch.Tensor,
+    scores: torch.Tensor,
+    counts: torch.Tensor,
+) -> ClassifyResult:
+    """The :class:`ClassifyResult` of an assignment: ``psi`` (radians) and the references'
+    ``shifts`` ``(B, 2)`` turned into the result's degrees and image origins."""
     c, s = torch.cos(psi), torch.sin(psi)
     # image = rotate_psi(shift_s(average)) = shift_{R s}(rotate_psi(average)); y points down
     origin = torch.stack(
@@ -320,3 +333,23 @@ def classify(
         scores=scores.cpu().numpy(),
         counts=counts.cpu().numpy().astype(np.int64),
     )
+
+
+def assign(
+    images: np.ndarray, averages: np.ndarray, settings: ClassifySettings, device: str = "cpu"
+) -> ClassifyResult:
+    """``(B, n, n)`` images given to the closest of fixed class ``averages`` ``(K, n, n)``
+    under every rotation and shift, as an iteration of :func:`classify` does (the averages
+    low-passed and normalised into references): one pass, no average changes. The result's
+    ``averages`` are the given ones and its ``counts`` those of these images. This is how
+    images beyond a classified sample join its classes."""
+    dev = torch.device(device)
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32), device=dev)
+    aligner = Aligner(x.shape[-1], settings, dev)
+    x = normalise(x, aligner.mask)
+    spectra = torch.cat([aligner.spectra(b) for b in torch.split(x, settings.batch)])
+    avg = torch.as_tensor(np.asarray(averages, dtype=np.float32), device=dev)
+    refs = normalise(lowpass(avg, settings.lowpass), aligner.mask)
+    labels, psi, shifts, scores = _assign(spectra, refs, aligner)
+    counts = torch.bincount(labels, minlength=len(avg))
+    return _result(avg, labels, psi, shifts, scores, counts)

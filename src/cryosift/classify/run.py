@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,13 +23,20 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
-from cryosift.classify.align import ClassifyResult, ClassifySettings, classify, rotate_shift
+from cryosift.classify.align import (
+    ClassifyResult,
+    ClassifySettings,
+    assign,
+    classify,
+    rotate_shift,
+)
 from cryosift.errors import InputError
 from cryosift.io.atomic import write_all_or_nothing
 from cryosift.io.mrc import write_stack
 from cryosift.io.particles import ParticleSet, one_optics_group
 from cryosift.io.star import write_star
 from cryosift.preprocess.particles import prepared_rows
+from cryosift.progress import Progress, no_progress
 
 #: Side the particles are Fourier-cropped to before classification (px).
 SIZE = 64
@@ -40,6 +47,21 @@ DEFAULT_RADIUS = 0.3
 GOOD_FACTOR = 1.5
 #: Particles read and prepared at once.
 CHUNK = 4096
+
+#: Most particles classified at once (``cryosift run``, ``clean``'s vote, ``classify``):
+#: beyond them an evenly spaced sample of this many is classified and every other particle
+#: joins its classes in one pass (:func:`join_classes`), so that memory and time stay
+#: bounded on a dataset of millions (classifying holds about 50 kB per particle: 2.5 GB for
+#: this many; ``benchmarks/classify_scale.py``).
+MAX_CLASSIFIED = 50_000
+
+
+def sample_rows(n: int, limit: int) -> np.ndarray:
+    """``(min(n, limit),)`` evenly spaced rows of ``n`` particles (in a run's order, every
+    micrograph's share)."""
+    if n <= limit:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
 
 
 @dataclass
@@ -52,17 +74,32 @@ class ClassRanking:
     reason: list[str]
 
 
-def prepare(pset: ParticleSet, size: int = SIZE, workers: int = -1) -> tuple[np.ndarray, float]:
-    """All particles phase flipped (when their CTF is known and not yet applied) and
-    Fourier-cropped to ``min(size, box)`` px: ``(B, d, d)`` float32, and the cropped pixel
-    size (Å, or 0 when unknown)."""
+def prepare(
+    pset: ParticleSet, size: int = SIZE, workers: int = -1, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
+    """The particles ``rows`` ``(R,)`` (default: all) phase flipped (when their CTF is known
+    and not yet applied) and Fourier-cropped to ``min(size, box)`` px: ``(R, d, d)`` float32,
+    and the cropped pixel size (Å, or 0 when unknown)."""
+    rows = np.arange(len(pset)) if rows is None else np.asarray(rows)
+    d = min(size, pset.box)
+    out = np.empty((len(rows), d, d), np.float32)
+    done = 0
+    for _, images in prepared_chunks(pset, rows, size, workers):
+        out[done : done + len(images)] = images
+        done += len(images)
+    return out, (pset.angpix or 0.0) * pset.box / d
+
+
+def prepared_chunks(
+    pset: ParticleSet, rows: np.ndarray, size: int = SIZE, workers: int = -1
+) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """The particles ``rows`` of ``pset`` prepared as :func:`prepare` does, :data:`CHUNK` at
+    a time: each chunk's rows ``(b,)`` and images ``(b, d, d)``."""
     d = min(size, pset.box)
     flip = pset.ctf is not None and not pset.phase_flipped and bool(pset.angpix)
-    out = np.empty((len(pset), d, d), np.float32)
-    for start in range(0, len(pset), CHUNK):
-        rows = np.arange(start, min(start + CHUNK, len(pset)))
-        out[rows] = prepared_rows(pset, rows, d, flip, workers)
-    return out, (pset.angpix or 0.0) * pset.box / d
+    for start in range(0, len(rows), CHUNK):
+        part = np.asarray(rows[start : start + CHUNK])
+        yield part, prepared_rows(pset, part, d, flip, workers)
 
 
 def frc_resolution(a: np.ndarray, b: np.ndarray) -> float:
@@ -262,7 +299,9 @@ def classify_file(
     """``cryosift classify`` on one particles file (or its :class:`ParticleSet`, already
     read: it is closed here); returns the result, ranking and facts. The particle size:
     ``diameter_A``, or ``diameter_px`` in px of the file's images. The classification's
-    steps go to ``on_progress`` (:func:`cryosift.classify.align.classify`)."""
+    steps go to ``on_progress`` (:func:`cryosift.classify.align.classify`). Beyond
+    :data:`MAX_CLASSIFIED` particles an evenly spaced sample is classified and the others
+    join its classes (:func:`join_classes`)."""
     from cryosift.io.particles import read_particles
     from cryosift.io.paths import folder_prefix
 
@@ -272,7 +311,8 @@ def classify_file(
     else:
         pset = read_particles(path, datadir=datadir, angpix=angpix)
     try:
-        images, crop_angpix = prepare(pset)
+        rows = sample_rows(len(pset), MAX_CLASSIFIED)
+        images, crop_angpix = prepare(pset, rows=rows)
         d = images.shape[-1]
         radius = settings.radius
         if diameter_px is not None:
@@ -288,10 +328,13 @@ def classify_file(
         run = ClassifySettings(**{**asdict(settings), "radius": float(radius)})
         result = classify(images, run, device, on_progress)
         ranking = rank_classes(images, result, crop_angpix)
-        good_share = float(result.counts[ranking.good].sum() / max(len(images), 1))
+        if len(rows) < len(pset):  # beyond MAX_CLASSIFIED: the others join the sample
+            result = join_classes(pset, rows, result, run, device)
+        good_share = float(result.counts[ranking.good].sum() / max(len(pset), 1))
         facts = {
             "settings": asdict(run),
-            "particles": len(images),
+            "particles": len(pset),
+            "classified": len(rows),
             "size_px": d,
             "angpix": crop_angpix,
             "good_classes": int(ranking.good.sum()),
@@ -319,9 +362,12 @@ def class_count(n: int, classes: int) -> int:
 
 @dataclass
 class RunClasses:
-    """``cryosift run``'s classification: the classified ``images`` ``(B, n, n)``, their
-    pixel size ``angpix`` (Å, 0 unknown), the ``result``, the ``ranking``, the particle
-    ``radius`` (px of the images) and the ``seconds`` it took."""
+    """``cryosift run``'s classification: the classified ``images`` ``(S, n, n)`` (the
+    particles ``rows`` ``(S,)`` of the set, all of them unless there were more than
+    :data:`MAX_CLASSIFIED`), their pixel size ``angpix`` (Å, 0 unknown), the ``sample``'s
+    classification (of those images), the ``result`` for every particle of the set (the
+    sample's until the others join it), the ``ranking``, the particle ``radius`` (px of the
+    images) and the ``seconds`` it took."""
 
     images: np.ndarray
     angpix: float
@@ -329,6 +375,14 @@ class RunClasses:
     ranking: ClassRanking
     radius: float
     seconds: float
+    rows: np.ndarray
+    sample: ClassifyResult
+    total: int
+
+    @property
+    def sampled(self) -> bool:
+        """Only a sample was classified: the other particles have yet to join."""
+        return len(self.rows) < self.total
 
 
 def classify_run_particles(
@@ -337,20 +391,58 @@ def classify_run_particles(
     classes: int,
     seed: int = 0,
     device: str = "cpu",
+    limit: int | None = None,
 ) -> RunClasses | None:
-    """``cryosift run``'s 2D classification of all its particles ``pset``, the particle
-    radius ``radius_fraction`` of the box, into ``classes`` classes (fewer when there are
-    fewer than :data:`PER_CLASS` particles per class); None when there are too few particles
+    """``cryosift run``'s 2D classification of its particles ``pset`` (at most ``limit``,
+    default :data:`MAX_CLASSIFIED`, of them: :func:`sample_rows`), the particle radius
+    ``radius_fraction`` of the box, into ``classes`` classes (fewer when there are fewer
+    than :data:`PER_CLASS` particles per class); None when there are too few particles
     for two classes."""
-    k = class_count(len(pset), classes)
+    rows = sample_rows(len(pset), MAX_CLASSIFIED if limit is None else limit)
+    k = class_count(len(rows), classes)
     if k < 2:
         return None
     t0 = time.perf_counter()
-    images, angpix = prepare(pset)
+    images, angpix = prepare(pset, rows=rows)
     radius = radius_fraction * images.shape[-1]
     result = classify(images, ClassifySettings(classes=k, radius=radius, seed=seed), device)
     ranking = rank_classes(images, result, angpix)
-    return RunClasses(images, angpix, result, ranking, radius, time.perf_counter() - t0)
+    seconds = time.perf_counter() - t0
+    return RunClasses(images, angpix, result, ranking, radius, seconds, rows, result, len(pset))
+
+
+def join_classes(
+    pset: ParticleSet,
+    rows: np.ndarray,
+    sample: ClassifyResult,
+    settings: ClassifySettings,
+    device: str = "cpu",
+    progress: Progress = no_progress,
+    visit: Callable[[np.ndarray, np.ndarray], None] | None = None,
+) -> ClassifyResult:
+    """The classification ``sample`` of the particles ``rows`` ``(S,)`` of ``pset`` grown to
+    every particle: each other one joins the class, rotation and shift it correlates best
+    with (:func:`cryosift.classify.align.assign`; an emptied class takes nobody), the
+    averages unchanged, :data:`CHUNK` particles at a time (a step each of a "joining the
+    classes" task of ``progress``), each chunk's rows ``(b,)`` and prepared images
+    ``(b, n, n)`` also shown to ``visit``."""
+    b = len(pset)
+    labels, psi, scores, shifts = np.zeros(b, np.int64), np.zeros(b), np.zeros(b), np.zeros((b, 2))
+    for whole, part in ((labels, sample.labels), (psi, sample.psi), (scores, sample.scores),
+                        (shifts, sample.shifts)):  # fmt: skip
+        whole[rows] = part
+    rest = np.setdiff1d(np.arange(b), rows)
+    live = np.flatnonzero(sample.counts > 0)
+    advance = progress("joining the classes", -(-len(rest) // CHUNK))
+    for part, chunk in prepared_chunks(pset, rest):
+        joined = assign(chunk, sample.averages[live], settings, device)
+        labels[part], psi[part], scores[part] = live[joined.labels], joined.psi, joined.scores
+        shifts[part] = joined.shifts
+        if visit is not None:
+            visit(part, chunk)
+        advance(1)
+    counts = np.bincount(labels, minlength=len(sample.averages))
+    return ClassifyResult(sample.averages, labels, psi, shifts, scores, counts)
 
 
 def write_run_classes(
@@ -359,7 +451,8 @@ def write_run_classes(
     """Write the files of :func:`write_outputs` for ``found`` into ``outdir``; return the
     facts (share of all particles, of the inliers ``inlier`` ``(B,)`` and of the removed
     ones in good classes) and the two galleries (PNG bytes: class averages of the inliers
-    and of the removed particles, largest class first)."""
+    and of the removed particles, largest class first; of the classified sample's, counted
+    over all)."""
     import io
 
     result, ranking = found.result, found.ranking
@@ -374,6 +467,8 @@ def write_run_classes(
         "classes": k,
         "good_classes": int(ranking.good.sum()),
         "good_factor": GOOD_FACTOR,
+        "classified": len(found.rows),
+        "particles": found.total,
         "share_in_good_classes": {"all": share(np.ones_like(inlier)), "inliers": share(inlier),
                                   "removed": share(~inlier)},
     }  # fmt: skip
@@ -381,9 +476,9 @@ def write_run_classes(
     pngs = {}
     for name, mask in (("inliers", inlier), ("removed", ~inlier)):
         counts = np.bincount(result.labels[mask], minlength=k)[order]
+        averages = subset_averages(found.images, found.sample, mask[found.rows])[order]
         buf = io.BytesIO()
-        gallery(buf, subset_averages(found.images, result, mask)[order], numbered(counts),
-                ranking.good[order], counts, 2 * found.radius)  # fmt: skip
+        gallery(buf, averages, numbered(counts), ranking.good[order], counts, 2 * found.radius)
         pngs[name] = buf.getvalue()
     facts["seconds"] = round(found.seconds, 2)
     outdir.mkdir(parents=True, exist_ok=True)

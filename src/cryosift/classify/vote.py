@@ -72,7 +72,7 @@ Images are ``(B, n, n)`` centred on pixel ``n // 2``, the classification's own
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -229,8 +229,12 @@ def fit_pvalues(
         return np.ones(len(images))
     if noise is None:
         noise = noise_like(images, NULL_IMAGES, seed)
-    score = template_match(templates, images, radius)
     null = np.sort(template_match(templates, noise, radius))
+    return share_above(null, template_match(templates, images, radius))
+
+
+def share_above(null: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """``(B,)`` the share of the sorted ``null`` scores at least each ``score`` ``(B,)``."""
     return 1.0 - np.searchsorted(null, score, side="left") / len(null)
 
 
@@ -278,6 +282,42 @@ def class_vote(
         result.averages,
         radius=radius,
     )
+
+
+def join_rest(
+    pset: ParticleSet,
+    rows: np.ndarray,
+    images: np.ndarray,
+    sample: ClassifyResult,
+    vote: ClassVote,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: Progress = no_progress,
+) -> tuple[ClassifyResult, ClassVote]:
+    """The classification ``sample`` of the particles ``rows`` ``(S,)`` of ``pset`` (their
+    prepared ``images`` ``(S, n, n)``) and its ``vote``, grown to every particle of ``pset``:
+    the others join the sample's classes (:func:`cryosift.classify.run.join_classes`) and
+    are fitted against its particle classes' averages, which hold none of them (no half
+    need be held out); deterministic per ``seed``."""
+    from cryosift.classify.align import ClassifySettings
+    from cryosift.classify.run import join_classes
+
+    t0 = time.perf_counter()
+    radius = float(vote.radius or 0.0)
+    fit_p = np.ones(len(pset))
+    fit_p[rows] = vote.fit_p
+    templates = sample.averages[vote.particle & (sample.counts > 0)]
+    noise = noise_like(images, NULL_IMAGES, seed)
+    null = np.sort(template_match(templates, noise, radius)) if len(templates) else None
+
+    def fit(part: np.ndarray, chunk: np.ndarray) -> None:
+        if null is not None:
+            fit_p[part] = share_above(null, template_match(templates, chunk, radius))
+
+    settings = ClassifySettings(classes=len(sample.averages), radius=radius, seed=seed)
+    result = join_classes(pset, rows, sample, settings, device, progress, fit)
+    seconds = vote.seconds + time.perf_counter() - t0
+    return result, replace(vote, labels=result.labels, fit_p=fit_p, seconds=seconds)
 
 
 #: The picture of the vote, written beside the cleaned outputs (:func:`vote_figure`).
@@ -454,6 +494,23 @@ def vote_on_images(
     radial detector's ``table`` (:func:`combine`); None (nothing changed) when there are too
     few images for two classes. The classification's steps go to a "class vote" task of
     ``progress``."""
+    found = classified_vote(images, radius, classes, seed, device, progress)
+    if found is None:
+        return None
+    combine(table, found[1])
+    return found[1]
+
+
+def classified_vote(
+    images: np.ndarray,
+    radius: float,
+    classes: int = CLEAN_CLASSES,
+    seed: int = 0,
+    device: str = "cpu",
+    progress: Progress = no_progress,
+) -> tuple[ClassifyResult, ClassVote] | None:
+    """The classification of ``images`` of :func:`vote_on_images` and its vote, before the
+    vote is combined with anything; None when there are too few images for two classes."""
     from cryosift.classify.align import ClassifySettings, classify, classify_steps
     from cryosift.classify.run import class_count
 
@@ -463,9 +520,7 @@ def vote_on_images(
     settings = ClassifySettings(classes=k, radius=radius, seed=seed)
     advance = progress("class vote", classify_steps(settings))
     classified = classify(images, settings, device, advance)
-    vote = class_vote(images, classified, radius, seed)
-    combine(table, vote)
-    return vote
+    return classified, class_vote(images, classified, radius, seed)
 
 
 def vote_if_wanted(
@@ -487,16 +542,24 @@ def vote_on_particles(
 ) -> ClassVote | None:
     """:func:`vote_on_images` for the particle set ``pset`` (prepared as
     :func:`cryosift.classify.run.prepare` does) on the cleaning ``result``
-    (:class:`cryosift.outliers.clean.CleanResult`), whose table and statistics change."""
-    from cryosift.classify.run import prepare
+    (:class:`cryosift.outliers.clean.CleanResult`), whose table and statistics change.
+    Beyond :data:`cryosift.classify.run.MAX_CLASSIFIED` particles an evenly spaced sample is
+    classified and the others join it (:func:`join_rest`)."""
+    from cryosift.classify import run
 
     t0 = time.perf_counter()
-    images, _ = prepare(pset)
+    rows = run.sample_rows(len(pset), run.MAX_CLASSIFIED)
+    images, _ = run.prepare(pset, rows=rows)
     radius = result.radius * images.shape[-1] / result.size
-    vote = vote_on_images(images, result.table, radius, classes, seed, device, progress)
-    if vote is not None:
-        seconds = round(time.perf_counter() - t0 - vote.seconds, 2)
-        record(result, vote, classification_seconds=seconds)
+    found = classified_vote(images, radius, classes, seed, device, progress)
+    if found is None:
+        return None
+    classified, vote = found
+    if len(rows) < len(pset):
+        vote = join_rest(pset, rows, images, classified, vote, seed, device, progress)[1]
+    combine(result.table, vote)
+    seconds = round(time.perf_counter() - t0 - vote.seconds, 2)
+    record(result, vote, classification_seconds=seconds)
     return vote
 
 

@@ -25,7 +25,7 @@ import json
 import platform
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -376,19 +376,29 @@ def truth_metrics(
     return pd.DataFrame(rows)
 
 
-def _classify_stage(pset, result, cfg: RunConfig, device: str, timings: dict, adapted: dict | None):
-    """2D classes of all particles (``cfg.classes``; None at 0 or with too few particles),
-    and their vote on the cleaning ``result`` (:mod:`cryosift.classify.vote`), whose table
-    and statistics it changes; ``adapted``, the picker's adaptation record, says whether the
-    survey doubts the radial profiles (:func:`cryosift.picking.adapt.radial_doubt`); with
-    it, the vote may leave out loosened rejects that fit like noise, and, when the picks were
-    cut between two humps at the defaults (no ``--threshold``, ``--area-fraction`` or
-    ``--strict-threshold``), keeps the radial rejects
-    (:func:`cryosift.picking.adapt.picks_trusted`)."""
+def _classify_stage(
+    pset,
+    result,
+    cfg: RunConfig,
+    device: str,
+    timings: dict,
+    adapted: dict | None,
+    progress: Progress = no_progress,
+):
+    """2D classes of all particles (``cfg.classes``; None at 0 or with too few particles; beyond
+    :data:`cryosift.classify.run.MAX_CLASSIFIED` particles, those of an evenly spaced
+    sample, which the others then join: :func:`cryosift.classify.vote.join_rest`, a task of
+    ``progress``), and their vote on the cleaning ``result``
+    (:mod:`cryosift.classify.vote`), whose table and statistics it changes; ``adapted``, the
+    picker's adaptation record, says whether the survey doubts the radial profiles
+    (:func:`cryosift.picking.adapt.radial_doubt`); with it, the vote may leave out loosened
+    rejects that fit like noise, and, when the picks were cut between two humps at the
+    defaults (no ``--threshold``, ``--area-fraction`` or ``--strict-threshold``), keeps the
+    radial rejects (:func:`cryosift.picking.adapt.picks_trusted`)."""
     if cfg.classes <= 0:
         return None
     from cryosift.classify.run import class_numbers, classify_run_particles
-    from cryosift.classify.vote import class_vote, combine, record
+    from cryosift.classify.vote import class_vote, combine, join_rest, record
     from cryosift.picking.adapt import picks_trusted, radial_doubt
 
     t0 = time.perf_counter()
@@ -399,6 +409,11 @@ def _classify_stage(pset, result, cfg: RunConfig, device: str, timings: dict, ad
         return None
     numbers = class_numbers(found.result, found.ranking)
     vote = class_vote(found.images, found.result, found.radius, cfg.seed, numbers)
+    if found.sampled:  # the other particles join the sample's classes and vote
+        whole, vote = join_rest(pset, found.rows, found.images, found.sample, vote, cfg.seed,
+                                device, progress)  # fmt: skip
+        found = replace(found, result=whole)
+        vote.numbers = class_numbers(whole, found.ranking)
     default = cfg.threshold is None and cfg.area_fraction is None and not cfg.strict_clean
     trusted = picks_trusted(adapted) if default else None
     combine(result.table, vote, radial_doubt(adapted), adapted is not None, trusted)
@@ -666,7 +681,7 @@ def run_pipeline(
         result = _clean(pset, particles, cfg, progress)
         timings["clean"] = time.perf_counter() - t0
         finish = progress("2D classes" + (", report" if report else ""), 1 + int(report))
-        found = _classify_stage(pset, result, cfg, device, timings, state.get("adapt"))
+        found = _classify_stage(pset, result, cfg, device, timings, state.get("adapt"), progress)
         finish(1)
         metrics = None
         if truth is not None:

@@ -227,13 +227,13 @@ def build_context(outdir: Path, run, pset, cfg, inputs: dict, mics: pd.DataFrame
     }
 
 
-def render(context: dict) -> str:
-    """The HTML page for ``context``."""
+def render(context: dict, template: str = "report.html.j2") -> str:
+    """The HTML page for ``context`` (or one of its sections' ``template``)."""
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("cryosift.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
     )
-    return env.get_template("report.html.j2").render(**context)
+    return env.get_template(template).render(**context)
 
 
 def write_report(outdir: Path, run, pset, cfg, inputs: dict, mics: pd.DataFrame) -> Path:
