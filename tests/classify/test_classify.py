@@ -242,8 +242,9 @@ def test_relion_30_input_keeps_origins_in_px(tmp_path):
 
 def test_particles_beyond_the_sample_join_its_classes_turned_into_its_frame(tmp_path, monkeypatch):
     """``cryosift classify`` beyond its limit classifies an evenly spaced sample and lets the
-    others join: they land in their shape's class, and their angles and origins turn them
-    into its average's frame as well as the sample's own do."""
+    others join (each step shown): they land in their shape's class, and their angles and
+    origins turn them into its average's frame as well as the sample's own do."""
+    from conftest import recorded_progress
     from cryosift.classify import run
     from cryosift.io.mrc import write_stack
 
@@ -251,8 +252,13 @@ def test_particles_beyond_the_sample_join_its_classes_turned_into_its_frame(tmp_
     write_stack(tmp_path / "parts.mrcs", images, 2.0)
     monkeypatch.setattr(run, "MAX_CLASSIFIED", 100)
     settings = ClassifySettings(classes=2, iterations=5, radius=18, seed=1)
-    res, _, facts = run.classify_file(tmp_path / "parts.mrcs", tmp_path / "out", settings)
+    tasks, progress = recorded_progress()
+    res, _, facts = run.classify_file(
+        tmp_path / "parts.mrcs", tmp_path / "out", settings, progress=progress
+    )
     assert facts["classified"] == 100 and facts["particles"] == len(images) == len(res.labels)
+    for name, total in (("classifying", classify_steps(settings)), ("joining the classes", 1)):
+        assert tasks[name][0] == sum(tasks[name][1:]) == total, name
     for name in SHAPES:
         labels = res.labels[truth == name]
         assert (labels == np.bincount(labels).argmax()).mean() >= 0.95, name

@@ -28,6 +28,7 @@ from cryosift.classify.align import (
     ClassifySettings,
     assign,
     classify,
+    classify_steps,
     rotate_shift,
 )
 from cryosift.errors import InputError
@@ -294,14 +295,14 @@ def classify_file(
     datadir: str | Path | None = None,
     device: str = "cpu",
     project: str | Path | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    progress: Progress = no_progress,
 ) -> tuple[ClassifyResult, ClassRanking, dict[str, Any]]:
     """``cryosift classify`` on one particles file (or its :class:`ParticleSet`, already
     read: it is closed here); returns the result, ranking and facts. The particle size:
     ``diameter_A``, or ``diameter_px`` in px of the file's images. The classification's
-    steps go to ``on_progress`` (:func:`cryosift.classify.align.classify`). Beyond
-    :data:`MAX_CLASSIFIED` particles an evenly spaced sample is classified and the others
-    join its classes (:func:`join_classes`)."""
+    steps go to a "classifying" task of ``progress``. Beyond :data:`MAX_CLASSIFIED`
+    particles an evenly spaced sample is classified and the others join its classes
+    (:func:`join_classes`, a task of its own)."""
     from cryosift.io.particles import read_particles
     from cryosift.io.paths import folder_prefix
 
@@ -326,10 +327,10 @@ def classify_file(
         if not 2 <= radius < d / 2:
             raise InputError(pset.source, f"particle radius {radius:.1f} px does not fit {d} px")
         run = ClassifySettings(**{**asdict(settings), "radius": float(radius)})
-        result = classify(images, run, device, on_progress)
+        result = classify(images, run, device, progress("classifying", classify_steps(run)))
         ranking = rank_classes(images, result, crop_angpix)
         if len(rows) < len(pset):  # beyond MAX_CLASSIFIED: the others join the sample
-            result = join_classes(pset, rows, result, run, device)
+            result = join_classes(pset, rows, result, run, device, progress)
         good_share = float(result.counts[ranking.good].sum() / max(len(pset), 1))
         facts = {
             "settings": asdict(run),

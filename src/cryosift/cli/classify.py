@@ -55,7 +55,7 @@ def main(
     started = time.perf_counter()
     # the particles are read (and a broken file refused) before torch is imported
     pset = read_particles(particles, datadir=datadir, angpix=angpix)
-    from cryosift.classify.align import ClassifySettings, classify_steps
+    from cryosift.classify.align import ClassifySettings
     from cryosift.classify.run import DEFAULT_RADIUS, SIZE, classify_file
     from cryosift.device import pick_device
 
@@ -78,7 +78,7 @@ def main(
             datadir=datadir,
             device=pick_device(device),
             project=project_dir or Path.cwd(),
-            on_progress=task_maker(bar)("classifying", classify_steps(settings)),
+            progress=task_maker(bar),
         )
     table = Table(title=f"cryosift classify -> {outdir}")
     for col in ("", "count"):
