@@ -511,8 +511,9 @@ def test_a_sample_is_spread_over_the_whole_set():
 
 def test_clean_votes_with_a_sample_beyond_its_limit(tmp_path, monkeypatch):
     """``cryosift clean``'s vote over a particle file classifies an evenly spaced sample
-    once the file holds more than :data:`cryosift.classify.run.MAX_CLASSIFIED` particles;
-    every particle still gets its class and fit, and the verdicts stay good."""
+    once the file holds more than :data:`cryosift.classify.run.MAX_CLASSIFIED` particles,
+    and its line says so; every particle still gets its class and fit, and the verdicts stay
+    good."""
     from cryosift.classify import run
     from cryosift.classify.vote import vote_on_particles
     from cryosift.outliers.clean import CleanConfig, clean_particles
@@ -529,6 +530,8 @@ def test_clean_votes_with_a_sample_beyond_its_limit(tmp_path, monkeypatch):
         assert vote is not None and len(vote.labels) == len(vote.fit_p) == len(images)
         kept[limit] = result.table.verdict.to_numpy() == "inlier"
         assert result.stats["class_vote"]["classes"] == 12
+        said = f"sample of {limit:,} of the {len(images):,} images"
+        assert (said in vote_note(result.stats)) == (limit < len(images))
     particle = np.isin(kinds, ["particle", "crowded"])
     for k in kept.values():
         assert k[particle].mean() >= 0.95 and (~k[~particle]).mean() >= 0.8

@@ -20,6 +20,7 @@ from conftest import (
     DIAMETER_A,
     assert_cli_rejects,
     assert_same_outputs,
+    recorded_progress,
     run_args,
     run_cli,
     shared_path,
@@ -316,7 +317,10 @@ def test_the_classes_of_a_sample_reach_every_particle(reference_run, monkeypatch
     limit = len(pset) // 2
     monkeypatch.setattr(classify_run, "MAX_CLASSIFIED", limit)
     result = pipeline.clean_particles(pset, pipeline.clean_config(cfg))
-    found = pipeline._classify_stage(pset, result, cfg, "cpu", {}, None)
+    tasks, progress = recorded_progress()
+    found = pipeline._classify_stage(pset, result, cfg, "cpu", {}, None, progress)
+    for name in ("2D classes", "joining the classes"):  # each long step has its bar
+        assert tasks[name][0] == sum(tasks[name][1:]) > 0, name
     assert found is not None and len(found.rows) == limit < found.total == len(pset)
     assert len(found.result.labels) == len(pset) == found.result.counts.sum()
     run = pipeline.RunResult(pd.DataFrame(), result.table, None)

@@ -393,12 +393,13 @@ def classify_run_particles(
     seed: int = 0,
     device: str = "cpu",
     limit: int | None = None,
+    progress: Progress = no_progress,
 ) -> RunClasses | None:
     """``cryosift run``'s 2D classification of its particles ``pset`` (at most ``limit``,
     default :data:`MAX_CLASSIFIED`, of them: :func:`sample_rows`), the particle radius
     ``radius_fraction`` of the box, into ``classes`` classes (fewer when there are fewer
-    than :data:`PER_CLASS` particles per class); None when there are too few particles
-    for two classes."""
+    than :data:`PER_CLASS` particles per class), its steps a "2D classes" task of
+    ``progress``; None when there are too few particles for two classes."""
     rows = sample_rows(len(pset), MAX_CLASSIFIED if limit is None else limit)
     k = class_count(len(rows), classes)
     if k < 2:
@@ -406,7 +407,8 @@ def classify_run_particles(
     t0 = time.perf_counter()
     images, angpix = prepare(pset, rows=rows)
     radius = radius_fraction * images.shape[-1]
-    result = classify(images, ClassifySettings(classes=k, radius=radius, seed=seed), device)
+    settings = ClassifySettings(classes=k, radius=radius, seed=seed)
+    result = classify(images, settings, device, progress("2D classes", classify_steps(settings)))
     ranking = rank_classes(images, result, angpix)
     seconds = time.perf_counter() - t0
     return RunClasses(images, angpix, result, ranking, radius, seconds, rows, result, len(pset))

@@ -179,6 +179,7 @@ class ClassVote:
             "reject_fit_ratio": (
                 None if self.reject_fit_ratio is None else round(self.reject_fit_ratio, 4)
             ),
+            "images": len(self.labels),
             "classes": len(self.particle),
             "particle_classes": int(self.particle.sum()),
             "share_in_particle_classes": round(float(self.in_particle_class.mean()), 4),
@@ -559,7 +560,7 @@ def vote_on_particles(
         vote = join_rest(pset, rows, images, classified, vote, seed, device, progress)[1]
     combine(result.table, vote)
     seconds = round(time.perf_counter() - t0 - vote.seconds, 2)
-    record(result, vote, classification_seconds=seconds)
+    record(result, vote, classification_seconds=seconds, classified=len(rows))
     return vote
 
 
@@ -600,12 +601,22 @@ def vote_note(stats: dict[str, Any]) -> str | None:
                 else ""
             )
             + _trusted_note(v)
+            + _sample_note(v)
         )
     return (
         f"class vote: {v['particle_classes']} of {v['classes']} classes show the particle; "
         f"{v['kept_by_class']:,} image(s) kept and {v['removed_by_class']:,} removed by their "
-        "class against their radial profile" + _trusted_note(v)
+        "class against their radial profile" + _trusted_note(v) + _sample_note(v)
     )
+
+
+def _sample_note(v: dict[str, Any]) -> str:
+    """The vote note's clause on a classified sample (beyond
+    :data:`cryosift.classify.run.MAX_CLASSIFIED` images)."""
+    classified, images = v.get("classified"), v.get("images")
+    if classified is None or images is None or classified >= images:
+        return ""
+    return f" (classes of an evenly spaced sample of {classified:,} of the {images:,} images)"
 
 
 def _trusted_note(v: dict[str, Any]) -> str:

@@ -387,14 +387,14 @@ def _classify_stage(
 ):
     """2D classes of all particles (``cfg.classes``; None at 0 or with too few particles; beyond
     :data:`cryosift.classify.run.MAX_CLASSIFIED` particles, those of an evenly spaced
-    sample, which the others then join: :func:`cryosift.classify.vote.join_rest`, a task of
-    ``progress``), and their vote on the cleaning ``result``
-    (:mod:`cryosift.classify.vote`), whose table and statistics it changes; ``adapted``, the
-    picker's adaptation record, says whether the survey doubts the radial profiles
-    (:func:`cryosift.picking.adapt.radial_doubt`); with it, the vote may leave out loosened
-    rejects that fit like noise, and, when the picks were cut between two humps at the
-    defaults (no ``--threshold``, ``--area-fraction`` or ``--strict-threshold``), keeps the
-    radial rejects (:func:`cryosift.picking.adapt.picks_trusted`)."""
+    sample, which the others then join: :func:`cryosift.classify.vote.join_rest`; the
+    classification and the join are tasks of ``progress``), and their vote on the cleaning
+    ``result`` (:mod:`cryosift.classify.vote`), whose table and statistics it changes;
+    ``adapted``, the picker's adaptation record, says whether the survey doubts the radial
+    profiles (:func:`cryosift.picking.adapt.radial_doubt`); with it, the vote may leave out
+    loosened rejects that fit like noise, and, when the picks were cut between two humps at
+    the defaults (no ``--threshold``, ``--area-fraction`` or ``--strict-threshold``), keeps
+    the radial rejects (:func:`cryosift.picking.adapt.picks_trusted`)."""
     if cfg.classes <= 0:
         return None
     from cryosift.classify.run import class_numbers, classify_run_particles
@@ -403,7 +403,7 @@ def _classify_stage(
 
     t0 = time.perf_counter()
     found = classify_run_particles(pset, cfg.diameter / 2 / cfg.box, cfg.classes, cfg.seed,
-                                   device)  # fmt: skip
+                                   device, progress=progress)  # fmt: skip
     timings["2D classes"] = time.perf_counter() - t0
     if found is None:
         return None
@@ -417,7 +417,7 @@ def _classify_stage(
     default = cfg.threshold is None and cfg.area_fraction is None and not cfg.strict_clean
     trusted = picks_trusted(adapted) if default else None
     combine(result.table, vote, radial_doubt(adapted), adapted is not None, trusted)
-    record(result, vote)
+    record(result, vote, classified=len(found.rows))
     timings["class vote"] = vote.seconds
     return found
 
@@ -680,9 +680,7 @@ def run_pipeline(
     try:
         result = _clean(pset, particles, cfg, progress)
         timings["clean"] = time.perf_counter() - t0
-        finish = progress("2D classes" + (", report" if report else ""), 1 + int(report))
         found = _classify_stage(pset, result, cfg, device, timings, state.get("adapt"), progress)
-        finish(1)
         metrics = None
         if truth is not None:
             picks = {
@@ -708,6 +706,7 @@ def run_pipeline(
             from cryosift.report.html import write_report
 
             t0 = time.perf_counter()
+            finish = progress("report", 1)
             write_report(outdir, run, pset, cfg, inputs or {}, done)
             timings["report"] = time.perf_counter() - t0
             finish(1)
