@@ -231,8 +231,9 @@ def main(
     classes: int = typer.Option(
         20,
         "--classes",
-        help="2D classes of all particles: they vote on the cleaning and show in the report "
-        "(0: skip, the radial profile alone decides)",
+        help="2D classes of all particles (beyond 50,000: of a sample, which the rest join): "
+        "they vote on the cleaning and show in the report (0: skip, the radial profile alone "
+        "decides)",
     ),
     project_dir: Path = PROJECT_DIR,
     strict: bool = STRICT,
