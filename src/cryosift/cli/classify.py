@@ -84,6 +84,8 @@ def main(
     for col in ("", "count"):
         table.add_column(col, justify="right" if col else "left")
     table.add_row("particles", f"{facts['particles']:,}")
+    if facts["classified"] < facts["particles"]:  # the rest joined the sample's classes
+        table.add_row("classified (an evenly spaced sample)", f"{facts['classified']:,}")
     table.add_row("classes", f"{len(result.counts)}")
     table.add_row("good classes", f"{facts['good_classes']}")
     table.add_row("share of particles in good classes", f"{facts['share_in_good_classes']:.1%}")
