@@ -91,6 +91,17 @@ def prepare(
     return out, (pset.angpix or 0.0) * pset.box / d
 
 
+def prepare_sample(
+    pset: ParticleSet, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The particles of ``pset`` that are classified (at most ``limit``, default
+    :data:`MAX_CLASSIFIED`: :func:`sample_rows`), prepared as :func:`prepare` does: their
+    rows ``(S,)``, images ``(S, d, d)`` and the cropped pixel size."""
+    rows = sample_rows(len(pset), MAX_CLASSIFIED if limit is None else limit)
+    images, angpix = prepare(pset, rows=rows)
+    return rows, images, angpix
+
+
 def prepared_chunks(
     pset: ParticleSet, rows: np.ndarray, size: int = SIZE, workers: int = -1
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -312,8 +323,7 @@ def classify_file(
     else:
         pset = read_particles(path, datadir=datadir, angpix=angpix)
     try:
-        rows = sample_rows(len(pset), MAX_CLASSIFIED)
-        images, crop_angpix = prepare(pset, rows=rows)
+        rows, images, crop_angpix = prepare_sample(pset)
         d = images.shape[-1]
         radius = settings.radius
         if diameter_px is not None:
@@ -396,16 +406,15 @@ def classify_run_particles(
     progress: Progress = no_progress,
 ) -> RunClasses | None:
     """``cryosift run``'s 2D classification of its particles ``pset`` (at most ``limit``,
-    default :data:`MAX_CLASSIFIED`, of them: :func:`sample_rows`), the particle radius
+    default :data:`MAX_CLASSIFIED`, of them: :func:`prepare_sample`), the particle radius
     ``radius_fraction`` of the box, into ``classes`` classes (fewer when there are fewer
     than :data:`PER_CLASS` particles per class), its steps a "2D classes" task of
     ``progress``; None when there are too few particles for two classes."""
-    rows = sample_rows(len(pset), MAX_CLASSIFIED if limit is None else limit)
+    t0 = time.perf_counter()
+    rows, images, angpix = prepare_sample(pset, limit)
     k = class_count(len(rows), classes)
     if k < 2:
         return None
-    t0 = time.perf_counter()
-    images, angpix = prepare(pset, rows=rows)
     radius = radius_fraction * images.shape[-1]
     settings = ClassifySettings(classes=k, radius=radius, seed=seed)
     result = classify(images, settings, device, progress("2D classes", classify_steps(settings)))

@@ -546,11 +546,10 @@ def vote_on_particles(
     (:class:`cryosift.outliers.clean.CleanResult`), whose table and statistics change.
     Beyond :data:`cryosift.classify.run.MAX_CLASSIFIED` particles an evenly spaced sample is
     classified and the others join it (:func:`join_rest`)."""
-    from cryosift.classify import run
+    from cryosift.classify.run import prepare_sample
 
     t0 = time.perf_counter()
-    rows = run.sample_rows(len(pset), run.MAX_CLASSIFIED)
-    images, _ = run.prepare(pset, rows=rows)
+    rows, images, _ = prepare_sample(pset)
     radius = result.radius * images.shape[-1] / result.size
     found = classified_vote(images, radius, classes, seed, device, progress)
     if found is None:

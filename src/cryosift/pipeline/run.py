@@ -407,13 +407,12 @@ def _classify_stage(
     timings["2D classes"] = time.perf_counter() - t0
     if found is None:
         return None
-    numbers = class_numbers(found.result, found.ranking)
-    vote = class_vote(found.images, found.result, found.radius, cfg.seed, numbers)
+    vote = class_vote(found.images, found.result, found.radius, cfg.seed)
     if found.sampled:  # the other particles join the sample's classes and vote
         whole, vote = join_rest(pset, found.rows, found.images, found.sample, vote, cfg.seed,
                                 device, progress)  # fmt: skip
         found = replace(found, result=whole)
-        vote.numbers = class_numbers(whole, found.ranking)
+    vote.numbers = class_numbers(found.result, found.ranking)  # as the classes' files number
     default = cfg.threshold is None and cfg.area_fraction is None and not cfg.strict_clean
     trusted = picks_trusted(adapted) if default else None
     combine(result.table, vote, radial_doubt(adapted), adapted is not None, trusted)
