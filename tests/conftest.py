@@ -148,10 +148,11 @@ _FORKED: list = []
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``cryosift ARGS`` in a process of its own, capturing its output: forked from one
-    that imported the commands once (:mod:`forked_cli`), or a fresh interpreter where
-    ``CRYOSIFT_TEST_FRESH=1`` or fork is missing."""
+    that imported the commands once (:mod:`forked_cli`, on Linux: elsewhere forking after
+    importing torch is not safe), or a fresh interpreter off Linux or where
+    ``CRYOSIFT_TEST_FRESH=1``."""
     argv = list(map(str, args))
-    if os.environ.get("CRYOSIFT_TEST_FRESH") == "1" or not hasattr(os, "fork"):
+    if os.environ.get("CRYOSIFT_TEST_FRESH") == "1" or not sys.platform.startswith("linux"):
         return subprocess.run([sys.executable, "-m", "cryosift", *argv], capture_output=True,
                               text=True, cwd=cwd, timeout=300)  # fmt: skip
     from forked_cli import ForkedCli

@@ -4,7 +4,6 @@ imported the commands once) behaves as one run in a fresh interpreter."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -39,7 +38,7 @@ def _fresh(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           text=True, cwd=cwd, timeout=120)  # fmt: skip
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="run_cli forks only where os.fork exists")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="run_cli forks only on Linux")
 def test_a_forked_command_says_and_does_what_a_fresh_interpreter_does(tmp_path, monkeypatch):
     """run_cli's forked child and ``python -m cryosift`` agree on exit code, stdout and stderr;
     the child takes the caller's working folder and environment."""
@@ -64,7 +63,7 @@ def test_a_forked_command_says_and_does_what_a_fresh_interpreter_does(tmp_path, 
     ).read_bytes()
 
 
-@pytest.mark.skipif(not hasattr(os, "fork"), reason="run_cli forks only where os.fork exists")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="run_cli forks only on Linux")
 def test_a_forked_command_past_its_time_is_killed_and_the_server_goes_on(tmp_path):
     from forked_cli import ForkedCli
 
