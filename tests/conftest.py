@@ -146,20 +146,25 @@ def simulated_picking_micrographs(directory: Path, carbon: bool = False):
 _FORKED: list = []
 
 
+def fresh_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``cryosift ARGS`` as ``python -m cryosift`` in a fresh interpreter, capturing its
+    output."""
+    return subprocess.run([sys.executable, "-m", "cryosift", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)  # fmt: skip
+
+
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``cryosift ARGS`` in a process of its own, capturing its output: forked from one
     that imported the commands once (:mod:`forked_cli`, on Linux: elsewhere forking after
-    importing torch is not safe), or a fresh interpreter off Linux or where
+    importing torch is not safe), or :func:`fresh_cli` off Linux or where
     ``CRYOSIFT_TEST_FRESH=1``."""
-    argv = list(map(str, args))
     if os.environ.get("CRYOSIFT_TEST_FRESH") == "1" or not sys.platform.startswith("linux"):
-        return subprocess.run([sys.executable, "-m", "cryosift", *argv], capture_output=True,
-                              text=True, cwd=cwd, timeout=300)  # fmt: skip
+        return fresh_cli(*args, cwd=cwd)
     from forked_cli import ForkedCli
 
     if not _FORKED or not _FORKED[0].alive():
         _FORKED[:] = [ForkedCli()]
-    return _FORKED[0].run(argv, cwd, timeout=300)
+    return _FORKED[0].run(list(map(str, args)), cwd, timeout=300)
 
 
 def assert_input_error(call, name: str, words: str) -> None:

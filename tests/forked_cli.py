@@ -10,8 +10,9 @@ exists to be copied, and :func:`_serve` checks that no Python thread runs when i
 native pools that importing starts, OpenBLAS's and jemalloc's, stop and restart themselves
 around a fork).
 
-Run as a script, this module is the server: it reads one JSON request a line on stdin and
-answers on the file descriptor named by its first argument.
+Run as a script, this module is the server: it says when its imports are done, then reads
+one JSON request a line on stdin, answering on the file descriptor named by its first
+argument.
 """
 
 from __future__ import annotations
@@ -61,14 +62,16 @@ def _child(request: dict) -> None:
 
 
 def _serve(reply_fd: int) -> None:
-    """Answer each request line of stdin with ``{"pid": ...}`` once its child started and
-    ``{"returncode": ...}`` once it ended."""
+    """Say ``{"ready": true}`` once :data:`PRELOAD` is imported, then answer each request
+    line of stdin with ``{"pid": ...}`` once its child started and ``{"returncode": ...}``
+    once it ended."""
     import importlib
 
     for name in PRELOAD:
         importlib.import_module(name)
     assert "cryosift.cli.common" not in sys.modules
     reply = os.fdopen(reply_fd, "w", buffering=1)
+    reply.write(json.dumps({"ready": True}) + "\n")
     for line in sys.stdin:
         request = json.loads(line)
         assert threading.active_count() == 1
@@ -83,9 +86,10 @@ def _serve(reply_fd: int) -> None:
 
 
 class ForkedCli:
-    """A client of one server process; :meth:`run` gives what ``subprocess.run`` would."""
+    """A client of one server process, made once the server's imports are done (at most
+    ``start_timeout`` s); :meth:`run` gives what ``subprocess.run`` would."""
 
-    def __init__(self) -> None:
+    def __init__(self, start_timeout: float = 300) -> None:
         self.replies, write = os.pipe()
         self.proc = subprocess.Popen(
             [sys.executable, __file__, str(write)],
@@ -96,6 +100,7 @@ class ForkedCli:
         )
         os.close(write)
         self.pending = b""
+        assert self._reply(start_timeout)["ready"]
 
     def alive(self) -> bool:
         return self.proc.poll() is None

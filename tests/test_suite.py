@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import SLOW_FILES, TESTS, run_cli, shared_once
+from conftest import SLOW_FILES, TESTS, fresh_cli, run_cli, shared_once
 
 
 def test_every_file_scheduled_first_exists():
@@ -33,11 +32,6 @@ def test_a_shared_folder_is_made_once_and_kept(tmp_path_factory):
     assert (again / "result.txt").read_text() == "done"
 
 
-def _fresh(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cryosift", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=120)  # fmt: skip
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="run_cli forks only on Linux")
 def test_a_forked_command_says_and_does_what_a_fresh_interpreter_does(tmp_path, monkeypatch):
     """run_cli's forked child and ``python -m cryosift`` agree on exit code, stdout and stderr;
@@ -51,7 +45,7 @@ def test_a_forked_command_says_and_does_what_a_fresh_interpreter_does(tmp_path, 
         ["simulate", "micrographs", "-o", "sim", "-n", "1", "--shape", "256x256"],
     )
     for args in commands:
-        forked, fresh = run_cli(*args, cwd=tmp_path / "a"), _fresh(*args, cwd=tmp_path / "b")
+        forked, fresh = run_cli(*args, cwd=tmp_path / "a"), fresh_cli(*args, cwd=tmp_path / "b")
         assert forked.returncode == fresh.returncode, (forked.stderr, fresh.stderr)
         assert forked.stdout.replace("/a/", "/b/") == fresh.stdout.replace("/a/", "/b/")
         assert forked.stderr.replace("/a/", "/b/") == fresh.stderr.replace("/a/", "/b/")
