@@ -36,7 +36,7 @@ from picking_carry import (
     relion_picks,
     slug,
 )
-from picking_empiar10017 import RESULTS
+from picking_empiar10017 import results_dir
 
 #: One or two sets of each kind in ``picking_carry.py``: real copies (EMPIAR-10017, 16-bit
 #: low contrast), crowded, faint with carbon or ice, sparse, sparse with ice.
@@ -126,8 +126,7 @@ def main() -> None:
     rows = [r for name in args.only or DEFAULT_SETS
             for r in measure(name, args.factors, args.micrographs)]  # fmt: skip
     table = pd.DataFrame(rows)
-    out = WORK.parent / "partial" if args.only else RESULTS
-    out.mkdir(parents=True, exist_ok=True)
+    out = results_dir(bool(args.only))
     table.to_csv(out / "picking_diameter.csv", index=False)
     text = report(table)
     (out / "picking_diameter.txt").write_text(text)
