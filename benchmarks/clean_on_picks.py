@@ -47,7 +47,7 @@ from cryosift.evaluate.picks import evaluate_picks
 from cryosift.io.particles import read_particles
 from cryosift.outliers.clean import clean_particles
 from cryosift.pipeline.run import RunConfig, clean_config
-from picking_carry import CRYOSIFT, DATASETS, WORK, prepare, slug
+from picking_carry import CRYOSIFT, WORK, dataset, prepare, slug
 from picking_empiar10017 import RESULTS, results_dir
 
 #: The sets run by default: the shared micrographs, a binned and two noisier copies, four
@@ -170,7 +170,7 @@ def prf(picks: pd.DataFrame, truth: dict, diameter: float) -> dict:
 
 
 def measure(name: str) -> dict:
-    ds = next(d for d in DATASETS if d.name == name)
+    ds = dataset(name)
     mics, truth, d_px, angpix = prepare(ds)
     out = WORK.parent / "clean_on_picks" / slug(name)
     seconds = run_set(mics, d_px, angpix, out)
@@ -209,6 +209,10 @@ def measure(name: str) -> dict:
     return row
 
 
+#: The last line :func:`targets` writes; the footer follows it (:func:`rewrite`).
+VERDICTS_LINE = "radial verdicts as run wrote them where the vote did not decide"
+
+
 def targets(df: pd.DataFrame) -> str:
     """Lines: the F1 change of each cleaning over the picks, and issue 33's target per set."""
     lines = []
@@ -221,7 +225,7 @@ def targets(df: pd.DataFrame) -> str:
     lines.append(f"target met on {met} of {len(df)} sets")
     lines.append(against_relion(df, relion_f1()))
     low = df.radial_verdicts_as_run_wrote.min()
-    lines.append(f"radial verdicts as run wrote them where the vote did not decide: {low:.2%}")
+    lines.append(f"{VERDICTS_LINE}: {low:.2%}")
     return "\n".join(lines)
 
 
@@ -301,7 +305,7 @@ def rewrite(out: Path = RESULTS) -> str:
     """The stored ``clean_on_picks.txt`` written again from the stored csv (after a change
     to how the targets are read), its footer kept; returns the text."""
     old = (out / "clean_on_picks.txt").read_text().splitlines()
-    mark = next(i for i, line in enumerate(old) if line.startswith("radial verdicts as run"))
+    mark = next(i for i, line in enumerate(old) if line.startswith(VERDICTS_LINE))
     return write_tables(pd.read_csv(out / "clean_on_picks.csv"), "\n".join(old[mark + 1 :]), out)
 
 

@@ -385,6 +385,14 @@ DATASETS = (
 )
 
 
+def dataset(name: str) -> Dataset:
+    """The set of :data:`DATASETS` called ``name`` (a one-line error naming it if none is)."""
+    for ds in DATASETS:
+        if ds.name == name:
+            return ds
+    raise ValueError(f"no set named {name!r} in picking_carry.DATASETS")
+
+
 def slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name)
 

@@ -27,10 +27,10 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from picking_carry import (
-    DATASETS,
     WORK,
     class_verdicts,
     cryosift_picks,
+    dataset,
     f1_row,
     prepare,
     relion_picks,
@@ -61,7 +61,7 @@ DEFAULT_SETS = (
 def measure(name: str, factors: list[float], micrographs: int) -> list[dict]:
     """Rows of set ``name`` (its first ``micrographs`` micrographs): one per picker and
     factor, F1 against the truth at the true diameter."""
-    ds = next(d for d in DATASETS if d.name == name)
+    ds = dataset(name)
     mics, truth, d_px, angpix = prepare(ds)
     mics = mics[:micrographs]
     truth = {p.stem: truth[p.stem] for p in mics}
