@@ -367,6 +367,96 @@ def reject_fit_ratio(fits: np.ndarray, radial_kept: np.ndarray) -> float | None:
     return (float(fits[~radial_kept].mean()) - NOISE_PASS) / excess
 
 
+@dataclass
+class _Changes:
+    """What :func:`combine` changes, per image ``(B,)``: radial rejects ``rescued`` (fit or
+    z-score), ``loosened``, ``doubted`` and ``trusted`` (kept), radial inliers ``dropped``
+    (removed), and the rejects the loosening would keep but ``not_loosened`` as they fit like
+    noise."""
+
+    rescued: np.ndarray
+    dropped: np.ndarray
+    loosened: np.ndarray
+    doubted: np.ndarray
+    trusted: np.ndarray
+    not_loosened: np.ndarray
+
+
+def _changes(
+    table: pd.DataFrame,
+    vote: ClassVote,
+    radial_doubt: str | None,
+    noise_like_out: bool,
+    picks_trusted: str | None,
+) -> _Changes:
+    """The rules of the module docstring applied to ``table``'s radial verdicts (one row per
+    image) and ``vote``; sets ``vote.reject_fit_ratio``."""
+    radial_kept = table["verdict"].to_numpy() == "inlier"
+    fits, in_particle, z = vote.fits, vote.in_particle_class, _profile_z(table)
+    kinds = np.array(vote.kind, dtype=object)[vote.labels]
+    rescued = ~radial_kept & in_particle & (fits | (z >= NOISE_Z))
+    voting_junk = ~in_particle & ~np.isin(kinds, NO_VOTE)
+    junk_rules = np.isin(kinds, NO_PARTICLE) | (voting_junk & ~fits & ~(z >= NOISE_Z))
+    class_junk = (not vote.abstains) & junk_rules
+    if_loosened = _column(table, "kept_if_loosened", False).astype(bool)
+    vote.reject_fit_ratio = ratio = reject_fit_ratio(fits, radial_kept)
+    like_noise = noise_like_out and ratio is not None and 0 <= ratio < NOISE_LIKE_FIT
+    would_loosen = vote.abstains & ~radial_kept & ~rescued & if_loosened
+    loosened = would_loosen & (not like_noise)
+    doubted = (vote.abstains and radial_doubt is not None) & ~radial_kept & ~rescued & ~loosened
+    trusted = (picks_trusted is not None) & ~radial_kept & ~rescued & ~loosened & ~doubted
+    trusted &= ~class_junk
+    not_loosened = would_loosen & ~loosened & ~doubted & ~trusted
+    return _Changes(rescued, radial_kept & class_junk, loosened, doubted, trusted, not_loosened)
+
+
+def _reasons(
+    table: pd.DataFrame,
+    vote: ClassVote,
+    ch: _Changes,
+    radial_doubt: str | None,
+    picks_trusted: str | None,
+) -> np.ndarray:
+    """``(B,)`` the reasons of ``table`` with those of the images ``ch`` changes rewritten to
+    say which vote decided and what the image was alone."""
+    verdict = table["verdict"].to_numpy()
+    reason: np.ndarray = table["reason"].to_numpy().astype(object)
+    z, fits, number = _profile_z(table), vote.fits, vote.class_number
+    kinds = np.array(vote.kind, dtype=object)[vote.labels]
+    for i in np.flatnonzero(ch.rescued):
+        why = (
+            f"fits a particle class better than {1 - vote.fit_p[i]:.0%} of noise"
+            if fits[i]
+            else f"its radial z-score {z[i]:.2f} >= {NOISE_Z:.2f}"
+        )
+        reason[i] = (
+            f"kept by its class: class {number[i]} shows the particle and the image {why}; "
+            f"alone it was {verdict[i]}: {reason[i]}"
+        )
+    for i in np.flatnonzero(ch.dropped):
+        fit = 1 - vote.fit_p[i]
+        why = (
+            ""
+            if kinds[i] in NO_PARTICLE
+            else f", fits a particle class better than {fit:.0%} of noise"
+            + ("" if np.isnan(z[i]) else f" and its radial z-score {z[i]:.2f} < {NOISE_Z:.2f}")
+        )
+        alone = f": {reason[i]}" if reason[i] else ""
+        reason[i] = (
+            f"removed by its class: class {number[i]} is {kinds[i]}{why}; alone it was kept{alone}"
+        )
+    kept_as = {
+        "loosened": "the class vote abstained: the radial threshold loosened to let "
+        f"{LOOSE_NOISE_PASS:.0%} of noise through (or the z-score floor) keeps it",
+        "doubted": f"the class vote abstained and {radial_doubt}",
+        "trusted": f"{picks_trusted}",
+    }
+    for name, why in kept_as.items():
+        for i in np.flatnonzero(getattr(ch, name)):
+            reason[i] = f"kept as {why}; alone it was {verdict[i]}: {reason[i]}"
+    return reason
+
+
 def combine(
     table: pd.DataFrame,
     vote: ClassVote,
@@ -384,75 +474,21 @@ def combine(
     unless their class is junk by the rules that remove radial inliers.
     Adds ``class`` (as numbered), ``class_kind``, ``class_fit_p`` and ``decided_by``
     (``radial``, ``class``, or ``picker`` where ``picks_trusted`` kept a radial reject)."""
+    ch = _changes(table, vote, radial_doubt, noise_like_out, picks_trusted)
+    reason = _reasons(table, vote, ch, radial_doubt, picks_trusted)
     verdict = table["verdict"].to_numpy().astype(object)
-    reason = table["reason"].to_numpy().astype(object)
-    radial_kept = verdict == "inlier"
-    fits, in_particle = vote.fits, vote.in_particle_class
-    kinds = np.array(vote.kind, dtype=object)[vote.labels]
-    speaks = not vote.abstains
-    z = _profile_z(table)
-    rescued = ~radial_kept & in_particle & (fits | (z >= NOISE_Z))
-    no_particle = np.isin(kinds, NO_PARTICLE)
-    voting_junk = ~in_particle & ~np.isin(kinds, NO_VOTE)
-    class_junk = speaks & (no_particle | (voting_junk & ~fits & ~(z >= NOISE_Z)))
-    dropped = radial_kept & class_junk
-    if_loosened = _column(table, "kept_if_loosened", False).astype(bool)
-    vote.reject_fit_ratio = ratio = reject_fit_ratio(fits, radial_kept)
-    like_noise = noise_like_out and ratio is not None and 0 <= ratio < NOISE_LIKE_FIT
-    would_loosen = vote.abstains & ~radial_kept & ~rescued & if_loosened
-    loosened = would_loosen & (not like_noise)
-    doubted = (vote.abstains and radial_doubt is not None) & ~radial_kept & ~rescued & ~loosened
-    trusted = (picks_trusted is not None) & ~radial_kept & ~rescued & ~loosened & ~doubted
-    trusted &= ~class_junk
-    number = vote.class_number
-    for i in np.flatnonzero(rescued):
-        why = (
-            f"fits a particle class better than {1 - vote.fit_p[i]:.0%} of noise"
-            if fits[i]
-            else f"its radial z-score {z[i]:.2f} >= {NOISE_Z:.2f}"
-        )
-        reason[i] = (
-            f"kept by its class: class {number[i]} shows the particle and the image {why}; "
-            f"alone it was {verdict[i]}: {reason[i]}"
-        )
-    for i in np.flatnonzero(dropped):
-        fit = 1 - vote.fit_p[i]
-        why = (
-            ""
-            if no_particle[i]
-            else f", fits a particle class better than {fit:.0%} of noise"
-            + ("" if np.isnan(z[i]) else f" and its radial z-score {z[i]:.2f} < {NOISE_Z:.2f}")
-        )
-        alone = f": {reason[i]}" if reason[i] else ""
-        reason[i] = (
-            f"removed by its class: class {number[i]} is {kinds[i]}{why}; alone it was kept{alone}"
-        )
-    for i in np.flatnonzero(loosened):
-        reason[i] = (
-            "kept as the class vote abstained: the radial threshold loosened to let "
-            f"{LOOSE_NOISE_PASS:.0%} of noise through (or the z-score floor) keeps it; "
-            f"alone it was {verdict[i]}: {reason[i]}"
-        )
-    for i in np.flatnonzero(doubted):
-        reason[i] = (
-            f"kept as the class vote abstained and {radial_doubt}; alone it was {verdict[i]}: "
-            f"{reason[i]}"
-        )
-    for i in np.flatnonzero(trusted):
-        reason[i] = f"kept as {picks_trusted}; alone it was {verdict[i]}: {reason[i]}"
-    verdict[rescued | loosened | doubted | trusted] = "inlier"
-    verdict[dropped] = "noise"
-    vote.changed = (int(rescued.sum()), int(dropped.sum()))
-    vote.loosened, vote.doubted = int(loosened.sum()), int(doubted.sum())
-    vote.trusted = int(trusted.sum())
-    vote.not_loosened = int((would_loosen & ~loosened & ~doubted & ~trusted).sum())
+    verdict[ch.rescued | ch.loosened | ch.doubted | ch.trusted] = "inlier"
+    verdict[ch.dropped] = "noise"
+    vote.changed = (int(ch.rescued.sum()), int(ch.dropped.sum()))
+    vote.loosened, vote.doubted = int(ch.loosened.sum()), int(ch.doubted.sum())
+    vote.trusted, vote.not_loosened = int(ch.trusted.sum()), int(ch.not_loosened.sum())
     table["verdict"] = verdict.astype(str)
     table["reason"] = reason.astype(str)
-    table["class"] = number
-    table["class_kind"] = kinds.astype(str)
+    table["class"] = vote.class_number
+    table["class_kind"] = np.array(vote.kind, dtype=object)[vote.labels].astype(str)
     table["class_fit_p"] = np.round(vote.fit_p, 4)
-    by_class = rescued | dropped | loosened | doubted
-    table["decided_by"] = np.where(by_class, "class", np.where(trusted, "picker", "radial"))
+    by_class = ch.rescued | ch.dropped | ch.loosened | ch.doubted
+    table["decided_by"] = np.where(by_class, "class", np.where(ch.trusted, "picker", "radial"))
 
 
 def _column(table: pd.DataFrame, name: str, missing: float | bool) -> np.ndarray:

@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from cryosift.outliers.lda import fit_shrinkage_lda
+from cryosift.outliers.lda import Discriminant, fit_shrinkage_lda
 from cryosift.outliers.mixture import fit_tied_mixture
 from cryosift.outliers.profile import ProfileStats, image_moments, ring_index
 
@@ -440,26 +440,65 @@ def radial_decision(
     x = np.asarray(profiles, dtype=np.float64)
     standardise = _standardiser(x)
     x = standardise(x)
+    lda, score, ranked = _ranked_lda(x, provisional, rounds)
+    if null is None:
+        threshold = float((ranked[n_keep - 1] + ranked[n_keep]) / 2)
+        return RadialDecision(score, threshold, provisional)
+    score, null_scores, threshold = _against_noise(x, standardise(null), lda)
+    if sep is None or not sep.detected:
+        return RadialDecision(score, threshold, provisional)
+    return _by_separability(score, threshold, provisional, z, null_scores, sep, loosen)
+
+
+def _ranked_lda(
+    x: np.ndarray, provisional: np.ndarray, rounds: int
+) -> tuple[Discriminant, np.ndarray, np.ndarray]:
+    """A shrinkage LDA fitted ``rounds`` times on the standardised profiles ``x`` ``(B, F)``,
+    first between the ``provisional`` particles and the rest, then between the top of its
+    previous ranking (as many) and the rest: the last LDA, its ``(B,)`` scores and those
+    sorted in decreasing order."""
+    n_keep = int(provisional.sum())
     group = provisional
     for _ in range(max(1, rounds)):
         lda = fit_shrinkage_lda(x, group)
         score = lda.decision_function(x)
         ranked = np.sort(score)[::-1]
         group = score >= ranked[n_keep - 1]
-    if null is None:
-        threshold = float((ranked[n_keep - 1] + ranked[n_keep]) / 2)
-        return RadialDecision(score, threshold, provisional)
-    null_x = standardise(null)
+    return lda, score, ranked
+
+
+def _against_noise(
+    x: np.ndarray, null_x: np.ndarray, lda: Discriminant
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The threshold that lets ``NOISE_PASS`` of the noise profiles ``null_x`` ``(M, F)``
+    through ``lda``'s scores, the LDA refitted once between the images ``x`` ``(B, F)`` above
+    it and the rest and the threshold taken again: the ``(B,)`` scores, the ``(M,)`` noise's
+    scores and the threshold."""
+    score = lda.decision_function(x)
     null_scores = lda.decision_function(null_x)
     threshold = _noise_threshold(null_scores)
     group = score > threshold
-    if 2 <= group.sum() <= len(z) - 2:
+    if 2 <= group.sum() <= len(x) - 2:
         lda = fit_shrinkage_lda(x, group)
         score = lda.decision_function(x)
         null_scores = lda.decision_function(null_x)
         threshold = _noise_threshold(null_scores)
-    if sep is None or not sep.detected:
-        return RadialDecision(score, threshold, provisional)
+    return score, null_scores, threshold
+
+
+def _by_separability(
+    score: np.ndarray,
+    threshold: float,
+    provisional: np.ndarray,
+    z: np.ndarray,
+    null_scores: np.ndarray,
+    sep: Separability,
+    loosen: bool,
+) -> RadialDecision:
+    """The decision on ``score`` ``(B,)`` at ``threshold`` when ``sep`` detected a particle
+    signal: with the z-score floor where separability is low and the usual decision loses
+    particles, loosened where it is moderate (or what loosening would keep recorded), as
+    :func:`radial_decision` says."""
     posterior = particle_posterior(z)
     usual = expected_tpr(score > threshold, posterior)
     share_found = float(posterior.mean())
