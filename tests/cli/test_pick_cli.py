@@ -183,6 +183,40 @@ def test_pick_missing_micrograph_and_bad_model(tmp_path):
     assert res.returncode == 2 and "model.pt" in res.stderr and not out.exists()
 
 
+def test_keep_dark_areas_picks_on_the_carbon_film(tmp_path):
+    """Picks on areas far darker than the micrograph (here a carbon film) are dropped by
+    default; --keep-dark-areas keeps them, most particles on the film among them, besides
+    every default pick, and the setting is recorded."""
+    from conftest import simulated_picking_micrographs
+    from cryosift.picking.pick import DARK_Z, darkness
+
+    mics, d, paths = simulated_picking_micrographs(tmp_path, carbon=True)
+    z = darkness(mics[0].image, d)
+    truth = mics[0].coords[["x", "y"]].to_numpy()
+    on_film = truth[z[truth[:, 1].astype(int), truth[:, 0].astype(int)] < -DARK_Z]
+    assert len(on_film) >= 5  # the simulation puts particles on the film
+    picks = {}
+    for flag in ((), ("--keep-dark-areas",)):
+        out = tmp_path / f"out{len(flag)}"
+        args = ("--diameter-px", f"{d}", "--no-adapt", "--threshold", "0", "-o", out)
+        res = run_cli("pick", paths[0], *args, *flag)
+        assert res.returncode == 0, res.stderr
+        picks[bool(flag)] = read_coords(out / "Coordinates" / f"{paths[0].stem}_autopick.star")
+        settings = json.loads((out / "pick_settings.json").read_text())
+        assert settings["job"]["dark_z"] == (None if flag else DARK_Z)
+
+    def found(c):  # particles on the film with a pick within half a diameter
+        xy = c[["x", "y"]].to_numpy()
+        return sum(np.hypot(*(xy - t).T).min() < d / 2 for t in on_film)
+
+    default, kept = picks[False], picks[True]
+    xy = default[["x", "y"]].to_numpy().round().astype(int)
+    assert (z[xy[:, 1], xy[:, 0]] >= -DARK_Z).all()
+    assert found(kept) >= 0.6 * len(on_film) > found(default)
+    pairs = set(zip(default.x.round(1), default.y.round(1), strict=True))
+    assert pairs <= set(zip(kept.x.round(1), kept.y.round(1), strict=True))
+
+
 def test_no_adapt_keeps_the_map_score(sim, tmp_path):
     out = tmp_path / "plain"
     res = run_cli("pick", sim / "Micrographs", "--diameter-A", "88", "-o", out, "--no-adapt")

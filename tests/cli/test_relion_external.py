@@ -188,6 +188,20 @@ def test_strict_clean_parameter_reaches_the_run():
         _run_config({"strict_clean": "maybe"}, 100.0, 1.5, "radial")
 
 
+def test_keep_dark_areas_parameter_reaches_the_picker():
+    from cryosift.cli.relion_external import _run_config
+    from cryosift.picking.pick import DARK_Z
+    from cryosift.pipeline.run import pick_job
+
+    args = parse_arguments(["--diameter_A", "150", "--keep_dark_areas", "yes"])
+    cfg = _run_config(args, 100.0, 1.5, "radial")
+    assert cfg.keep_dark_areas is True and pick_job(cfg).dark_z is None
+    default = _run_config({"diameter_A": "150"}, 100.0, 1.5, "radial")
+    assert pick_job(default).dark_z == DARK_Z
+    # recorded only when set: a run started before the option existed resumes unchanged
+    assert "keep_dark_areas" not in default.describe() and cfg.describe()["keep_dark_areas"]
+
+
 @pytest.mark.parametrize(
     ("pipeline", "want"),
     [

@@ -183,6 +183,12 @@ STRICT_THRESHOLD = typer.Option(
     help="Cleaning keeps its usual threshold (10% of noise let through) even where the particles "
     "stand out of noise only moderately (default: loosen it to 30% there)",
 )
+KEEP_DARK_AREAS = typer.Option(
+    False,
+    "--keep-dark-areas",
+    help="Pick on areas far darker than the rest of the micrograph too (carbon film, thick ice, "
+    "contamination; default: picks there are dropped)",
+)
 STRICT = typer.Option(
     False,
     "--strict",

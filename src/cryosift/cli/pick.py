@@ -12,6 +12,7 @@ list and ``pick_summary.csv``. Reruns skip micrographs already picked with the s
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import typer
@@ -23,6 +24,7 @@ from cryosift.cli.common import (
     DIAMETER_A,
     DIAMETER_PX,
     JOBS,
+    KEEP_DARK_AREAS,
     MICROGRAPHS,
     OUTDIR,
     STRICT,
@@ -140,6 +142,7 @@ def main(
         help="Learn how to rank candidates on these micrographs first (no annotation)",
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed (k-means, adaptation)"),
+    keep_dark_areas: bool = KEEP_DARK_AREAS,
     strict: bool = STRICT,
     watch: bool = typer.Option(
         False,
@@ -184,6 +187,8 @@ def main(
             sequential=sequential,
             seed=seed,
         )
+        if keep_dark_areas:
+            job = replace(job, dark_z=None)
         settings = {
             "job": job.describe(),
             "adapt": adapt,

@@ -81,6 +81,7 @@ PARAMETERS: dict[str, Callable[[str], Any]] = {
     "adapt": str,
     "strict_threshold": str,
     "strict_clean": str,  # its older name
+    "keep_dark_areas": str,
     "project_dir": str,
 }
 #: The version assumed when nothing tells.
@@ -307,6 +308,7 @@ def _run_config(
         adapt=_yes(args.get("adapt", "yes")),
         seed=_value(args, "seed") or 0,
         strict_clean=_strict_threshold(args),
+        keep_dark_areas=_yes(args.get("keep_dark_areas", "no")),
     )
 
 

@@ -24,6 +24,7 @@ from cryosift.cli.common import (
     DIAMETER_A,
     DIAMETER_PX,
     JOBS,
+    KEEP_DARK_AREAS,
     MICROGRAPHS,
     OUTDIR,
     PROJECT_DIR,
@@ -225,6 +226,7 @@ def main(
         help="Learn how to rank candidates on the first micrographs (no annotation)",
     ),
     seed: int = typer.Option(0, "--seed", help="Random seed"),
+    keep_dark_areas: bool = KEEP_DARK_AREAS,
     strict_clean: bool = STRICT_THRESHOLD,
     overwrite: bool = typer.Option(False, "--overwrite", help="Start again, ignoring past runs"),
     report: bool = typer.Option(True, "--report/--no-report", help="Write report.html"),
@@ -297,6 +299,7 @@ def main(
             classes=max(0, classes),
             seed=seed,
             strict_clean=strict_clean,
+            keep_dark_areas=keep_dark_areas,
         )
         run = _run_with_progress(
             mics,

@@ -65,7 +65,9 @@ class RunConfig:
     ``diameter`` of the particle, ``box`` cut around each pick, ``size`` the boxes are
     Fourier-cropped to; ``clean_size`` the side the outlier detector works at; ``classes``
     the 2D classes of all particles (0: no classification); ``strict_clean``: the radial
-    threshold is never loosened at moderate separability (``--strict-threshold``)."""
+    threshold is never loosened at moderate separability (``--strict-threshold``);
+    ``keep_dark_areas``: picks on areas far darker than the micrograph are kept
+    (``--keep-dark-areas``; :data:`cryosift.picking.pick.DARK_Z`)."""
 
     diameter: float
     box: int
@@ -85,9 +87,15 @@ class RunConfig:
     classes: int = 20
     seed: int = 0
     strict_clean: bool = False
+    keep_dark_areas: bool = False
 
     def describe(self) -> dict:
-        return dataclasses.asdict(self)
+        """The settings as JSON-ready values; ``keep_dark_areas`` only when set, so that a
+        run started before it existed resumes with the same settings."""
+        out = dataclasses.asdict(self)
+        if not self.keep_dark_areas:
+            out.pop("keep_dark_areas")
+        return out
 
 
 @dataclass
@@ -240,6 +248,8 @@ def pick_job(cfg: RunConfig, state: dict | None = None) -> PickJob:
         sequential=cfg.sequential,
         seed=cfg.seed,
     )
+    if cfg.keep_dark_areas:
+        job = replace(job, dark_z=None)
     return job if state is None else job_from_state(job, state)
 
 
