@@ -158,6 +158,11 @@ class ClassVote:
         return bool(self.fits.mean() < MIN_FIT_SHARE) if len(self.fits) else True
 
     @property
+    def image_kinds(self) -> np.ndarray:
+        """``(B,)`` the kind of each image's class (object array of str)."""
+        return np.asarray(np.array(self.kind, dtype=object)[self.labels])
+
+    @property
     def counts(self) -> np.ndarray:
         """``(K,)`` images in each class."""
         return np.bincount(self.labels, minlength=len(self.particle))
@@ -393,7 +398,7 @@ def _changes(
     image) and ``vote``; sets ``vote.reject_fit_ratio``."""
     radial_kept = table["verdict"].to_numpy() == "inlier"
     fits, in_particle, z = vote.fits, vote.in_particle_class, _profile_z(table)
-    kinds = np.array(vote.kind, dtype=object)[vote.labels]
+    kinds = vote.image_kinds
     rescued = ~radial_kept & in_particle & (fits | (z >= NOISE_Z))
     voting_junk = ~in_particle & ~np.isin(kinds, NO_VOTE)
     junk_rules = np.isin(kinds, NO_PARTICLE) | (voting_junk & ~fits & ~(z >= NOISE_Z))
@@ -422,7 +427,7 @@ def _reasons(
     verdict = table["verdict"].to_numpy()
     reason: np.ndarray = table["reason"].to_numpy().astype(object)
     z, fits, number = _profile_z(table), vote.fits, vote.class_number
-    kinds = np.array(vote.kind, dtype=object)[vote.labels]
+    kinds = vote.image_kinds
     for i in np.flatnonzero(ch.rescued):
         why = (
             f"fits a particle class better than {1 - vote.fit_p[i]:.0%} of noise"
@@ -485,7 +490,7 @@ def combine(
     table["verdict"] = verdict.astype(str)
     table["reason"] = reason.astype(str)
     table["class"] = vote.class_number
-    table["class_kind"] = np.array(vote.kind, dtype=object)[vote.labels].astype(str)
+    table["class_kind"] = vote.image_kinds.astype(str)
     table["class_fit_p"] = np.round(vote.fit_p, 4)
     by_class = ch.rescued | ch.dropped | ch.loosened | ch.doubted
     table["decided_by"] = np.where(by_class, "class", np.where(ch.trusted, "picker", "radial"))
