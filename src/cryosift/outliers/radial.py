@@ -444,7 +444,7 @@ def radial_decision(
     if null is None:
         threshold = float((ranked[n_keep - 1] + ranked[n_keep]) / 2)
         return RadialDecision(score, threshold, provisional)
-    score, null_scores, threshold = _against_noise(x, standardise(null), lda)
+    score, null_scores, threshold = _against_noise(x, score, standardise(null), lda)
     if sep is None or not sep.detected:
         return RadialDecision(score, threshold, provisional)
     return _by_separability(score, threshold, provisional, z, null_scores, sep, loosen)
@@ -468,13 +468,12 @@ def _ranked_lda(
 
 
 def _against_noise(
-    x: np.ndarray, null_x: np.ndarray, lda: Discriminant
+    x: np.ndarray, score: np.ndarray, null_x: np.ndarray, lda: Discriminant
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """The threshold that lets ``NOISE_PASS`` of the noise profiles ``null_x`` ``(M, F)``
-    through ``lda``'s scores, the LDA refitted once between the images ``x`` ``(B, F)`` above
-    it and the rest and the threshold taken again: the ``(B,)`` scores, the ``(M,)`` noise's
-    scores and the threshold."""
-    score = lda.decision_function(x)
+    through ``lda``'s scores (``score`` ``(B,)`` of the images ``x`` ``(B, F)``), the LDA
+    refitted once between the images above it and the rest and the threshold taken again: the
+    ``(B,)`` scores, the ``(M,)`` noise's scores and the threshold."""
     null_scores = lda.decision_function(null_x)
     threshold = _noise_threshold(null_scores)
     group = score > threshold
