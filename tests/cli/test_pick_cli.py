@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -185,8 +186,8 @@ def test_pick_missing_micrograph_and_bad_model(tmp_path):
 
 def test_keep_dark_areas_picks_on_the_carbon_film(tmp_path):
     """Picks on areas far darker than the micrograph (here a carbon film) are dropped by
-    default; --keep-dark-areas keeps them, most particles on the film among them, besides
-    every default pick, and the setting is recorded."""
+    default, and counted in the summary; --keep-dark-areas keeps them, most particles on the
+    film among them, besides every default pick, and the setting is recorded."""
     from conftest import simulated_picking_micrographs
     from cryosift.picking.pick import DARK_Z, darkness
 
@@ -195,7 +196,7 @@ def test_keep_dark_areas_picks_on_the_carbon_film(tmp_path):
     truth = mics[0].coords[["x", "y"]].to_numpy()
     on_film = truth[z[truth[:, 1].astype(int), truth[:, 0].astype(int)] < -DARK_Z]
     assert len(on_film) >= 5  # the simulation puts particles on the film
-    picks = {}
+    picks, left_out = {}, {}
     for flag in ((), ("--keep-dark-areas",)):
         out = tmp_path / f"out{len(flag)}"
         args = ("--diameter-px", f"{d}", "--no-adapt", "--threshold", "0", "-o", out)
@@ -204,6 +205,11 @@ def test_keep_dark_areas_picks_on_the_carbon_film(tmp_path):
         picks[bool(flag)] = read_coords(out / "Coordinates" / f"{paths[0].stem}_autopick.star")
         settings = json.loads((out / "pick_settings.json").read_text())
         assert settings["job"]["dark_z"] == (None if flag else DARK_Z)
+        left_out[bool(flag)] = pd.read_csv(out / "pick_summary.csv").on_dark_areas.sum()
+        row = re.search(r"left out on dark areas \(--keep-dark-areas\)\D*([\d,]+)", res.stderr)
+        assert (row is None) == bool(flag)
+        if row:
+            assert int(row.group(1).replace(",", "")) == left_out[False]
 
     def found(c):  # particles on the film with a pick within half a diameter
         xy = c[["x", "y"]].to_numpy()
@@ -213,6 +219,7 @@ def test_keep_dark_areas_picks_on_the_carbon_film(tmp_path):
     xy = default[["x", "y"]].to_numpy().round().astype(int)
     assert (z[xy[:, 1], xy[:, 0]] >= -DARK_Z).all()
     assert found(kept) >= 0.6 * len(on_film) > found(default)
+    assert left_out[True] == 0 and left_out[False] >= len(kept) - len(default) > 0
     pairs = set(zip(default.x.round(1), default.y.round(1), strict=True))
     assert pairs <= set(zip(kept.x.round(1), kept.y.round(1), strict=True))
 

@@ -81,6 +81,7 @@ def test_darkness_flags_contamination_not_particles():
     in_blob = blob[free.y.astype(int), free.x.astype(int)]
     assert in_blob.sum() == 1 and free.keep.all()
     assert (masked.keep == ~in_blob).all()
+    assert (masked.excluded == in_blob).all() and not free.excluded.any()  # counted as such
 
 
 # Particles in ice, with contamination and touching pairs and aggregates: F1 >= 0.9 with the

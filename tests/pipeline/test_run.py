@@ -336,3 +336,46 @@ def test_the_classes_of_a_sample_reach_every_particle(reference_run, monkeypatch
     model = read_star_blocks(tmp_path / "classes" / "model.star")["model_classes"]
     assert model.rlnCryosiftClassSize.is_monotonic_decreasing
     assert model.rlnCryosiftClassSize.sum() == len(pset)
+
+
+def test_picks_left_out_on_dark_areas_are_counted(tmp_path):
+    """One micrograph with a carbon film: the run's summary counts the picks the darkness
+    filter left out, at least as many as --keep-dark-areas adds, and none with it; the
+    end-of-run table says so."""
+    from rich.console import Console
+
+    from conftest import simulated_picking_micrographs
+    from cryosift.cli.run import summary_table
+    from cryosift.picking.adapt import prepare_picking
+    from cryosift.picking.model import cached_model
+    from cryosift.picking.run import PickJob
+    from cryosift.pipeline.run import (
+        RunConfig,
+        RunResult,
+        extract_settings,
+        pick_job,
+        write_micrograph,
+    )
+    from cryosift.pipeline.tasks import MicrographTask, process_micrograph
+
+    _, d, paths = simulated_picking_micrographs(tmp_path, carbon=True)
+    model = cached_model(None, "cpu")
+    cluster = prepare_picking(model, {"m0": paths[0]}, PickJob(d, -1), learn=False)[2]
+    found = {}
+    for keep in (False, True):
+        cfg = RunConfig(diameter=d, box=2 * round(d), size=64, threshold=0.0, keep_dark_areas=keep)
+        how = extract_settings(cfg, {}, phase_flip=False)
+        task = MicrographTask("m0", "m0.mrc", paths[0], pick_job(cfg, cluster), how)
+        found[keep] = process_micrograph(task)
+    default, kept = found[False], found[True]
+    assert kept.on_dark_areas == 0
+    assert default.on_dark_areas >= len(kept.picks) - len(default.picks) > 0
+    out = tmp_path / "out"
+    record = write_micrograph(out, task, default)
+    assert record["summary"]["on_dark_areas"] == default.on_dark_areas
+    summary = pd.DataFrame([{**record["summary"], "status": "picked", "off_edge": 0}])
+    run = RunResult(summary, pd.DataFrame({"verdict": []}), None, {})
+    console = Console(width=120, record=True)
+    console.print(summary_table(run, out))
+    row = re.search(r"left out on dark areas\W+([\d,]+)", console.export_text())
+    assert row and int(row.group(1).replace(",", "")) == default.on_dark_areas

@@ -76,6 +76,16 @@ def test_report_is_self_contained(reference_run):
     assert "<script" not in html
 
 
+def test_report_counts_the_picks_left_out_on_dark_areas(reference_run):
+    """The note appears exactly when the run's summary counts such picks, with their number
+    (the simulated micrographs have contamination and carbon edges)."""
+    html = (reference_run / "report.html").read_text()
+    left = pd.read_csv(reference_run / "pick_summary.csv").on_dark_areas.sum()
+    note = re.search(r'id="dark-left-out">(\d+) picks', html)
+    assert (note is None) == (left == 0)
+    assert note is None or int(note.group(1)) == left
+
+
 def test_title_shows_the_input_as_typed_not_a_python_list():
     expanded = [f"Micrographs/mic_{i:03d}.mrc" for i in range(12)]
     assert typed_inputs(expanded) == "Micrographs/*.mrc (12 files)"

@@ -56,6 +56,9 @@ def summary_table(summary, outdir: Path, cluster: int) -> Table:
     below = summary.below_threshold.sum()
     if below > 0:
         table.add_row("candidates below the threshold", f"{int(below):,}")
+    dark = summary.on_dark_areas.sum()
+    if dark > 0:  # the darkness filter's drops: carbon film, thick ice, contamination
+        table.add_row("picks left out on dark areas (--keep-dark-areas)", f"{int(dark):,}")
     table.add_row("micrographs resumed", f"{int((summary.status == 'resumed').sum()):,}")
     done = summary[summary.status == "picked"]
     if len(done):

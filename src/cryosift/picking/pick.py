@@ -246,7 +246,8 @@ def picks_from_mask(
 ):
     """Candidates from a token mask: DataFrame ``x``, ``y`` (preprocessed px), ``score``,
     ``passes`` (the edge, aggregate and ``exclude`` filters; ``exclude`` is a bool map of
-    ``shape``, True where no pick may be), ``keep`` (those and the threshold).
+    ``shape``, True where no pick may be), ``keep`` (those and the threshold),
+    ``excluded`` (left out only for ``exclude``: every other filter and the threshold kept it).
 
     ``rescore(rc)`` replaces the map scores of the candidates ``(N, 2)`` (row, col) by
     probabilities (a trained :class:`~cryosift.picking.rank.Ranker`); the default threshold
@@ -262,9 +263,11 @@ def picks_from_mask(
     sizes = np.bincount(comp.ravel()).astype(np.float64) / particle_area(s.diameter)
     sizes[0] = 0.0
     # dropped: in a component far larger than a particle, or in an excluded area
-    dropped = sizes[comp[rc[:, 0], rc[:, 1]]] > MAX_COMPONENT if len(rc) else np.empty(0, bool)
+    huge = sizes[comp[rc[:, 0], rc[:, 1]]] > MAX_COMPONENT if len(rc) else np.empty(0, bool)
+    excluded = np.zeros(len(rc), bool)
     if exclude is not None and len(rc):
-        dropped |= exclude[rc[:, 0], rc[:, 1]]
+        excluded = exclude[rc[:, 0], rc[:, 1]]
+    dropped = huge | excluded
     edge = s.diameter / 2 if s.edge is None else s.edge
     inside = (
         (rc[:, 0] >= edge)
@@ -295,6 +298,7 @@ def picks_from_mask(
             "score": score.astype(np.float64),
             "passes": inside & ~dropped,
             "keep": passed & inside & ~dropped,
+            "excluded": passed & inside & ~huge & excluded,
         }
     )
     return df

@@ -341,21 +341,13 @@ def run_picking(
     survey (particle cluster, and the ranker learned on it when ``adapt``; its steps through
     ``progress``), then the rest.
     Returns the per-micrograph summary (``micrograph``, ``picks``, ``below_threshold``: the
-    candidates the threshold left out, ``candidates``: all peaks found, ``seconds``,
+    candidates the threshold left out, ``candidates``: all peaks found, ``on_dark_areas``:
+    picks the darkness filter left out (``job.dark_z``), ``seconds``,
     ``status``: picked or resumed) and the state (cluster, ranker). With ``skips``, a
     micrograph that cannot be used is left out through it (no coordinate file, no row) and
     the others go on; without, its error ends the run."""
-    outdir.mkdir(parents=True, exist_ok=True)
     coords = outdir / "Coordinates"
-    resume = _settings_match(outdir, settings)
-    if not resume:
-        for old in coords.glob("*_autopick.star"):
-            old.unlink()
-        (outdir / STATE_FILE).unlink(missing_ok=True)
-        (outdir / CLASSES_FIGURE).unlink(missing_ok=True)
-    write_all_or_nothing(
-        {outdir / SETTINGS_FILE: lambda p: p.write_text(json.dumps(settings, indent=2))}
-    )
+    resume = _start(outdir, settings)
     t0 = time.perf_counter()
     job, surveyed, state = _prepare_or_resume(
         mics, model, job, outdir, resume, device, angpix, adapt, example, skips, progress
@@ -366,10 +358,7 @@ def run_picking(
     def write(key: str, df: pd.DataFrame, seconds: float) -> None:
         kept = df[df.keep].assign(micrograph=key, diameter=job.diameter)
         write_all_or_nothing({coords / _coord_name(key): lambda p: write_relion(p, kept)})
-        below = int((df.passes & ~df.keep).sum())  # candidates the threshold left out
-        rows[key] = {"picks": len(kept), "below_threshold": below, "candidates": len(df)}
-        rows[key]["seconds"] = round(seconds, 3)
-        rows[key]["status"] = "picked"
+        rows[key] = _picked_row(df, seconds)
         if on_progress:
             on_progress(1)
 
@@ -377,10 +366,7 @@ def run_picking(
     for mic in unskipped(mics, skips).itertuples():
         target = coords / _coord_name(mic.key)
         if resume and target.exists():
-            done = read_coords(target, "relion")
-            rows[mic.key] = {"picks": len(done), "below_threshold": np.nan,
-                             "candidates": np.nan, "seconds": 0.0}  # fmt: skip
-            rows[mic.key]["status"] = "resumed"
+            rows[mic.key] = _resumed_row(len(read_coords(target, "relion")))
             if on_progress:
                 on_progress(1)
         elif mic.key in surveyed:
@@ -398,7 +384,48 @@ def run_picking(
     on_error = None if skips is None else failed
     for i, (df, seconds) in run_tasks(pick_task, todo, jobs_for(len(todo), jobs), None, on_error):
         write(todo[i].key, df, seconds)
-    done = mics[mics.key.isin(rows)]
+    return _write_listing(outdir, mics[mics.key.isin(rows)], rows, skips), state
+
+
+def _start(outdir: Path, settings: dict) -> bool:
+    """Whether a pick into ``outdir`` resumes (its recorded settings are ``settings``); if
+    not, the outputs of other settings are removed. The settings are recorded either way."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    resume = _settings_match(outdir, settings)
+    if not resume:
+        for old in (outdir / "Coordinates").glob("*_autopick.star"):
+            old.unlink()
+        (outdir / STATE_FILE).unlink(missing_ok=True)
+        (outdir / CLASSES_FIGURE).unlink(missing_ok=True)
+    write_all_or_nothing(
+        {outdir / SETTINGS_FILE: lambda p: p.write_text(json.dumps(settings, indent=2))}
+    )
+    return resume
+
+
+def _picked_row(df: pd.DataFrame, seconds: float) -> dict:
+    """The summary row of a micrograph picked now from its candidates ``df``."""
+    return {
+        "picks": int(df.keep.sum()),
+        "below_threshold": int((df.passes & ~df.keep).sum()),  # left out by the threshold
+        "candidates": len(df),
+        "on_dark_areas": int(df.excluded.sum()),
+        "seconds": round(seconds, 3),
+        "status": "picked",
+    }
+
+
+def _resumed_row(picks: int) -> dict:
+    """The summary row of a micrograph picked by an earlier run (``picks`` in its file)."""
+    unknown = {k: np.nan for k in ("below_threshold", "candidates", "on_dark_areas")}
+    return {"picks": picks, **unknown, "seconds": 0.0, "status": "resumed"}
+
+
+def _write_listing(
+    outdir: Path, done: pd.DataFrame, rows: dict[str, dict], skips: SkipLog | None
+) -> pd.DataFrame:
+    """``autopick.star``, ``pick_summary.csv`` (and the skipped list) of the micrographs
+    ``done`` (``key``, ``name``) with their summary ``rows`` by key; returns the summary."""
     if not len(done):
         raise (skips or SkipLog()).none_left()
     summary = pd.DataFrame([{"micrograph": k, **rows[k]} for k in done.key])
@@ -410,4 +437,4 @@ def run_picking(
         outdir / "pick_summary.csv": lambda p: summary.to_csv(p, index=False),
     }
     write_all_or_nothing({**writers, **skipped_writer(outdir, skips)})
-    return summary, state
+    return summary

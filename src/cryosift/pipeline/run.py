@@ -213,6 +213,7 @@ def write_micrograph(outdir: Path, task: MicrographTask, res: MicrographResult) 
         "micrograph": task.name,
         "key": task.key,
         "candidates": res.candidates,
+        "on_dark_areas": res.on_dark_areas,
         "picks": len(res.picks),
         "extracted": int(res.inside.sum()),
         "off_edge": int((~res.inside).sum()),
@@ -274,7 +275,7 @@ def make_tasks(
         if given is not None:
             return _given(given[key])
         found = surveyed.get(key)
-        return None if found is None else found[["x", "y", "score", "keep"]]
+        return None if found is None else found[["x", "y", "score", "keep", "excluded"]]
 
     return [
         MicrographTask(
@@ -622,6 +623,47 @@ def _write_run_json(outdir: Path, run: RunResult, result, cfg: RunConfig, contex
     )
 
 
+def _resume_settings(
+    cfg: RunConfig, ctf: dict | None, given: dict[str, pd.DataFrame] | None
+) -> dict:
+    """What a rerun must match to resume. The micrographs are not part of it: a rerun with
+    more (data still being collected) picks the new ones with the same particle cluster and
+    keeps the rest. Nor is ``strict_clean``: the cleaning is redone over all particles on
+    every run."""
+    settings = {**cfg.describe(), "ctf": bool(ctf)}
+    settings.pop("strict_clean")
+    if given is not None:
+        settings["given_picks"] = {k: len(v) for k, v in sorted(given.items())}
+    return settings
+
+
+def _metrics(
+    outdir: Path,
+    summary: pd.DataFrame,
+    truth: dict[str, pd.DataFrame],
+    table: pd.DataFrame,
+    diameter: float,
+) -> pd.DataFrame:
+    """:func:`truth_metrics` of the written picks (``summary``'s micrographs) and the clean
+    ``table`` against the true coordinates ``truth`` by key."""
+    picks = {
+        k: read_coords(outdir / f"Coordinates/{k}_autopick.star", "relion") for k in summary.key
+    }
+    keys = dict(zip(summary.micrograph, summary.key, strict=True))
+    return truth_metrics(truth, picks, table, keys, diameter)
+
+
+def _report(outdir: Path, run: RunResult, pset, cfg: RunConfig, inputs: dict, done, progress):
+    """``report.html``, timed into ``run.timings`` and shown as a "report" step."""
+    from cryosift.report.html import write_report
+
+    t0 = time.perf_counter()
+    finish = progress("report", 1)
+    write_report(outdir, run, pset, cfg, inputs, done)
+    run.timings["report"] = time.perf_counter() - t0
+    finish(1)
+
+
 def run_pipeline(
     mics: pd.DataFrame,
     cfg: RunConfig,
@@ -654,13 +696,7 @@ def run_pipeline(
     outdir.mkdir(parents=True, exist_ok=True)
     _remove_stale_parts(outdir)
     timings: dict[str, float] = {}
-    # The micrographs are not part of the settings: a rerun with more (data still being
-    # collected) picks the new ones with the same particle cluster and keeps the rest.
-    # Nor is strict_clean: the cleaning is redone over all particles on every run.
-    settings = {**cfg.describe(), "ctf": bool(ctf)}
-    settings.pop("strict_clean")
-    if given is not None:
-        settings["given_picks"] = {k: len(v) for k, v in sorted(given.items())}
+    settings = _resume_settings(cfg, ctf, given)
     t0 = time.perf_counter()
     state, surveyed = _survey(
         mics, cfg, outdir, settings, overwrite, device, given, skips, progress
@@ -692,12 +728,7 @@ def run_pipeline(
         found = _classify_stage(pset, result, cfg, device, timings, state.get("adapt"), progress)
         metrics = None
         if truth is not None:
-            picks = {
-                k: read_coords(outdir / f"Coordinates/{k}_autopick.star", "relion")
-                for k in summary.key
-            }
-            keys = dict(zip(summary.micrograph, summary.key, strict=True))
-            metrics = truth_metrics(truth, picks, result.table, keys, cfg.diameter)
+            metrics = _metrics(outdir, summary, truth, result.table, cfg.diameter)
         facts = _facts(state, result, tasks[0].extract)
         run = RunResult(summary, result.table, metrics, timings, facts)
         run.skipped = skips.records() if skips is not None else []
@@ -712,13 +743,7 @@ def run_pipeline(
                 {csv: lambda p: metrics.to_csv(p, index=False, float_format="%.4f")}
             )
         if report:
-            from cryosift.report.html import write_report
-
-            t0 = time.perf_counter()
-            finish = progress("report", 1)
-            write_report(outdir, run, pset, cfg, inputs or {}, done)
-            timings["report"] = time.perf_counter() - t0
-            finish(1)
+            _report(outdir, run, pset, cfg, inputs or {}, done, progress)
     finally:
         pset.close()
     context = {

@@ -48,7 +48,8 @@ class MicrographResult:
     """What one task found: ``picks`` (``x``, ``y`` px of the micrograph, ``score``, all
     kept picks), ``inside`` (bool per pick: its box lies in the micrograph and was cut),
     ``boxes`` ``(n_inside, size, size)`` float32, ``candidates`` (peaks before the
-    threshold), ``shape`` of the micrograph, ``seconds`` of work."""
+    threshold), ``shape`` of the micrograph, ``seconds`` of work, ``on_dark_areas`` (picks
+    the darkness filter left out)."""
 
     key: str
     picks: pd.DataFrame
@@ -57,6 +58,7 @@ class MicrographResult:
     candidates: int
     shape: tuple[int, int]
     seconds: float
+    on_dark_areas: int = 0
 
 
 def process_micrograph(task: MicrographTask) -> MicrographResult:
@@ -82,4 +84,5 @@ def process_micrograph(task: MicrographTask) -> MicrographResult:
         candidates=len(found),
         shape=tuple(image.shape),
         seconds=time.perf_counter() - t0,
+        on_dark_areas=int(found.excluded.sum()) if "excluded" in found else 0,
     )

@@ -146,6 +146,12 @@ def _survey(outdir: Path, run) -> dict | None:
     }
 
 
+def _dark_left_out(summary) -> int:
+    """The picks the darkness filter left out (0 in records written before they were
+    counted)."""
+    return int(summary.on_dark_areas.sum()) if "on_dark_areas" in summary else 0
+
+
 def _vote(outdir: Path, run) -> dict | None:
     """The classes' vote on the cleaning (its picture and counts), when the run's classes
     voted."""
@@ -202,6 +208,7 @@ def build_context(outdir: Path, run, pset, cfg, inputs: dict, mics: pd.DataFrame
         "diameter": f"{cfg.diameter:.1f} px{angpix}",
         "box": f"{cfg.box} px -> {cfg.size} px",
         "n_micrographs": len(run.summary),
+        "dark_left_out": _dark_left_out(run.summary),
         "clean_notes": _clean_notes(run.facts.get("clean", {})),
         "classes": _classes(run),
         "survey": _survey(outdir, run),
