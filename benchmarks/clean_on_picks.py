@@ -47,7 +47,7 @@ from cryosift.evaluate.picks import evaluate_picks
 from cryosift.io.particles import read_particles
 from cryosift.outliers.clean import clean_particles
 from cryosift.pipeline.run import RunConfig, clean_config
-from picking_carry import CRYOSIFT, WORK, dataset, prepare, slug
+from picking_carry import CRYOSIFT, TABLE, WORK, dataset, prepare, slug
 from picking_empiar10017 import RESULTS, results_dir
 
 #: The sets run by default: the shared micrographs, a binned and two noisier copies, four
@@ -229,7 +229,7 @@ def targets(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def relion_f1(path: Path = RESULTS / "picking_carry.csv") -> dict[str, float]:
+def relion_f1(path: Path = RESULTS / TABLE) -> dict[str, float]:
     """Each set's F1 of RELION's LoG picks at its GUI defaults on the same micrographs, from
     ``picking_carry.py``'s stored table (RELION is deterministic); empty when there is none."""
     if not path.exists():

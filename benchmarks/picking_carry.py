@@ -40,6 +40,7 @@ with ``--threshold 0``, every candidate, the floor the default must not fall und
 one-to-one within half a diameter over all micrographs of each set.
 
     python benchmarks/picking_carry.py [--only NAME ...]
+    python benchmarks/picking_carry.py --merge    # the last --only run's rows into the table
 
 Writes ``benchmarks/results/picking_carry.{csv,txt}`` (with each set's survey class verdicts:
 particle classes of all, the estimated share of particles among the candidates, the share the
@@ -48,13 +49,16 @@ loss to the threshold from one to the candidates and their ranking), ``picking_c
 (an overlay per set: labelled particles, cryosift's and RELION's picks; the labels are
 incomplete) and, for the hardest set, a larger overlay and its survey classes
 (``picking_carry_hardest.png``, ``..._hardest_classes.png``). With ``--only``, all of these go
-to ``benchmarks/_work/partial/`` instead: the stored table holds every set.
+to ``benchmarks/_work/partial/`` instead: the stored table holds every set, and ``--merge``
+puts such a run's rows into it, each row naming the machine that measured it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -77,6 +81,17 @@ from real_outliers import Variant, micrograph
 
 WORK = RESULTS.parent / "_work" / "carry"
 CRYOSIFT = Path(sys.executable).parent / "cryosift"
+#: The stored table's file name in :data:`RESULTS` (``clean_on_picks.py`` reads RELION's F1).
+TABLE = "picking_carry.csv"
+
+
+def machine() -> str:
+    """The CPU that measured a row (its timings and, through floating point, its picks
+    depend on it): the model name and the number of cores."""
+    info = Path("/proc/cpuinfo")
+    names = [ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines()
+             if ln.startswith("model name")] if info.exists() else []  # fmt: skip
+    return f"{names[0] if names else platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores"
 
 
 @dataclass(frozen=True)
@@ -513,6 +528,7 @@ def measure(ds: Dataset) -> tuple[list[dict], dict]:
     mics, truth, d_px, angpix = prepare(ds)
     root = WORK / slug(ds.name)
     base = {"set": ds.name, "diameter_px": round(d_px, 1), "micrographs": len(mics)}
+    base["machine"] = machine()
     picks, secs = cryosift_picks(mics, d_px, angpix, root / "cryosift")
     rows = [{**base, "picker": "cryosift", **f1_row(picks, truth, d_px),
              "s_per_mic": secs / len(mics), **class_verdicts(root / "cryosift")}]  # fmt: skip
@@ -579,16 +595,42 @@ def write_tables(table: pd.DataFrame, out: Path = RESULTS) -> pd.DataFrame:
         every = table[table.picker == "cryosift, every candidate"].set_index("set")
         wide["truth's best cut"] = every["best_cut_F1"]
     out.mkdir(parents=True, exist_ok=True)
-    table.round(4).to_csv(out / "picking_carry.csv", index=False)
+    table.round(4).to_csv(out / TABLE, index=False)
     text = table.round(3).to_string(index=False) + "\n\n" + wide.round(3).to_string() + "\n"
     (out / "picking_carry.txt").write_text(text)
     return wide
 
 
+def merged(partial: pd.DataFrame, stored: pd.DataFrame) -> pd.DataFrame:
+    """The ``stored`` rows with those of every set in ``partial`` replaced by ``partial``'s,
+    in the stored order (sets new to it at the end). Rows without a ``machine`` are marked
+    as measured before the column existed."""
+    stored = stored.assign(machine=stored.get("machine", pd.Series(dtype=object)))
+    stored["machine"] = stored.machine.fillna("not recorded (before 2026-12-06)")
+    order = list(dict.fromkeys([*stored.set, *partial.set]))
+    rows = pd.concat([stored[~stored.set.isin(partial.set)], partial], ignore_index=True)
+    rank = rows.set.map({name: i for i, name in enumerate(order)})
+    return rows.iloc[np.argsort(rank.to_numpy(), kind="stable")].reset_index(drop=True)
+
+
+def merge_partial() -> None:
+    """``--merge``: the last ``--only`` run's rows (``_work/partial``) into the stored table."""
+    partial = pd.read_csv(results_dir(True) / TABLE)
+    if "machine" not in partial:  # measured before the column: by this machine
+        partial["machine"] = machine()
+    wide = write_tables(merged(partial, pd.read_csv(RESULTS / TABLE)))
+    print(wide.round(3).to_string() + f"\n\n{partial.set.nunique()} sets merged into {RESULTS}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", help="names of the sets to run (default: all)")
+    merge_help = "put the last --only run's rows into the stored table; run nothing"
+    ap.add_argument("--merge", action="store_true", help=merge_help)
     args = ap.parse_args()
+    if args.merge:
+        merge_partial()
+        return
     if not DATA.exists():
         raise SystemExit(f"{DATA} not found: the shared EMPIAR-10017 set is needed")
     rows, views = [], []
