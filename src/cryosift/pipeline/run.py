@@ -653,8 +653,17 @@ def _metrics(
     return truth_metrics(truth, picks, table, keys, diameter)
 
 
-def _report(outdir: Path, run: RunResult, pset, cfg: RunConfig, inputs: dict, done, progress):
-    """``report.html``, timed into ``run.timings`` and shown as a "report" step."""
+def _report(
+    outdir: Path,
+    run: RunResult,
+    pset,
+    cfg: RunConfig,
+    inputs: dict,
+    done: pd.DataFrame,
+    progress: Progress,
+) -> None:
+    """``report.html`` of the particles ``pset`` from the micrographs ``done``, timed into
+    ``run.timings`` and shown as a "report" step."""
     from cryosift.report.html import write_report
 
     t0 = time.perf_counter()
