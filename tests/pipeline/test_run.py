@@ -379,3 +379,29 @@ def test_picks_left_out_on_dark_areas_are_counted(tmp_path):
     console.print(summary_table(run, out))
     row = re.search(r"left out on dark areas\W+([\d,]+)", console.export_text())
     assert row and int(row.group(1).replace(",", "")) == default.on_dark_areas
+
+
+def test_records_from_before_the_dark_count_read_as_unknown(tmp_path):
+    """Records written before the dark-area count resume beside new ones: the summary keeps
+    the column (NaN where unknown, so pick_summary.csv says so), the end-of-run table and the
+    report sum what is known, and without any known count they show no row."""
+    from rich.console import Console
+
+    from cryosift.cli.run import summary_table
+    from cryosift.pipeline.run import RunConfig, RunResult, _write_lists, extract_settings
+    from cryosift.report.html import _dark_left_out
+
+    old = {"micrograph": "a.mrc", "key": "a", "candidates": 9, "picks": 5, "extracted": 0}
+    old |= {"off_edge": 0, "seconds": 1.0, "status": "resumed"}
+    new = {**old, "micrograph": "b.mrc", "key": "b", "on_dark_areas": 3, "status": "picked"}
+    mics = pd.DataFrame({"name": ["a.mrc", "b.mrc"], "key": ["a", "b"]})
+    how = extract_settings(RunConfig(diameter=20.0, box=40, size=64), {}, phase_flip=False)
+    for records, dark in (([old], 0), ([old, new], 3)):
+        summary = _write_lists(tmp_path, mics, [{"summary": r} for r in records], how, "")[0]
+        stored = pd.read_csv(tmp_path / "pick_summary.csv")
+        assert pd.isna(stored.on_dark_areas[0]) and pd.isna(summary.on_dark_areas[0])
+        assert _dark_left_out(summary) == dark
+        run = RunResult(summary, pd.DataFrame({"verdict": []}), None, {})
+        console = Console(width=120, record=True)
+        console.print(summary_table(run, tmp_path))
+        assert ("left out on dark areas" in console.export_text()) == (dark > 0)

@@ -94,7 +94,7 @@ def summary_table(run: RunResult, outdir: Path) -> Table:
     n = len(run.scores)
     table.add_row("micrographs", f"{len(s):,}", f"{int((s.status == 'resumed').sum())} resumed")
     table.add_row("picks", f"{int(s.picks.sum()):,}", f"{s.picks.median():.0f} per micrograph")
-    dark = s.on_dark_areas.sum() if "on_dark_areas" in s else 0  # not in records before it
+    dark = s.on_dark_areas.sum()  # NaN (skipped) in records written before the count
     if dark > 0:
         table.add_row("  left out on dark areas", f"{int(dark):,}", "--keep-dark-areas")
     table.add_row("particles extracted", f"{n:,}", f"{int(s.off_edge.sum())} off the edge")

@@ -332,6 +332,8 @@ def _write_lists(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``autopick.star``, ``particles.star`` and ``pick_summary.csv`` from the records."""
     summary = pd.DataFrame([r["summary"] for r in records])
+    if "on_dark_areas" not in summary:  # records written before the count: unknown
+        summary["on_dark_areas"] = np.nan
     parts = [pd.DataFrame(r["particles"]) for r in records if r["summary"]["extracted"]]
     particles = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     if len(particles):

@@ -149,7 +149,7 @@ def _survey(outdir: Path, run) -> dict | None:
 def _dark_left_out(summary) -> int:
     """The picks the darkness filter left out (0 in records written before they were
     counted)."""
-    return int(summary.on_dark_areas.sum()) if "on_dark_areas" in summary else 0
+    return int(summary.on_dark_areas.sum())
 
 
 def _vote(outdir: Path, run) -> dict | None:
