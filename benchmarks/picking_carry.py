@@ -41,6 +41,7 @@ one-to-one within half a diameter over all micrographs of each set.
 
     python benchmarks/picking_carry.py [--only NAME ...]
     python benchmarks/picking_carry.py --merge    # the last --only run's rows into the table
+    python benchmarks/picking_carry.py --only NAME ... --seeds 5   # the default's spread
 
 Writes ``benchmarks/results/picking_carry.{csv,txt}`` (with each set's survey class verdicts:
 particle classes of all, the estimated share of particles among the candidates, the share the
@@ -50,7 +51,10 @@ loss to the threshold from one to the candidates and their ranking), ``picking_c
 incomplete) and, for the hardest set, a larger overlay and its survey classes
 (``picking_carry_hardest.png``, ``..._hardest_classes.png``). With ``--only``, all of these go
 to ``benchmarks/_work/partial/`` instead: the stored table holds every set, and ``--merge``
-puts such a run's rows into it, each row naming the machine that measured it.
+puts such a run's rows into it, each row naming the machine that measured it. ``--seeds N``
+runs only cryosift's defaults, under ``--seed 0 .. N-1``, and writes
+``_work/partial/picking_carry_seeds.csv``: how far F1 moves with the seed alone, the margin a
+difference between two rows must clear to mean something.
 """
 
 from __future__ import annotations
@@ -87,11 +91,15 @@ TABLE = "picking_carry.csv"
 
 def machine() -> str:
     """The CPU that measured a row (its timings and, through floating point, its picks
-    depend on it): the model name and the number of cores."""
+    depend on it): the model name, the number of cores and the vector instructions torch's
+    kernels use (AVX2 and AVX512 machines give different picks on some sets)."""
+    import torch
+
     info = Path("/proc/cpuinfo")
     names = [ln.split(":", 1)[1].strip() for ln in info.read_text().splitlines()
              if ln.startswith("model name")] if info.exists() else []  # fmt: skip
-    return f"{names[0] if names else platform.processor() or 'unknown CPU'}, {os.cpu_count()} cores"
+    name = names[0] if names else platform.processor() or "unknown CPU"
+    return f"{name}, {os.cpu_count()} cores, {torch.backends.cpu.get_cpu_capability()}"
 
 
 @dataclass(frozen=True)
@@ -523,6 +531,25 @@ def class_verdicts(out: Path) -> dict:
     }
 
 
+def seed_spread(names: list[str], seeds: int) -> pd.DataFrame:
+    """cryosift's defaults on the sets ``names`` under ``--seed 0 .. seeds-1``: one row per
+    set and seed (F1, precision, recall and the class verdicts)."""
+    rows = []
+    for name in names:
+        mics, truth, d_px, angpix = prepare(dataset(name))
+        for seed in range(seeds):
+            out = WORK / slug(name) / f"seed{seed}"
+            picks, _ = cryosift_picks(mics, d_px, angpix, out, "--seed", str(seed))
+            rows.append({"set": name, "seed": seed, "machine": machine(),
+                         **f1_row(picks, truth, d_px), **class_verdicts(out)})  # fmt: skip
+            print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False), flush=True)
+    table = pd.DataFrame(rows)
+    table.round(4).to_csv(results_dir(True) / "picking_carry_seeds.csv", index=False)
+    spread = table.groupby("set", sort=False).F1.agg(["min", "max", "std"])
+    print("\n" + spread.round(4).to_string())
+    return table
+
+
 def measure(ds: Dataset) -> tuple[list[dict], dict]:
     """The set's rows (one per picker) and what its overlay panel shows."""
     mics, truth, d_px, angpix = prepare(ds)
@@ -627,9 +654,19 @@ def main() -> None:
     ap.add_argument("--only", nargs="*", help="names of the sets to run (default: all)")
     merge_help = "put the last --only run's rows into the stored table; run nothing"
     ap.add_argument("--merge", action="store_true", help=merge_help)
+    seeds_help = "with --only: cryosift's defaults only, under seeds 0..N-1 (F1's spread)"
+    ap.add_argument("--seeds", type=int, default=0, metavar="N", help=seeds_help)
     args = ap.parse_args()
     if args.merge:
         merge_partial()
+        return
+    if args.seeds:
+        if not args.only:
+            raise SystemExit("--seeds needs --only NAME ...: the sets to run")
+        try:
+            seed_spread(args.only, args.seeds)
+        except ValueError as e:  # a name not in DATASETS
+            raise SystemExit(str(e)) from None
         return
     if not DATA.exists():
         raise SystemExit(f"{DATA} not found: the shared EMPIAR-10017 set is needed")
