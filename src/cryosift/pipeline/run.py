@@ -296,8 +296,8 @@ def make_tasks(
 
 def _given(picks: pd.DataFrame) -> pd.DataFrame:
     """Picks read by :func:`cryosift.io.coords.read_coords` (``score`` NaN when the format
-    has none) as a task takes them."""
-    return picks[["x", "y", "score"]].reset_index(drop=True)
+    has none) as a task takes them: every one kept, none left out on a dark area."""
+    return picks[["x", "y", "score"]].reset_index(drop=True).assign(keep=True, excluded=False)
 
 
 def extract_settings(cfg: RunConfig, optics: dict, phase_flip: bool) -> ExtractSettings:

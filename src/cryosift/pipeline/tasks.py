@@ -28,8 +28,9 @@ from cryosift.picking.run import PickJob, pick_image
 class MicrographTask:
     """One micrograph to pick and extract. ``model``: a model folder (None: the shipped
     one); ``ctf``: RELION CTF columns of this micrograph, or None; ``angpix`` overrides
-    the header; ``given``: picks to extract instead of picking (``x``, ``y``, ``score``;
-    with ``keep``, candidates of which only those kept are extracted)."""
+    the header; ``given``: picks to extract instead of picking (``x``, ``y``, ``score``,
+    ``keep``: candidates of which only those kept are extracted, ``excluded``: those the
+    darkness filter left out)."""
 
     key: str
     name: str
@@ -67,7 +68,7 @@ def process_micrograph(task: MicrographTask) -> MicrographResult:
     t0 = time.perf_counter()
     image = read_micrograph(task.path, task.angpix).image
     if task.given is not None:
-        found = task.given if "keep" in task.given else task.given.assign(keep=True)
+        found = task.given
     else:
         found = pick_image(cached_model(task.model, task.device), image, task.pick)
     picks = found.loc[found.keep, ["x", "y", "score"]].reset_index(drop=True)
@@ -84,5 +85,5 @@ def process_micrograph(task: MicrographTask) -> MicrographResult:
         candidates=len(found),
         shape=tuple(image.shape),
         seconds=time.perf_counter() - t0,
-        on_dark_areas=int(found.excluded.sum()) if "excluded" in found else 0,
+        on_dark_areas=int(found.excluded.sum()),
     )
