@@ -534,13 +534,13 @@ def class_verdicts(out: Path) -> dict:
 def seed_spread(names: list[str], seeds: int) -> pd.DataFrame:
     """cryosift's defaults on the sets ``names`` under ``--seed 0 .. seeds-1``: one row per
     set and seed (F1, precision, recall and the class verdicts)."""
-    rows = []
+    rows, where = [], machine()
     for name in names:
         mics, truth, d_px, angpix = prepare(dataset(name))
         for seed in range(seeds):
             out = WORK / slug(name) / f"seed{seed}"
             picks, _ = cryosift_picks(mics, d_px, angpix, out, "--seed", str(seed))
-            rows.append({"set": name, "seed": seed, "machine": machine(),
+            rows.append({"set": name, "seed": seed, "machine": where,
                          **f1_row(picks, truth, d_px), **class_verdicts(out)})  # fmt: skip
             print(pd.DataFrame(rows[-1:]).round(3).to_string(index=False), flush=True)
     table = pd.DataFrame(rows)
